@@ -1,0 +1,3 @@
+from autoremedy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""What every action is: typed inputs, and an async function that says done, retry or give up.
+
+Adapters (Kubernetes, CrowdSec, PostgreSQL...) plug in by registering an `ActionSpec` in the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import aiohttp
+import structlog
+from pydantic import BaseModel
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    RETRY = "retry"
+    GIVE_UP = "give_up"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """An action's verdict. `message` is for people; `data` is kept in the step result."""
+
+    outcome: Outcome
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def done(cls, message: str = "", **data: Any) -> ActionResult:
+        return cls(Outcome.DONE, message, data)
+
+    @classmethod
+    def retry(cls, message: str, **data: Any) -> ActionResult:
+        return cls(Outcome.RETRY, message, data)
+
+    @classmethod
+    def give_up(cls, message: str, **data: Any) -> ActionResult:
+        return cls(Outcome.GIVE_UP, message, data)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    run_id: str
+    target: str
+    http: aiohttp.ClientSession
+    log: structlog.typing.FilteringBoundLogger
+
+
+ActionFunction = Callable[[Any, ActionContext], Awaitable[ActionResult]]
+
+
+class ActionInputs(BaseModel):
+    """Base of every action's inputs: unknown keys are errors."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    name: str
+    inputs: type[ActionInputs]
+    run: ActionFunction
+    description: str
+
+
+class ActionRegistry(Mapping[str, ActionSpec]):
+    def __init__(self, specs: list[ActionSpec] | None = None) -> None:
+        self._specs: dict[str, ActionSpec] = {}
+        for spec in specs or []:
+            self.register(spec)
+
+    def register(self, spec: ActionSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"action {spec.name!r} registered twice")
+        self._specs[spec.name] = spec
+
+    def input_models(self) -> dict[str, type[BaseModel]]:
+        return {name: spec.inputs for name, spec in self._specs.items()}
+
+    def __getitem__(self, name: str) -> ActionSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)

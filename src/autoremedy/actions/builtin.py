@@ -1,0 +1,33 @@
+"""Actions that need no external system: `log` and `wait`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Literal
+
+from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, ActionSpec
+from autoremedy.models.durations import Duration
+
+
+class LogInputs(ActionInputs):
+    message: str
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+async def run_log(inputs: LogInputs, ctx: ActionContext) -> ActionResult:
+    await getattr(ctx.log, f"a{inputs.level}")(inputs.message, action="log")
+    return ActionResult.done(inputs.message)
+
+
+class WaitInputs(ActionInputs):
+    duration: Duration = timedelta(seconds=1)
+
+
+async def run_wait(inputs: WaitInputs, ctx: ActionContext) -> ActionResult:
+    await asyncio.sleep(inputs.duration.total_seconds())
+    return ActionResult.done(f"waited {inputs.duration.total_seconds():g}s")
+
+
+LOG = ActionSpec("log", LogInputs, run_log, "Write a message to the daemon's log and the step result.")
+WAIT = ActionSpec("wait", WaitInputs, run_wait, "Pause the run, e.g. to let a change settle before a check.")

@@ -1,0 +1,142 @@
+"""Composition root: settings -> store, actions, worker, HTTP server; start, reload, drain and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+from aiohttp import web
+
+from autoremedy.actions.base import ActionRegistry
+from autoremedy.actions.registry import default_registry
+from autoremedy.config.ruleset import load_ruleset
+from autoremedy.config.settings import Settings
+from autoremedy.config.yamlfile import FileProblems
+from autoremedy.decide.planning import Ruleset
+from autoremedy.engine.executor import Executor
+from autoremedy.engine.worker import Worker
+from autoremedy.ingest.server import Services, build_app
+from autoremedy.models.events import NewEvent
+from autoremedy.observability import Metrics, get_logger
+from autoremedy.store.base import InsertOutcome, Store
+from autoremedy.store.groupcommit import GroupCommitter
+from autoremedy.store.sqlite import SQLiteStore
+
+log = get_logger("autoremedy")
+RESTART_REASON = "the daemon stopped while the run was in progress (crash or kill); not resumed"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why."""
+
+
+def open_store(settings: Settings) -> Store:
+    path = settings.sqlite_path
+    if path is None:
+        raise ConfigError(f"store.url {settings.store.url!r}: only sqlite:///path is supported in this version")
+    return SQLiteStore(path, synchronous=settings.store.synchronous)
+
+
+def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
+    return load_ruleset(settings.rules_dir, settings.playbooks_dir, actions=registry.input_models())
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, registry: ActionRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or default_registry()
+        self.metrics = Metrics()
+        self.store = open_store(settings)
+        self.ruleset = load_rules(settings, self.registry)
+        self._http: aiohttp.ClientSession | None = None
+        self._committer = GroupCommitter(self._write_events)
+        self._worker: Worker | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def _write_events(self, events: Sequence[NewEvent]) -> list[InsertOutcome]:
+        return await self.store.insert_events(events, now=datetime.now(UTC))
+
+    async def start(self) -> None:
+        await self.store.open()
+        recovery = await self.store.recover(reason=RESTART_REASON, now=datetime.now(UTC))
+        if recovery.requeued_events or recovery.interrupted_runs:
+            await log.awarning(
+                "recovered after restart",
+                requeued_events=recovery.requeued_events,
+                interrupted_runs=recovery.interrupted_runs,
+            )
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+        executor = Executor(store=self.store, registry=self.registry, metrics=self.metrics, http=self._http)
+        engine = self.settings.engine
+        self._worker = Worker(
+            store=self.store,
+            executor=executor,
+            rules=lambda: self.ruleset,
+            metrics=self.metrics,
+            dry_run=self.settings.dry_run,
+            concurrency=engine.concurrency,
+            poll_interval=engine.poll_interval.total_seconds(),
+        )
+        self._committer.on_commit = self._worker.wake
+        self._committer.start()
+        self._worker.start()
+        services = Services(self.settings, self.store, self._committer, self.metrics, lambda: True)
+        self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = self.settings.server.host_port
+        await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        await log.ainfo(
+            "serving",
+            listen=self.settings.server.listen,
+            rules=len(self.ruleset.rules),
+            playbooks=len(self.ruleset.playbooks),
+            dry_run=self.settings.dry_run,
+        )
+
+    async def reload(self) -> bool:
+        """Reload rules and playbooks; an invalid set is refused and the old one kept."""
+        try:
+            ruleset = load_rules(self.settings, self.registry)
+        except FileProblems as exc:
+            self.metrics.config_reloads.labels("failed").inc()
+            await log.aerror("reload refused, keeping the previous rules", problems=[str(p) for p in exc.problems])
+            return False
+        self.ruleset = ruleset
+        self.metrics.config_reloads.labels("succeeded").inc()
+        await log.ainfo("reloaded", rules=len(ruleset.rules), playbooks=len(ruleset.playbooks))
+        return True
+
+    async def stop(self) -> None:
+        """Stop taking webhooks, let stored work drain within the grace period, then close."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self._committer.stop()
+        if self._worker is not None:
+            await self._worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
+        if self._http is not None:
+            await self._http.close()
+        await self.store.close()
+        await log.ainfo("stopped")
+
+
+async def serve(settings: Settings) -> None:
+    daemon = Daemon(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(daemon.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    await daemon.start()
+    await stop.wait()
+    await log.ainfo("shutting down", grace_seconds=settings.server.shutdown_grace.total_seconds())
+    await daemon.stop()

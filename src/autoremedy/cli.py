@@ -1,0 +1,172 @@
+"""The `autoremedy` command: serve, validate, simulate, runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from autoremedy import __version__
+from autoremedy.actions.registry import default_registry
+from autoremedy.app import ConfigError, load_rules, serve
+from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs
+from autoremedy.config.settings import Settings, load_settings
+from autoremedy.config.yamlfile import FileProblems
+from autoremedy.decide.planning import decide, matching_rules
+from autoremedy.decide.redact import redact
+from autoremedy.models.events import events_from_payload
+from autoremedy.models.webhook import Alert, WebhookPayload
+from autoremedy.observability import configure_logging
+
+DEFAULT_CONFIG = Path("autoremedy.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (FileProblems, ConfigError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except ApiError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autoremedy", description="Alert-driven, guarded self-healing.")
+    parser.add_argument("--version", action="version", version=f"autoremedy {__version__}")
+    parser.add_argument("--config", type=Path, help="config file (env AUTOREMEDY_CONFIG; default ./autoremedy.yaml)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="run the daemon").set_defaults(handler=_serve)
+    commands.add_parser("validate", help="check every rule and playbook").set_defaults(handler=_validate)
+    simulate = commands.add_parser("simulate", help="show what an alert would do, touching nothing")
+    simulate.add_argument("alert_file", type=Path, help="an Alertmanager webhook body, or one alert, as JSON")
+    simulate.set_defaults(handler=_simulate)
+
+    runs = commands.add_parser("runs", help="list and show runs (through the HTTP API)")
+    runs.add_argument("--url", help="daemon base URL (default: from server.listen)")
+    run_commands = runs.add_subparsers(required=True, metavar="ACTION")
+    listing = run_commands.add_parser("list", help="recent runs, newest first")
+    listing.add_argument("--status", help="only runs with this status")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_runs_list)
+    show = run_commands.add_parser("show", help="one run with its steps and audit trail")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_runs_show)
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is not None:
+        return Path(args.config)
+    if os.environ.get("AUTOREMEDY_CONFIG"):
+        return Path(os.environ["AUTOREMEDY_CONFIG"])
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = _config_path(args)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    return load_settings(path)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(level=settings.logging.level, fmt=settings.logging.format)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ruleset = load_rules(settings, default_registry())
+    print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.playbooks)} playbooks")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ruleset = load_rules(settings, default_registry())
+    report = []
+    for event in _events_from_file(args.alert_file):
+        view = {**event.template_view(), "startsAt": event.starts_at}
+        matched = matching_rules(ruleset, view["labels"], view["status"])
+        plans = decide(ruleset, view, dry_run=settings.dry_run)
+        report.append(
+            {
+                "fingerprint": event.fingerprint,
+                "status": event.status,
+                "matched_rules": [{"name": c.rule.name, "source": c.source} for c in matched],
+                "plans": [redact(_plan_json(plan)) for plan in plans],
+            }
+        )
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    return {
+        "rule": plan.rule,
+        "playbook": plan.playbook,
+        "target": plan.target,
+        "dry_run": plan.dry_run,
+        "error": plan.error,
+        "steps": [
+            {
+                "index": s.index,
+                "name": s.name,
+                "action": s.action,
+                "with": s.inputs,
+                "timeout_seconds": s.timeout_seconds,
+                "retries": s.retries,
+                "on_failure": s.on_failure,
+            }
+            for s in plan.steps
+        ],
+    }
+
+
+def _events_from_file(path: Path) -> list[Any]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        payload = WebhookPayload.model_validate_json(text)
+    except ValidationError:
+        try:
+            alert = Alert.model_validate_json(text)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: neither an Alertmanager webhook body nor an alert:\n{exc}") from exc
+        payload = WebhookPayload(version="4", status=alert.status, alerts=[alert])
+    return events_from_payload(payload)
+
+
+def _client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient.from_settings(_settings(args), url=args.url)
+
+
+def _runs_list(args: argparse.Namespace) -> int:
+    runs = _client(args).list_runs(status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps(runs, indent=2))
+    else:
+        print_runs(runs)
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    run = _client(args).get_run(args.run_id)
+    if args.json:
+        print(json.dumps(run, indent=2))
+    else:
+        print_run(run)
+    return 0

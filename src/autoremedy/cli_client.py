@@ -1,0 +1,109 @@
+"""The CLI's client for the daemon's HTTP API, and how it prints runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from autoremedy.config.settings import Settings
+
+TIMEOUT_SECONDS = 10
+
+
+class ApiError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    base_url: str
+    authorization: str | None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, url: str | None) -> ApiClient:
+        host, port = settings.server.host_port
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        base = url or os.environ.get("AUTOREMEDY_URL") or f"http://{host}:{port}"
+        return cls(base.rstrip("/"), _authorization(settings))
+
+    def list_runs(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({k: v for k, v in {"status": status, "limit": limit}.items() if v})
+        runs: list[dict[str, Any]] = self._get(f"/api/v1/runs?{query}")["runs"]
+        return runs
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self._get(f"/api/v1/runs/{urllib.parse.quote(run_id)}")
+
+    def _get(self, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(self.base_url + path)
+        if self.authorization:
+            request.add_header("Authorization", self.authorization)
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                body: dict[str, Any] = json.load(response)
+                return body
+        except urllib.error.HTTPError as exc:
+            raise ApiError(f"{exc.code}: {exc.read().decode('utf-8', 'replace')}") from exc
+        except OSError as exc:
+            raise ApiError(f"cannot reach {self.base_url}: {exc}") from exc
+
+
+def _authorization(settings: Settings) -> str | None:
+    token = os.environ.get("AUTOREMEDY_TOKEN")
+    auth = settings.server.auth
+    if token is None and auth.bearer_tokens:
+        token = auth.bearer_tokens[0].get_secret_value()
+    if token:
+        return f"Bearer {token}"
+    if auth.basic_users:
+        user, password = next(iter(auth.basic_users.items()))
+        pair = f"{user}:{password.get_secret_value()}".encode()
+        return "Basic " + base64.b64encode(pair).decode()
+    return None
+
+
+def print_runs(runs: list[dict[str, Any]]) -> None:
+    columns = ("id", "status", "rule", "playbook", "target", "created_at", "reason")
+    rows = [[str(run.get(c) or "") for c in columns] for run in runs]
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    if not rows:
+        print("(no runs)")
+
+
+def print_run(run: dict[str, Any]) -> None:
+    for key in (
+        "id",
+        "status",
+        "reason",
+        "rule",
+        "playbook",
+        "target",
+        "fingerprint",
+        "alert_status",
+        "dry_run",
+        "created_at",
+        "started_at",
+        "finished_at",
+    ):
+        print(f"{key + ':':14} {run.get(key)}")
+    print("steps:")
+    for step in run.get("steps", []):
+        label = step.get("name") or step["action"]
+        print(
+            f"  [{step['index']}] {label} ({step['action']}): {step['outcome']}, attempts {step['attempts']}"
+            + (f", error: {step['error']}" if step.get("error") else "")
+        )
+        print(f"      with: {json.dumps(step['inputs'])}")
+    print("audit:")
+    for entry in run.get("audit", []):
+        print(f"  {entry['at']}  {entry['kind']}: {entry['message']}")

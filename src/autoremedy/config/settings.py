@@ -1,0 +1,145 @@
+"""The daemon's configuration: one YAML file, secrets overridable from the environment.
+
+Every key is declared here with its default; an unknown key is an error naming the file and the key. Environment
+variables `AUTOREMEDY_<SECTION>__<KEY>` (e.g. `AUTOREMEDY_SERVER__AUTH__BEARER_TOKENS='["s3cret"]'`) override the
+file, so tokens need not be written into it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from autoremedy.config.errors import problems_from_validation
+from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Problem, load_yaml_file
+from autoremedy.models.durations import Duration
+
+DEFAULT_PORT = 9095
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthSettings(_Section):
+    bearer_tokens: list[SecretStr] = Field(default_factory=list, description="accepted `Authorization: Bearer` tokens")
+    basic_users: dict[str, SecretStr] = Field(default_factory=dict, description="HTTP basic auth: user to password")
+    allow_anonymous: bool = Field(default=False, description="serve without credentials on a non-loopback address")
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.bearer_tokens or self.basic_users)
+
+
+class ServerSettings(_Section):
+    listen: str = Field(default=f"127.0.0.1:{DEFAULT_PORT}", description="host:port to listen on")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger webhooks get 413")
+    shutdown_grace: Duration = Field(default=timedelta(seconds=25), description="SIGTERM: time to drain runs")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @model_validator(mode="after")
+    def _listen_is_host_port(self) -> ServerSettings:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen {self.listen!r} must be host:port, e.g. 127.0.0.1:{DEFAULT_PORT}")
+        return self
+
+    def is_loopback(self) -> bool:
+        host = self.host_port[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+class StoreSettings(_Section):
+    url: str = Field(default="sqlite:///var/autoremedy.db", description="sqlite:///path (relative to the config)")
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL", description="SQLite: NORMAL survives a process crash, FULL also a power loss"
+    )
+
+
+class EngineSettings(_Section):
+    concurrency: int = Field(default=4, ge=1, le=256, description="runs executed at once")
+    poll_interval: Duration = Field(default=timedelta(seconds=2), description="fallback when no wake-up arrives")
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTOREMEDY_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
+    playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
+    dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file: that is how secrets are kept out of it.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _no_anonymous_exposure(self) -> Settings:
+        auth = self.server.auth
+        if not self.server.is_loopback() and not auth.has_credentials and not auth.allow_anonymous:
+            raise ValueError(
+                f"server.listen {self.server.listen!r} is not a loopback address and server.auth has no "
+                "bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: true "
+                "to accept that)"
+            )
+        return self
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite:///"
+        return Path(self.store.url[len(prefix) :]) if self.store.url.startswith(prefix) else None
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read the config file (or only defaults and env when there is none); relative paths follow the file."""
+    loaded = load_yaml_file(path) if path is not None else LoadedYaml("(defaults)", {}, {})
+    data: Any = loaded.data if loaded.data is not None else {}
+    if not isinstance(data, dict):
+        raise FileProblems([Problem(loaded.file, 1, "the config must be a mapping of keys")])
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise FileProblems(problems_from_validation(exc, loaded)) from exc
+    return _resolve_paths(settings, path.parent if path is not None else Path.cwd())
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    updates: dict[str, Any] = {
+        "rules_dir": base / settings.rules_dir,
+        "playbooks_dir": base / settings.playbooks_dir,
+    }
+    sqlite = settings.sqlite_path
+    if sqlite is not None and str(sqlite) != ":memory:":
+        updates["store"] = settings.store.model_copy(update={"url": f"sqlite:///{base / sqlite}"})
+    return settings.model_copy(update=updates)

@@ -1,0 +1,159 @@
+"""Executes one claimed run: re-renders its plan from the stored event, runs each step with retries and a timeout
+per attempt, records every step as it ends, and returns the run's final status with a reason.
+
+The plan is rendered again here instead of being read back from the store, so secrets in templates never have to be
+written to disk; a playbook changed since planning is refused rather than silently run in another shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
+
+from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
+from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
+from autoremedy.decide.redact import redact
+from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
+from autoremedy.observability import Metrics, get_logger
+from autoremedy.store.base import Store
+
+log = get_logger("autoremedy.executor")
+
+
+@dataclass(frozen=True, slots=True)
+class RunVerdict:
+    status: RunStatus
+    reason: str
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: ActionRegistry,
+        metrics: Metrics,
+        http: aiohttp.ClientSession,
+        retry_backoff_seconds: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._metrics = metrics
+        self._http = http
+        self._backoff = retry_backoff_seconds
+
+    async def execute(self, run: Run, ruleset: Ruleset) -> RunVerdict:
+        plan = await self._replan(run, ruleset)
+        if isinstance(plan, RunVerdict):
+            return plan
+        failed: list[str] = []
+        for planned in plan.steps:
+            record = await self._run_step(run, plan, planned)
+            if record.outcome is StepOutcome.FAILED:
+                label = planned.name or f"{planned.index}:{planned.action}"
+                if planned.on_failure == "abort":
+                    return RunVerdict(RunStatus.FAILED, f"step {label} failed: {record.error}")
+                failed.append(label)
+        if failed:
+            return RunVerdict(RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}")
+        return RunVerdict(RunStatus.SUCCEEDED, "all steps done")
+
+    async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
+        event = await self._store.get_event(run.event_id)
+        rule = rule_named(ruleset, run.rule)
+        if event is None or rule is None:
+            return RunVerdict(RunStatus.FAILED, f"rule {run.rule!r} no longer exists (removed by a reload)")
+        plan = plan_for(rule, ruleset.playbooks.get(run.playbook), event.template_view(), dry_run=False)
+        if plan.error is not None:
+            return RunVerdict(RunStatus.FAILED, plan.error)
+        if [s.action for s in plan.steps] != [s.action for s in run.steps]:
+            return RunVerdict(RunStatus.FAILED, f"playbook {run.playbook!r} changed after the run was planned")
+        return plan
+
+    async def _run_step(self, run: Run, plan: Plan, planned: PlannedStep) -> StepRecord:
+        started = datetime.now(UTC)
+        record = StepRecord(
+            index=planned.index,
+            name=planned.name,
+            action=planned.action,
+            inputs=redact(planned.inputs),
+            started_at=started,
+        )
+        await self._store.update_step(run.id, record)
+        clock = time.perf_counter()
+        result, attempts = await self._attempts(run, plan, planned)
+        self._metrics.step_duration.labels(planned.action, result.outcome.value).observe(time.perf_counter() - clock)
+        outcome = StepOutcome.DONE if result.outcome is Outcome.DONE else StepOutcome.FAILED
+        record = record.model_copy(
+            update={
+                "attempts": attempts,
+                "outcome": outcome,
+                "finished_at": datetime.now(UTC),
+                "error": None if outcome is StepOutcome.DONE else result.message,
+                "result": redact({"message": result.message, **result.data}),
+            }
+        )
+        await self._store.update_step(run.id, record)
+        log.info(
+            "step finished",
+            step=planned.index,
+            action=planned.action,
+            outcome=outcome.value,
+            attempts=attempts,
+            message=result.message,
+        )
+        return record
+
+    async def _attempts(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[ActionResult, int]:
+        spec = self._registry.get(planned.action)
+        if spec is None:
+            return ActionResult.give_up(f"unknown action {planned.action!r}"), 0
+        try:
+            inputs = spec.inputs.model_validate(planned.inputs)
+        except ValidationError as exc:
+            return ActionResult.give_up(f"invalid inputs: {_brief(exc)}"), 0
+        context = ActionContext(run_id=run.id, target=plan.target, http=self._http, log=log)
+        count = 0
+
+        async def attempt() -> ActionResult:
+            nonlocal count
+            count += 1
+            return await _one_attempt(spec, inputs, context, limit_seconds=planned.timeout_seconds)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(planned.retries + 1),
+            wait=wait_exponential(multiplier=self._backoff, max=60),
+            retry=retry_if_result(lambda result: result.outcome is Outcome.RETRY),
+            retry_error_callback=_last_result,
+        )
+        result: ActionResult = await retrying(attempt)
+        return result, count
+
+
+async def _one_attempt(
+    spec: ActionSpec, inputs: object, context: ActionContext, *, limit_seconds: float
+) -> ActionResult:
+    try:
+        async with asyncio.timeout(limit_seconds):
+            return await spec.run(inputs, context)
+    except TimeoutError:
+        return ActionResult.retry(f"timed out after {limit_seconds:g}s")
+    except Exception as exc:  # an action's bug must fail its step, not the daemon
+        log.exception("action raised", action=spec.name)
+        return ActionResult.give_up(f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _last_result(state: RetryCallState) -> ActionResult:
+    assert state.outcome is not None
+    result: ActionResult = state.outcome.result()
+    return result
+
+
+def _brief(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors())

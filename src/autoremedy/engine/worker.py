@@ -1,0 +1,180 @@
+"""The worker loop: claim stored alert events, decide their runs, execute planned runs with bounded concurrency.
+
+Two stages, each a transaction in the store, so a crash between them loses nothing: (1) an event becomes runs
+(planned, or final at once when dry-run or unrenderable) and is marked done; (2) a planned run is claimed, executed
+and finished. The loop wakes on a signal after every webhook commit and polls only as a fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from autoremedy.decide.planning import Plan, Ruleset, decide
+from autoremedy.decide.redact import redact
+from autoremedy.engine.executor import Executor, RunVerdict
+from autoremedy.models.events import AlertEvent
+from autoremedy.models.runs import Run, RunStatus
+from autoremedy.observability import Metrics, get_logger
+from autoremedy.store.base import AuditEntry, NewRun, NewStep, Store, StoreUnavailable
+
+log = get_logger("autoremedy.worker")
+SHUTDOWN_REASON = "the daemon shut down before the run finished (grace period expired)"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        executor: Executor,
+        rules: Callable[[], Ruleset],
+        metrics: Metrics,
+        dry_run: bool,
+        concurrency: int,
+        poll_interval: float,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._rules = rules
+        self._metrics = metrics
+        self._dry_run = dry_run
+        self._slots = concurrency
+        self._poll = poll_interval
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="worker")
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop claiming; give running runs `grace` seconds, then interrupt them with a reason."""
+        self._stopping = True
+        self.wake()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._active:
+            await asyncio.wait(list(self._active.values()), timeout=grace)
+        for task in list(self._active.values()):
+            task.cancel()
+        if self._active:
+            await asyncio.wait(list(self._active.values()))
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            try:
+                await self._decide_pending()
+                await self._start_planned()
+                self._metrics.queue_depth.set(await self._store.pending_events())
+            except StoreUnavailable as exc:
+                await log.aerror("store unavailable; will retry", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+
+    # -- stage 1: events become runs -----------------------------------------------------------------------
+
+    async def _decide_pending(self) -> None:
+        while not self._stopping:
+            event = await self._store.claim_event()
+            if event is None:
+                return
+            await self._decide(event)
+
+    async def _decide(self, event: AlertEvent) -> None:
+        plans = decide(self._rules(), event.template_view(), dry_run=self._dry_run)
+        runs = [_new_run(event, plan) for plan in plans]
+        audit = [_decision_audit(event, run) for run in runs] or [
+            AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)
+        ]
+        await self._store.record_decision(event.id, runs, audit, now=datetime.now(UTC))
+        for run in runs:
+            if run.status is not RunStatus.PLANNED:
+                self._metrics.runs.labels(run.status.value).inc()
+            await log.ainfo(
+                "run decided",
+                run_id=run.id,
+                fingerprint=event.fingerprint,
+                rule=run.rule,
+                status=run.status.value,
+                reason=run.reason,
+            )
+
+    # -- stage 2: planned runs are executed ----------------------------------------------------------------
+
+    async def _start_planned(self) -> None:
+        while not self._stopping and len(self._active) < self._slots:
+            run = await self._store.claim_run(now=datetime.now(UTC))
+            if run is None:
+                return
+            task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+            self._active[run.id] = task
+            task.add_done_callback(functools.partial(self._run_done, run.id))
+
+    def _run_done(self, run_id: str, _task: asyncio.Task[None]) -> None:
+        self._active.pop(run_id, None)
+        self.wake()  # a slot is free: look for more planned runs
+
+    async def _execute(self, run: Run) -> None:
+        structlog.contextvars.bind_contextvars(run_id=run.id, fingerprint=run.fingerprint)
+        self._metrics.runs_active.inc()
+        try:
+            verdict = await self._executor.execute(run, self._rules())
+        except asyncio.CancelledError:
+            verdict = RunVerdict(RunStatus.INTERRUPTED, SHUTDOWN_REASON)
+        except Exception as exc:  # the run fails with the reason; the worker goes on
+            await log.aexception("run crashed")
+            verdict = RunVerdict(RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self._metrics.runs_active.dec()
+        await self._finish(run, verdict)
+
+    async def _finish(self, run: Run, verdict: RunVerdict) -> None:
+        audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
+        try:
+            await self._store.finish_run(run.id, verdict.status, verdict.reason, [audit], now=datetime.now(UTC))
+        except StoreUnavailable as exc:
+            # The run stays `running` in the store; recovery marks it interrupted at the next start.
+            await log.aerror("could not record the run's outcome", error=str(exc), status=verdict.status.value)
+            return
+        self._metrics.runs.labels(verdict.status.value).inc()
+        await log.ainfo("run finished", status=verdict.status.value, reason=verdict.reason)
+
+
+def _new_run(event: AlertEvent, plan: Plan) -> NewRun:
+    if plan.error is not None:
+        status, reason = RunStatus.FAILED, plan.error
+    elif plan.dry_run:
+        status, reason = RunStatus.DRY_RUN, "dry run: plan recorded, nothing performed"
+    else:
+        status, reason = RunStatus.PLANNED, "planned"
+    steps = [NewStep(s.index, s.name, s.action, redact(s.inputs)) for s in plan.steps]
+    return NewRun(
+        id=secrets.token_hex(8),
+        event_id=event.id,
+        status=status,
+        reason=reason,
+        rule=plan.rule,
+        playbook=plan.playbook,
+        target=plan.target,
+        fingerprint=event.fingerprint,
+        alert_status=event.status,
+        dry_run=plan.dry_run,
+        steps=steps,
+    )
+
+
+def _decision_audit(event: AlertEvent, run: NewRun) -> AuditEntry:
+    data = {"event_id": event.id, "rule": run.rule, "playbook": run.playbook, "target": run.target}
+    return AuditEntry(f"run_{run.status.value}", run.reason, run.id, event.fingerprint, data=data)

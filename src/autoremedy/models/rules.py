@@ -1,0 +1,41 @@
+"""Rules: which alerts run which playbook. Loaded from rules/*.yaml."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AlertState = Literal["firing", "resolved"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+class Rule(BaseModel):
+    """One rule. Rules are tried in order; the first match wins unless it says `continue: true`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    matchers: list[str] = Field(default_factory=list, description="Alertmanager matcher strings, all must match")
+    playbook: str
+    on: frozenset[AlertState] = Field(default=frozenset({"firing"}))
+    params: dict[str, Any] = Field(default_factory=dict, description="values templated from the alert")
+    continue_: bool = Field(default=False, alias="continue")
+    dry_run: bool | None = Field(default=None, description="overrides the global dry_run for this rule")
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _states(cls, value: object) -> object:
+        if value == "both":
+            return frozenset({"firing", "resolved"})
+        if isinstance(value, str):
+            return frozenset({value})
+        if isinstance(value, list) and not value:
+            raise ValueError("`on` needs at least one of firing, resolved")
+        return value
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[Rule]

@@ -1,0 +1,65 @@
+"""Run records: what was decided for an alert event and what each step did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RunStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry_run"
+    INTERRUPTED = "interrupted"
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.DRY_RUN, RunStatus.INTERRUPTED}
+)
+
+
+class StepOutcome(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    NOT_RUN = "not_run"
+
+
+class StepRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    name: str | None
+    action: str
+    inputs: dict[str, Any]
+    attempts: int = 0
+    outcome: StepOutcome = StepOutcome.PENDING
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: RunStatus
+    reason: str
+    rule: str
+    playbook: str
+    target: str
+    fingerprint: str
+    event_id: int
+    alert_status: str
+    dry_run: bool
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    steps: list[StepRecord] = []

@@ -1,0 +1,70 @@
+"""The daemon's own logs (structlog, JSON) and metrics (prometheus-client)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
+    """JSON lines on stderr; run_id and fingerprint come from contextvars bound by the engine."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(logger_name=name)
+    return logger
+
+
+class Metrics:
+    """One registry per daemon, so several can live in one test process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "autoremedy_alerts_received_total",
+            "Alerts received in webhooks, by alert status",
+            ["status"],
+            registry=r,
+        )
+        self.alert_duplicates = Counter(
+            "autoremedy_alert_duplicates_total",
+            "Alert deliveries already stored (HA peers, retries)",
+            registry=r,
+        )
+        self.webhook_responses = Counter(
+            "autoremedy_webhook_responses_total", "Webhook answers by HTTP status code", ["code"], registry=r
+        )
+        self.runs = Counter("autoremedy_runs_total", "Runs that reached a final status", ["status"], registry=r)
+        self.runs_active = Gauge("autoremedy_runs_active", "Runs executing now", registry=r)
+        self.step_duration = Histogram(
+            "autoremedy_step_duration_seconds",
+            "Step durations, all attempts",
+            ["action", "outcome"],
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
+        )
+        self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
+        self.config_reloads = Counter(
+            "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
+        )

@@ -1,0 +1,103 @@
+"""The store's contract. Every backend implements `Store`; one contract test suite runs against each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.runs import Run, RunStatus, StepRecord
+
+
+class StoreUnavailable(Exception):
+    """The store could not read or commit; callers answer 503 or retry later, never drop the work."""
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOutcome:
+    event_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    index: int
+    name: str | None
+    action: str
+    inputs: dict[str, Any]
+    """Rendered inputs with secrets already redacted."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    event_id: int
+    status: RunStatus
+    reason: str
+    rule: str
+    playbook: str
+    target: str
+    fingerprint: str
+    alert_status: str
+    dry_run: bool
+    steps: Sequence[NewStep] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    kind: str
+    message: str
+    run_id: str | None = None
+    fingerprint: str | None = None
+    actor: str = "autoremedy"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    kind: str
+    run_id: str | None
+    fingerprint: str | None
+    actor: str
+    message: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    requeued_events: int
+    interrupted_runs: list[str]
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]:
+        """Store events in one transaction; a known (fingerprint, status, startsAt) is counted, not stored."""
+
+    async def claim_event(self) -> AlertEvent | None: ...
+    async def get_event(self, event_id: int) -> AlertEvent | None: ...
+    async def pending_events(self) -> int: ...
+
+    async def record_decision(
+        self, event_id: int, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, now: datetime
+    ) -> None:
+        """Atomically: the event is done, its runs exist, and the audit says why."""
+
+    async def claim_run(self, *, now: datetime) -> Run | None: ...
+    async def update_step(self, run_id: str, step: StepRecord) -> None: ...
+    async def finish_run(
+        self, run_id: str, status: RunStatus, reason: str, audit: Sequence[AuditEntry], *, now: datetime
+    ) -> None: ...
+    async def recover(self, *, reason: str, now: datetime) -> Recovery:
+        """After a restart: events being processed go back to the queue, running runs become interrupted."""
+
+    async def get_run(self, run_id: str) -> Run | None: ...
+    async def list_runs(self, *, status: RunStatus | None, limit: int) -> list[Run]: ...
+    async def list_audit(self, *, run_id: str | None, limit: int) -> list[AuditRecord]: ...

@@ -1,0 +1,89 @@
+"""Rows to models, shared by the backends (column names are the same in each)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from autoremedy.models.events import AlertEvent
+from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
+from autoremedy.store.base import AuditRecord
+
+Row = Mapping[str, Any]
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def event_from_row(row: Row) -> AlertEvent:
+    return AlertEvent(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        status=row["status"],
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        labels=_json(row["labels"]),
+        annotations=_json(row["annotations"]),
+        generator_url=row["generator_url"],
+        receiver=row["receiver"],
+        external_url=row["external_url"],
+        group_key=row["group_key"],
+        received_at=_time(row["received_at"]),
+        deliveries=row["deliveries"],
+    )
+
+
+def step_from_row(row: Row) -> StepRecord:
+    return StepRecord(
+        index=row["idx"],
+        name=row["name"],
+        action=row["action"],
+        inputs=_json(row["inputs"]),
+        attempts=row["attempts"],
+        outcome=StepOutcome(row["outcome"]),
+        error=row["error"],
+        result=_json(row["result"]),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+    )
+
+
+def run_from_rows(row: Row, steps: Sequence[Row]) -> Run:
+    return Run(
+        id=row["id"],
+        status=RunStatus(row["status"]),
+        reason=row["reason"],
+        rule=row["rule"],
+        playbook=row["playbook"],
+        target=row["target"],
+        fingerprint=row["fingerprint"],
+        event_id=row["event_id"],
+        alert_status=row["alert_status"],
+        dry_run=bool(row["dry_run"]),
+        created_at=_time(row["created_at"]),
+        started_at=_time(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
+        steps=[step_from_row(step) for step in steps],
+    )
+
+
+def audit_from_row(row: Row) -> AuditRecord:
+    return AuditRecord(
+        id=row["id"],
+        at=_time(row["at"]) or datetime.min,
+        kind=row["kind"],
+        run_id=row["run_id"],
+        fingerprint=row["fingerprint"],
+        actor=row["actor"],
+        message=row["message"],
+        data=_json(row["data"]),
+    )

@@ -1,0 +1,74 @@
+-- Named queries for the SQLite store. A query starts at its `-- name:` line and ends before the next one.
+
+-- name: insert_event
+INSERT INTO events (fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver,
+                    external_url, group_key, received_at, last_received_at)
+VALUES (:fingerprint, :status, :starts_at, :ends_at, :labels, :annotations, :generator_url, :receiver,
+        :external_url, :group_key, :now, :now)
+ON CONFLICT (fingerprint, status, starts_at)
+DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
+RETURNING id, deliveries;
+
+-- name: claim_event
+UPDATE events SET state = 'processing'
+WHERE id = (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT 1)
+RETURNING *;
+
+-- name: finish_event
+UPDATE events SET state = 'done', processed_at = :now WHERE id = :id;
+
+-- name: requeue_processing_events
+UPDATE events SET state = 'pending' WHERE state = 'processing';
+
+-- name: count_pending_events
+SELECT count(*) FROM events WHERE state IN ('pending', 'processing');
+
+-- name: get_event
+SELECT * FROM events WHERE id = :id;
+
+-- name: insert_run
+INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
+                  created_at, finished_at)
+VALUES (:id, :event_id, :status, :reason, :rule, :playbook, :target, :fingerprint, :alert_status, :dry_run,
+        :created_at, :finished_at);
+
+-- name: insert_step
+INSERT INTO run_steps (run_id, idx, name, action, inputs, outcome)
+VALUES (:run_id, :idx, :name, :action, :inputs, :outcome);
+
+-- name: claim_run
+UPDATE runs SET status = 'running', started_at = :now
+WHERE id = (SELECT id FROM runs WHERE status = 'planned' ORDER BY created_at, id LIMIT 1)
+RETURNING id;
+
+-- name: update_step
+UPDATE run_steps SET attempts = :attempts, outcome = :outcome, error = :error, result = :result,
+                     started_at = :started_at, finished_at = :finished_at
+WHERE run_id = :run_id AND idx = :idx;
+
+-- name: finish_run
+UPDATE runs SET status = :status, reason = :reason, finished_at = :now WHERE id = :id AND status = 'running';
+
+-- name: interrupt_running_runs
+UPDATE runs SET status = 'interrupted', reason = :reason, finished_at = :now
+WHERE status = 'running'
+RETURNING id, fingerprint;
+
+-- name: skip_unrun_steps
+UPDATE run_steps SET outcome = 'not_run' WHERE run_id = :run_id AND outcome = 'pending';
+
+-- name: get_run
+SELECT * FROM runs WHERE id = :id;
+
+-- name: list_runs
+SELECT * FROM runs WHERE (:status IS NULL OR status = :status) ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: list_steps
+SELECT * FROM run_steps WHERE run_id = :run_id ORDER BY idx;
+
+-- name: insert_audit
+INSERT INTO audit (at, kind, run_id, fingerprint, actor, message, data)
+VALUES (:at, :kind, :run_id, :fingerprint, :actor, :message, :data);
+
+-- name: list_audit
+SELECT * FROM audit WHERE (:run_id IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
