@@ -23,6 +23,7 @@ from autoremedy.decide.redact import redact
 from autoremedy.models.events import events_from_payload
 from autoremedy.models.webhook import Alert, WebhookPayload
 from autoremedy.observability import configure_logging
+from autoremedy.store.base import StoreUnavailable
 
 DEFAULT_CONFIG = Path("autoremedy.yaml")
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (FileProblems, ConfigError) as exc:
+    except (FileProblems, ConfigError, StoreUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
     except ApiError as exc:
@@ -100,7 +101,7 @@ def _simulate(args: argparse.Namespace) -> int:
     ruleset = load_rules(settings, default_registry())
     report = []
     for event in _events_from_file(args.alert_file):
-        view = {**event.template_view(), "startsAt": event.starts_at}
+        view = event.template_view()
         matched = matching_rules(ruleset, view["labels"], view["status"])
         plans = decide(ruleset, view, dry_run=settings.dry_run)
         report.append(

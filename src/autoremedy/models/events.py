@@ -26,12 +26,6 @@ class NewEvent(BaseModel):
     external_url: str
     group_key: str
 
-
-class AlertEvent(NewEvent):
-    id: int
-    received_at: datetime
-    deliveries: int
-
     def template_view(self) -> dict[str, Any]:
         """What playbook templates see as `alert`, named as in Alertmanager's own templates."""
         return {
@@ -45,6 +39,13 @@ class AlertEvent(NewEvent):
             "receiver": self.receiver,
             "externalURL": self.external_url,
         }
+
+
+
+class AlertEvent(NewEvent):
+    id: int
+    received_at: datetime
+    deliveries: int
 
 
 def canonical_time(value: datetime) -> str:

@@ -197,13 +197,10 @@ def _migrate(db: sqlite3.Connection) -> None:
 
 
 def _statements(sql: str) -> list[str]:
-    # Migrations hold no triggers, so splitting on ';' is safe and keeps them inside our transaction
-    # (executescript would commit first).
-    return [part.strip() for part in sql.split(";") if part.strip() and not _only_comments(part)]
-
-
-def _only_comments(part: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in part.splitlines())
+    # Migrations hold no triggers or string literals with ';', so splitting is safe and keeps every statement
+    # inside our transaction (executescript would commit first). Comment lines go first: they may hold ';'.
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in code.split(";") if part.strip()]
 
 
 def _event_params(event: NewEvent, now: datetime) -> dict[str, Any]:

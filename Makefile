@@ -1,0 +1,48 @@
+# Two commands on a fresh Debian machine:
+#   make run    creates .venv, installs autoremedy, serves ./autoremedy.yaml with SQLite under ./var/
+#   make test   creates .venv, installs the test tools (and, as root, the Debian packages the end-to-end
+#               tests need), then runs the linters and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint unit install install-test system-deps bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	mkdir -p var
+	$(BIN)/autoremedy --config autoremedy.yaml validate
+	exec $(BIN)/autoremedy --config autoremedy.yaml serve
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: install-test
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy src
+	$(BIN)/lint-imports
+	$(BIN)/autoremedy --config autoremedy.yaml validate
+
+unit: install-test
+	$(BIN)/pytest tests/unit -q
+
+test: install-test system-deps lint
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
