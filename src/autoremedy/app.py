@@ -37,7 +37,8 @@ def open_store(settings: Settings) -> Store:
     path = settings.sqlite_path
     if path is None:
         raise ConfigError(f"store.url {settings.store.url!r}: only sqlite:///path is supported in this version")
-    return SQLiteStore(path, synchronous=settings.store.synchronous)
+    busy_ms = int(settings.store.busy_timeout.total_seconds() * 1000)
+    return SQLiteStore(path, synchronous=settings.store.synchronous, busy_timeout_ms=busy_ms)
 
 
 def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
@@ -69,8 +70,11 @@ class Daemon:
                 interrupted_runs=recovery.interrupted_runs,
             )
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        executor = Executor(store=self.store, registry=self.registry, metrics=self.metrics, http=self._http)
         engine = self.settings.engine
+        executor = Executor(
+            store=self.store, registry=self.registry, metrics=self.metrics, http=self._http,
+            retry_backoff_seconds=engine.retry_backoff.total_seconds(),
+        )
         self._worker = Worker(
             store=self.store,
             executor=executor,

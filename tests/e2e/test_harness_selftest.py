@@ -233,9 +233,7 @@ async def test_managed_process_dies_with_a_killed_test_runner(tmp_path: Path) ->
         # The orphan has its own process group: killing the runner's group cannot reach it, only pdeathsig.
         assert os.getpgid(orphan_pid) != runner.pid
         runner.kill9()
-        await wait_for(
-            lambda: _gone_or_zombie(orphan_pid), timeout=DEADLINE_S, message="orphan survived its runner"
-        )
+        await wait_for(lambda: _gone_or_zombie(orphan_pid), timeout=DEADLINE_S, message="orphan survived its runner")
     finally:
         runner.kill9()
 

@@ -84,6 +84,8 @@ class ManagedProcess:
         if self._popen is not None:
             raise RuntimeError(f"{self.name} already started")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.log_path.exists():  # another process with this name started since __init__
+            self.log_path = self._unique_log_path()
         argv = self.argv
         setpriv = shutil.which("setpriv") if self.die_with_parent else None
         if setpriv:
@@ -199,9 +201,7 @@ class ManagedProcess:
         rc = self._require_popen().poll()
         if rc is not None:
             _LIVE.discard(self)
-            raise ProcessNotReady(
-                f"{self.name} (pid {self.pid}) exited with {rc} {context}", log_tail=self.log_tail()
-            )
+            raise ProcessNotReady(f"{self.name} (pid {self.pid}) exited with {rc} {context}", log_tail=self.log_tail())
 
 
 @overload

@@ -213,9 +213,7 @@ class GaugeExporter(_LocalServer):
     def metrics_url(self) -> str:
         return f"{self.url}/metrics"
 
-    def set(
-        self, name: str, value: float, labels: Mapping[str, str] | None = None, *, help_text: str = ""
-    ) -> None:
+    def set(self, name: str, value: float, labels: Mapping[str, str] | None = None, *, help_text: str = "") -> None:
         key: LabelKey = tuple(sorted((labels or {}).items()))
         self._gauges.setdefault(name, {})[key] = float(value)
         if help_text:

@@ -69,11 +69,17 @@ class StoreSettings(_Section):
     synchronous: Literal["NORMAL", "FULL"] = Field(
         default="NORMAL", description="SQLite: NORMAL survives a process crash, FULL also a power loss"
     )
+    busy_timeout: Duration = Field(
+        default=timedelta(seconds=5), description="SQLite: how long a write waits for a lock before it fails (503)"
+    )
 
 
 class EngineSettings(_Section):
     concurrency: int = Field(default=4, ge=1, le=256, description="runs executed at once")
     poll_interval: Duration = Field(default=timedelta(seconds=2), description="fallback when no wake-up arrives")
+    retry_backoff: Duration = Field(
+        default=timedelta(seconds=1), description="first wait between a step's attempts; doubles up to 60s"
+    )
 
 
 class LoggingSettings(_Section):

@@ -28,9 +28,10 @@ Q = load_queries("sqlite")
 
 
 class SQLiteStore:
-    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL", busy_timeout_ms: int = 5000) -> None:
         self._path = path
         self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         self._write_db: sqlite3.Connection | None = None
@@ -49,7 +50,7 @@ class SQLiteStore:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
-        db.execute("PRAGMA busy_timeout=5000")
+        db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         db.execute("PRAGMA foreign_keys=ON")
         return db
 

@@ -1,0 +1,111 @@
+"""An in-process daemon on a free loopback port, with its own config, rules, playbooks and SQLite file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from autoremedy.app import Daemon
+from autoremedy.config.settings import load_settings
+from tests.support.ports import free_port
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager-0.25"
+TOKEN = "test-token"
+
+
+def fixture_payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+@dataclass
+class RunningDaemon:
+    daemon: Daemon
+    url: str
+    http: aiohttp.ClientSession
+    headers: dict[str, str]
+
+    async def post_alerts(self, body: Any, *, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with self.http.post(
+            f"{self.url}/api/v1/alerts", data=data, headers=headers if headers is not None else self.headers
+        ) as response:
+            await response.read()
+            return response
+
+    async def get_json(self, path: str) -> tuple[int, Any]:
+        async with self.http.get(f"{self.url}{path}", headers=self.headers) as response:
+            return response.status, await response.json()
+
+    async def runs(self, **query: str) -> list[dict[str, Any]]:
+        status, body = await self.get_json("/api/v1/runs?" + "&".join(f"{k}={v}" for k, v in query.items()))
+        assert status == 200, body
+        runs: list[dict[str, Any]] = body["runs"]
+        return runs
+
+
+def write_config(
+    root: Path, *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> Path:
+    (root / "rules").mkdir(parents=True, exist_ok=True)
+    (root / "playbooks").mkdir(parents=True, exist_ok=True)
+    (root / "rules" / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
+    for playbook in playbooks:
+        (root / "playbooks" / f"{playbook['name']}.yaml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+    config: dict[str, Any] = {
+        "server": {"listen": f"127.0.0.1:{free_port()}", "auth": {"bearer_tokens": [TOKEN]}},
+        "store": {"url": "sqlite:///store.db"},
+        "engine": {"poll_interval": "100ms"},
+    }
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = root / "autoremedy.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+StartDaemon = Callable[..., Awaitable[RunningDaemon]]
+
+
+@pytest.fixture
+async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
+    started: list[RunningDaemon] = []
+
+    async def start(
+        *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
+    ) -> RunningDaemon:
+        root = tmp_path / f"daemon{len(started)}"
+        settings = load_settings(write_config(root, rules=rules, playbooks=playbooks, extra=extra))
+        daemon = Daemon(settings)
+        await daemon.start()
+        host, port = settings.server.host_port
+        running = RunningDaemon(
+            daemon, f"http://{host}:{port}", aiohttp.ClientSession(), {"Authorization": f"Bearer {TOKEN}"}
+        )
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            await running.http.close()
+            await running.daemon.stop()
+
+
+LOG_PLAYBOOK = {
+    "name": "note",
+    "target": "app/{{ alert.labels.namespace }}/{{ alert.labels.app }}",
+    "steps": [{"action": "log", "with": {"message": "{{ alert.labels.alertname }} {{ alert.status }}"}}],
+}
+DEMO_RULE = {"name": "demo", "matchers": ['alertname="DemoAppDown"'], "playbook": "note", "on": "both"}
