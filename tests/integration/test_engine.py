@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
+from tests.support.ports import free_port
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver
 
@@ -136,8 +137,6 @@ async def test_expect_status_accepts_what_the_playbook_says(start_daemon: StartD
 
 
 async def test_unreachable_url_is_retried_then_fails(start_daemon: StartDaemon) -> None:
-    from tests.support.ports import free_port
-
     d = await start_daemon(
         rules=[RULE], playbooks=[http_playbook(f"http://127.0.0.1:{free_port()}/x", retries=1)], extra=FAST
     )

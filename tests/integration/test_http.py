@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
 )
 async def test_bad_input_is_a_400_naming_the_field(start_daemon: StartDaemon, body: Any, field: str) -> None:
     d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK])
-    data = body if isinstance(body, bytes) else __import__("json").dumps(body).encode()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with d.http.post(f"{d.url}/api/v1/alerts", data=data, headers=d.headers) as response:
         assert response.status == 400
         answer = await response.json()
