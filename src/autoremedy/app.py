@@ -72,7 +72,10 @@ class Daemon:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         engine = self.settings.engine
         executor = Executor(
-            store=self.store, registry=self.registry, metrics=self.metrics, http=self._http,
+            store=self.store,
+            registry=self.registry,
+            metrics=self.metrics,
+            http=self._http,
             retry_backoff_seconds=engine.retry_backoff.total_seconds(),
         )
         self._worker = Worker(

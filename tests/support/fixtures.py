@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import pytest
 
+from .daemon import DaemonProcesses
 from .prometheus import STARTUP_TIMEOUT_S, PromStack, start_stack
 from .receiver import GaugeExporter, RecordingReceiver
 
@@ -99,3 +100,14 @@ async def prom_stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         with contextlib.ExitStack() as cleanup:
             for stack in stacks:
                 cleanup.callback(stack.stop)
+
+
+@pytest.fixture
+def daemon_processes(request: pytest.FixtureRequest) -> Iterator[DaemonProcesses]:
+    processes = DaemonProcesses()
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+        if _test_failed(request.node):
+            sys.stderr.write(processes.log_tails())

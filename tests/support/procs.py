@@ -130,6 +130,10 @@ class ManagedProcess:
         _LIVE.discard(self)
         return popen.returncode
 
+    def send_signal(self, sig: signal.Signals) -> None:
+        """Send sig to the process itself (not its group), e.g. SIGHUP to reload."""
+        self._require_popen().send_signal(sig)
+
     def kill9(self) -> int | None:
         """SIGKILL the process group at once (simulates a crash) and reap the process."""
         popen = self._popen

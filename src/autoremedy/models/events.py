@@ -41,7 +41,6 @@ class NewEvent(BaseModel):
         }
 
 
-
 class AlertEvent(NewEvent):
     id: int
     received_at: datetime

@@ -29,6 +29,8 @@ class StepOutcome(StrEnum):
     DONE = "done"
     FAILED = "failed"
     NOT_RUN = "not_run"
+    INTERRUPTED = "interrupted"
+    """Started, never finished: the daemon stopped or died during the step."""
 
 
 class StepRecord(BaseModel):

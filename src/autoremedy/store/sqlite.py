@@ -143,7 +143,7 @@ class SQLiteStore:
                 Q["finish_run"],
                 {"id": run_id, "status": status.value, "reason": reason, "now": now.isoformat()},
             )
-            db.execute(Q["skip_unrun_steps"], {"run_id": run_id})
+            db.execute(Q["close_unfinished_steps"], {"run_id": run_id})
             _insert_audit(db, audit, now)
 
         await self._write(work)
@@ -153,7 +153,7 @@ class SQLiteStore:
             requeued = db.execute(Q["requeue_processing_events"]).rowcount
             rows = db.execute(Q["interrupt_running_runs"], {"reason": reason, "now": now.isoformat()}).fetchall()
             for row in rows:
-                db.execute(Q["skip_unrun_steps"], {"run_id": row["id"]})
+                db.execute(Q["close_unfinished_steps"], {"run_id": row["id"]})
                 message = f"run interrupted: {reason}"
                 _insert_audit(db, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
             return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])

@@ -54,8 +54,9 @@ UPDATE runs SET status = 'interrupted', reason = :reason, finished_at = :now
 WHERE status = 'running'
 RETURNING id, fingerprint;
 
--- name: skip_unrun_steps
-UPDATE run_steps SET outcome = 'not_run' WHERE run_id = :run_id AND outcome = 'pending';
+-- name: close_unfinished_steps
+UPDATE run_steps SET outcome = CASE WHEN started_at IS NULL THEN 'not_run' ELSE 'interrupted' END
+WHERE run_id = :run_id AND outcome = 'pending';
 
 -- name: get_run
 SELECT * FROM runs WHERE id = :id;
