@@ -69,7 +69,7 @@ class DaemonProcess:
 
 
 async def start_daemon_process(config_path: Path, *, deadline_s: float = 30.0) -> DaemonProcess:
-    config = yaml.safe_load(config_path.read_text())
+    config = yaml.safe_load(config_path.read_text())  # noqa: ASYNC240 - a small file, read once
     url = f"http://{config['server']['listen']}"
     proc = ManagedProcess(
         [sys.executable, "-m", "autoremedy", "--config", str(config_path), "serve"],
