@@ -125,7 +125,11 @@ def test_on(on: object, status: str, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     "on",
-    [pytest.param([], id="empty-list"), pytest.param("sometimes", id="unknown-state"), pytest.param(["both"], id="both-in-list")],
+    [
+        pytest.param([], id="empty-list"),
+        pytest.param("sometimes", id="unknown-state"),
+        pytest.param(["both"], id="both-in-list"),
+    ],
 )
 def test_on_rejects(on: object) -> None:
     with pytest.raises(ValidationError):

@@ -321,23 +321,19 @@ BROKEN_FILES = {
 # (file, line, start of the message)
 EXPECTED_PROBLEMS = [
     pytest.param("playbooks/steps.yaml", 2, "target: template does not compile: ", id="target-template"),
-    pytest.param("playbooks/steps.yaml", 5, "steps.0.action: unknown action 'shell.exec' (known: ", id="unknown-action"),
+    pytest.param(
+        "playbooks/steps.yaml", 5, "steps.0.action: unknown action 'shell.exec' (known: ", id="unknown-action"
+    ),
     pytest.param("playbooks/steps.yaml", 10, "unknown input 'colour' (known: message, level)", id="unknown-input"),
     pytest.param("playbooks/steps.yaml", 13, "required input 'url' is missing", id="missing-required-input"),
-    pytest.param(
-        "playbooks/steps.yaml", 19, "steps.3.with.message: template does not compile: ", id="step-template"
-    ),
+    pytest.param("playbooks/steps.yaml", 19, "steps.3.with.message: template does not compile: ", id="step-template"),
     pytest.param(
         "playbooks/timeout.yaml", 5, "steps.0.timeout: Value error, invalid duration 5: add a unit", id="bad-duration"
     ),
     pytest.param("rules/10-unknown-key.yaml", 4, "rules.0.matcher: unknown key 'matcher'", id="unknown-rule-key"),
     pytest.param("rules/20-rules.yaml", 5, "invalid matcher 'severity critical': ", id="bad-matcher"),
-    pytest.param(
-        "rules/20-rules.yaml", 8, "rule 'missing-playbook': playbook 'nope' not found", id="unknown-playbook"
-    ),
-    pytest.param(
-        "rules/20-rules.yaml", 13, "rules.2.params.broken: template does not compile: ", id="param-template"
-    ),
+    pytest.param("rules/20-rules.yaml", 8, "rule 'missing-playbook': playbook 'nope' not found", id="unknown-playbook"),
+    pytest.param("rules/20-rules.yaml", 13, "rules.2.params.broken: template does not compile: ", id="param-template"),
     pytest.param("rules/20-rules.yaml", 14, "rule 'bad-matcher' defined twice", id="duplicate-rule-same-file"),
     pytest.param("rules/30-dup.yaml", 2, "rule 'bad-param' defined twice", id="duplicate-rule-other-file"),
 ]
@@ -387,6 +383,7 @@ SINGLE_PROBLEM_CASES = [
         {
             "playbooks/a.yaml": "name: same\ntarget: t\nsteps:\n  - action: log\n    with: {message: m}\n",
             "playbooks/b.yaml": "# again\nname: same\ntarget: t\nsteps:\n  - action: log\n    with: {message: m}\n",
+            "rules/r.yaml": "rules: []\n",
         },
         "playbooks/b.yaml",
         2,
@@ -439,8 +436,9 @@ def test_single_problem(tmp_path: Path, files: dict[str, str], file: str, line: 
     _write_tree(tmp_path, files)
     with pytest.raises(FileProblems) as caught:
         load_ruleset(tmp_path / "rules", tmp_path / "playbooks", actions=ACTIONS)
-    [problem] = caught.value.problems
-    assert str(problem).startswith(f"{tmp_path / file}:{line}: {message}")
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{tmp_path / file}:{line}: {message}")
 
 
 def test_yml_extension_is_read_too(tmp_path: Path) -> None:

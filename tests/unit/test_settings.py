@@ -1,0 +1,319 @@
+"""Table-driven tests for load_settings: defaults, unknown keys, the anonymous-exposure guard, env and paths."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from autoremedy.config.settings import Settings, load_settings
+from autoremedy.config.yamlfile import FileProblems
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The developer's own AUTOREMEDY_* variables must not leak into these tests.
+    for name in list(os.environ):
+        if name.upper().startswith("AUTOREMEDY_"):
+            monkeypatch.delenv(name)
+
+
+def _write(tmp_path: Path, text: str, name: str = "autoremedy.yaml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def _load(tmp_path: Path, text: str) -> Settings:
+    return load_settings(_write(tmp_path, text))
+
+
+def _problems(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
+    path = _write(tmp_path, text)
+    with pytest.raises(FileProblems) as caught:
+        load_settings(path)
+    return path, [str(problem) for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize("text", [pytest.param("", id="empty-file"), pytest.param("# nothing\n", id="comment-only")])
+def test_defaults(tmp_path: Path, text: str) -> None:
+    settings = _load(tmp_path, text)
+    assert settings.server.listen == "127.0.0.1:9095"
+    assert settings.server.host_port == ("127.0.0.1", 9095)
+    assert settings.server.auth.bearer_tokens == []
+    assert settings.server.auth.basic_users == {}
+    assert settings.server.auth.allow_anonymous is False
+    assert settings.server.max_body_bytes == 4 * 1024 * 1024
+    assert settings.server.shutdown_grace == timedelta(seconds=25)
+    assert settings.store.synchronous == "NORMAL"
+    assert settings.engine.concurrency == 4
+    assert settings.engine.poll_interval == timedelta(seconds=2)
+    assert (settings.logging.level, settings.logging.format) == ("info", "json")
+    assert settings.dry_run is False
+    assert settings.rules_dir == tmp_path / "rules"
+    assert settings.playbooks_dir == tmp_path / "playbooks"
+    assert settings.store.url == f"sqlite:///{tmp_path / 'var/autoremedy.db'}"
+
+
+def test_values_from_the_file(tmp_path: Path) -> None:
+    settings = _load(
+        tmp_path,
+        """
+        server:
+          shutdown_grace: 1m
+          max_body_bytes: 1024
+        engine:
+          concurrency: 8
+          poll_interval: 500ms
+        logging: {level: debug, format: console}
+        dry_run: true
+        """,
+    )
+    assert settings.server.shutdown_grace == timedelta(minutes=1)
+    assert settings.server.max_body_bytes == 1024
+    assert settings.engine.concurrency == 8
+    assert settings.engine.poll_interval == timedelta(milliseconds=500)
+    assert (settings.logging.level, settings.logging.format) == ("debug", "console")
+    assert settings.dry_run is True
+
+
+# (config, line of the problem, start of the message)
+UNKNOWN_KEY_CASES = [
+    pytest.param("bogus: 1\n", 1, "bogus: unknown key 'bogus'", id="top-level"),
+    pytest.param("server:\n  listne: 127.0.0.1:9095\n", 2, "server.listne: unknown key 'listne'", id="section"),
+    pytest.param(
+        "server:\n  listen: 127.0.0.1:9095\n  auth:\n    tokens: [x]\n",
+        4,
+        "server.auth.tokens: unknown key 'tokens'",
+        id="nested-section",
+    ),
+    pytest.param("dry_run: false\nengine:\n  workers: 2\n", 3, "engine.workers: unknown key 'workers'", id="engine"),
+    pytest.param("store:\n\n  path: x.db\n", 3, "store.path: unknown key 'path'", id="after-blank-line"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), UNKNOWN_KEY_CASES)
+def test_unknown_key_names_file_line_and_key(tmp_path: Path, text: str, line: int, message: str) -> None:
+    path, problems = _problems(tmp_path, text)
+    assert problems == [f"{path}:{line}: {message}"]
+
+
+# (config, line, start of the message)
+BAD_VALUE_CASES = [
+    pytest.param(
+        "server:\n  shutdown_grace: 5\n", 2, "server.shutdown_grace: Value error, invalid duration 5", id="duration"
+    ),
+    pytest.param("engine:\n  concurrency: 0\n", 2, "engine.concurrency: ", id="concurrency-zero"),
+    pytest.param("logging:\n  level: loud\n", 2, "logging.level: ", id="log-level"),
+    pytest.param("store:\n  synchronous: OFF\n", 2, "store.synchronous: ", id="synchronous-off"),
+    pytest.param("dry_run: maybe\n", 1, "dry_run: ", id="dry-run-not-bool"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), BAD_VALUE_CASES)
+def test_bad_values(tmp_path: Path, text: str, line: int, message: str) -> None:
+    path, problems = _problems(tmp_path, text)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{path}:{line}: {message}")
+
+
+def test_config_must_be_a_mapping(tmp_path: Path) -> None:
+    path, problems = _problems(tmp_path, "- a\n- b\n")
+    assert problems == [f"{path}:1: the config must be a mapping of keys"]
+
+
+# Listening beyond loopback without credentials is refused.
+EXPOSED_CASES = [
+    pytest.param("0.0.0.0:9095", id="any-ipv4"),
+    pytest.param("[::]:9095", id="any-ipv6"),
+    pytest.param("192.168.1.10:9095", id="lan-address"),
+    pytest.param("alertmanager.internal:9095", id="host-name"),
+    pytest.param("localhost.example.com:9095", id="not-quite-localhost"),
+]
+
+
+@pytest.mark.parametrize("listen", EXPOSED_CASES)
+def test_non_loopback_without_credentials_is_refused(tmp_path: Path, listen: str) -> None:
+    path, problems = _problems(tmp_path, f"server:\n  listen: '{listen}'\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{path}:")
+    assert f"server.listen {listen!r} is not a loopback address" in problems[0]
+    assert "allow_anonymous" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param("bearer_tokens: [s3cret]", id="bearer-tokens"),
+        pytest.param("basic_users: {alertmanager: s3cret}", id="basic-users"),
+        pytest.param("allow_anonymous: true", id="allow-anonymous"),
+    ],
+)
+@pytest.mark.parametrize("listen", EXPOSED_CASES)
+def test_non_loopback_allowed_with_credentials_or_explicit_anonymous(tmp_path: Path, listen: str, auth: str) -> None:
+    settings = _load(tmp_path, f"server:\n  listen: '{listen}'\n  auth:\n    {auth}\n")
+    assert settings.server.listen == listen
+    assert not settings.server.is_loopback()
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param("bearer_tokens: ['']", id="empty-bearer-token"),
+        pytest.param("bearer_tokens: []", id="empty-token-list"),
+        pytest.param("basic_users: {}", id="empty-user-map"),
+        pytest.param("allow_anonymous: false", id="anonymous-false"),
+    ],
+)
+def test_empty_credentials_do_not_count(tmp_path: Path, auth: str) -> None:
+    # An empty bearer token is matched by `Authorization: Bearer ` with nothing after it: no credential at all.
+    _, problems = _problems(tmp_path, f"server:\n  listen: 0.0.0.0:9095\n  auth:\n    {auth}\n")
+    assert len(problems) == 1, problems
+    assert "allow_anonymous" in problems[0]
+
+
+# (listen, host, port)
+LOOPBACK_CASES = [
+    pytest.param("127.0.0.1:9095", "127.0.0.1", 9095, id="ipv4"),
+    pytest.param("127.8.9.10:1", "127.8.9.10", 1, id="ipv4-loopback-range"),
+    pytest.param("[::1]:9095", "::1", 9095, id="ipv6"),
+    pytest.param("localhost:9095", "localhost", 9095, id="localhost"),
+    pytest.param("localhost:65535", "localhost", 65535, id="highest-port"),
+]
+
+
+@pytest.mark.parametrize(("listen", "host", "port"), LOOPBACK_CASES)
+def test_loopback_needs_no_credentials(tmp_path: Path, listen: str, host: str, port: int) -> None:
+    settings = _load(tmp_path, f"server:\n  listen: '{listen}'\n")
+    assert settings.server.is_loopback()
+    assert settings.server.host_port == (host, port)
+    assert not settings.server.auth.has_credentials
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        pytest.param("9095", id="port-only"),
+        pytest.param(":9095", id="no-host"),
+        pytest.param("localhost", id="no-port"),
+        pytest.param("localhost:", id="empty-port"),
+        pytest.param("localhost:http", id="named-port"),
+        pytest.param("localhost:0", id="port-zero"),
+        pytest.param("localhost:65536", id="port-too-high"),
+        pytest.param("localhost:-1", id="negative-port"),
+    ],
+)
+def test_bad_listen_is_rejected(tmp_path: Path, listen: str) -> None:
+    path, problems = _problems(tmp_path, f"server:\n  listen: '{listen}'\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{path}:1: server: ")
+    assert f"listen {listen!r} must be host:port" in problems[0]
+
+
+def test_listen_must_be_a_string(tmp_path: Path) -> None:
+    path, problems = _problems(tmp_path, "server:\n  listen: 9095\n")
+    assert problems == [f"{path}:2: server.listen: Input should be a valid string"]
+
+
+ENV_TOKENS = "AUTOREMEDY_SERVER__AUTH__BEARER_TOKENS"
+
+
+def test_env_tokens_win_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_TOKENS, '["x"]')
+    settings = _load(
+        tmp_path,
+        """
+        server:
+          listen: 0.0.0.0:9095
+          auth:
+            bearer_tokens: [from-file]
+        """,
+    )
+    assert [token.get_secret_value() for token in settings.server.auth.bearer_tokens] == ["x"]
+    # Only the overridden key changes; the rest of the section still comes from the file.
+    assert settings.server.listen == "0.0.0.0:9095"
+
+
+def test_env_tokens_satisfy_the_exposure_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "server:\n  listen: 0.0.0.0:9095\n"
+    _problems(tmp_path, text)
+    monkeypatch.setenv(ENV_TOKENS, '["x"]')
+    settings = _load(tmp_path, text)
+    assert settings.server.auth.has_credentials
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "check"),
+    [
+        pytest.param("AUTOREMEDY_DRY_RUN", "true", lambda s: s.dry_run is True, id="top-level"),
+        pytest.param("AUTOREMEDY_ENGINE__CONCURRENCY", "16", lambda s: s.engine.concurrency == 16, id="section-key"),
+        pytest.param(
+            "AUTOREMEDY_SERVER__AUTH__BASIC_USERS",
+            '{"am": "pw"}',
+            lambda s: [(u, p.get_secret_value()) for u, p in s.server.auth.basic_users.items()] == [("am", "pw")],
+            id="nested-map",
+        ),
+    ],
+)
+def test_env_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, check: Callable[[Settings], bool]
+) -> None:
+    settings = _load(tmp_path, "dry_run: false\nengine:\n  concurrency: 2\n")
+    assert not check(settings)
+    monkeypatch.setenv(name, value)
+    assert check(_load(tmp_path, "dry_run: false\nengine:\n  concurrency: 2\n"))
+
+
+def test_env_alone_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOREMEDY_SERVER__LISTEN", "0.0.0.0:8080")
+    monkeypatch.setenv(ENV_TOKENS, '["x"]')
+    settings = load_settings(None)
+    assert settings.server.host_port == ("0.0.0.0", 8080)
+    assert settings.rules_dir == tmp_path / "rules"
+
+
+# (config, (rules_dir, playbooks_dir, store url)), all relative to the config file's folder `etc`
+PATH_CASES = [
+    pytest.param(
+        "rules_dir: r\nplaybooks_dir: ../shared/pb\nstore:\n  url: sqlite:///data/x.db\n",
+        ("etc/r", "etc/../shared/pb", "sqlite:///{root}/etc/data/x.db"),
+        id="relative",
+    ),
+    pytest.param("", ("etc/rules", "etc/playbooks", "sqlite:///{root}/etc/var/autoremedy.db"), id="defaults"),
+    pytest.param(
+        "rules_dir: /abs/rules\nplaybooks_dir: /abs/pb\nstore:\n  url: sqlite:////abs/x.db\n",
+        ("/abs/rules", "/abs/pb", "sqlite:////abs/x.db"),
+        id="absolute-kept",
+    ),
+    pytest.param(
+        "store:\n  url: 'sqlite:///:memory:'\n", ("etc/rules", "etc/playbooks", "sqlite:///:memory:"), id="memory-kept"
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PATH_CASES)
+def test_relative_paths_follow_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: tuple[str, str, str]
+) -> None:
+    rules_dir, playbooks_dir, url = expected
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory must not matter
+    settings = load_settings(_write(tmp_path, text, name="etc/autoremedy.yaml"))
+    assert settings.rules_dir == tmp_path / rules_dir
+    assert settings.playbooks_dir == tmp_path / playbooks_dir
+    assert settings.store.url == url.format(root=tmp_path)
+
+
+def test_repository_example_config_loads() -> None:
+    config = Path(__file__).resolve().parents[2] / "autoremedy.yaml"
+    settings = load_settings(config)
+    assert settings.server.is_loopback()
+    assert settings.server.auth.has_credentials
+    assert settings.rules_dir == config.parent / "rules"
