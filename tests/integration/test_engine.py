@@ -220,7 +220,9 @@ async def test_dry_run_records_the_plan_and_performs_nothing(
     if expected == "dry_run":
         assert run["dry_run"] is True
         assert run["steps"][0]["inputs"]["json"]["why"] == "critical in default"
-        assert run["steps"][0]["outcome"] == "not_run"
+        assert run["steps"][0]["outcome"] == "done"
+        assert run["steps"][0]["result"]["message"] == f"dry run: would send POST {hook.url}/x"
+        assert run["reason"] == "dry run: every step rehearsed, nothing changed"
         assert hook.requests == []
     else:
         assert len(hook.requests) == 1

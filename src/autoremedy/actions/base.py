@@ -46,6 +46,8 @@ class ActionResult:
 class ActionContext:
     run_id: str
     target: str
+    dry_run: bool
+    """Rehearse only: validate and report what would happen (e.g. Kubernetes `dryRun=All`), change nothing."""
     http: aiohttp.ClientSession
     log: structlog.typing.FilteringBoundLogger
 
@@ -65,6 +67,8 @@ class ActionSpec:
     inputs: type[ActionInputs]
     run: ActionFunction
     description: str
+    dry_run: bool = False
+    """True when the action honours ActionContext.dry_run; other actions are not called at all in a dry run."""
 
 
 class ActionRegistry(Mapping[str, ActionSpec]):

@@ -16,7 +16,7 @@ class LogInputs(ActionInputs):
 
 
 async def run_log(inputs: LogInputs, ctx: ActionContext) -> ActionResult:
-    await getattr(ctx.log, f"a{inputs.level}")(inputs.message, action="log")
+    await getattr(ctx.log, f"a{inputs.level}")(inputs.message, action="log", dry_run=ctx.dry_run)
     return ActionResult.done(inputs.message)
 
 
@@ -25,9 +25,13 @@ class WaitInputs(ActionInputs):
 
 
 async def run_wait(inputs: WaitInputs, ctx: ActionContext) -> ActionResult:
+    if ctx.dry_run:
+        return ActionResult.done(f"dry run: would wait {inputs.duration.total_seconds():g}s")
     await asyncio.sleep(inputs.duration.total_seconds())
     return ActionResult.done(f"waited {inputs.duration.total_seconds():g}s")
 
 
-LOG = ActionSpec("log", LogInputs, run_log, "Write a message to the daemon's log and the step result.")
-WAIT = ActionSpec("wait", WaitInputs, run_wait, "Pause the run, e.g. to let a change settle before a check.")
+LOG = ActionSpec("log", LogInputs, run_log, "Write a message to the daemon's log and the step result.", dry_run=True)
+WAIT = ActionSpec(
+    "wait", WaitInputs, run_wait, "Pause the run, e.g. to let a change settle before a check.", dry_run=True
+)

@@ -31,6 +31,8 @@ def classify(status: int, expected: list[int]) -> Outcome:
 
 
 async def run_http_request(inputs: HttpRequestInputs, ctx: ActionContext) -> ActionResult:
+    if ctx.dry_run:  # a remote endpoint has no rehearsal mode: report the request instead of sending it
+        return ActionResult.done(f"dry run: would send {inputs.method} {inputs.url}")
     kwargs: dict[str, Any] = {"headers": inputs.headers}
     if inputs.json_ is not None:
         kwargs["json"] = inputs.json_
@@ -48,5 +50,5 @@ async def run_http_request(inputs: HttpRequestInputs, ctx: ActionContext) -> Act
 
 
 HTTP_REQUEST = ActionSpec(
-    "http.request", HttpRequestInputs, run_http_request, "Send an HTTP request (a webhook, an API call)."
+    "http.request", HttpRequestInputs, run_http_request, "Send an HTTP request (a webhook, an API call).", dry_run=True
 )

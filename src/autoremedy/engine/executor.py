@@ -60,6 +60,8 @@ class Executor:
                 if planned.on_failure == "abort":
                     return RunVerdict(RunStatus.FAILED, f"step {label} failed: {record.error}")
                 failed.append(label)
+        if run.dry_run:
+            return RunVerdict(RunStatus.DRY_RUN, _dry_run_reason(failed))
         if failed:
             return RunVerdict(RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}")
         return RunVerdict(RunStatus.SUCCEEDED, "all steps done")
@@ -118,7 +120,9 @@ class Executor:
             inputs = spec.inputs.model_validate(planned.inputs)
         except ValidationError as exc:
             return ActionResult.give_up(f"invalid inputs: {_brief(exc)}"), 0
-        context = ActionContext(run_id=run.id, target=plan.target, http=self._http, log=log)
+        if run.dry_run and not spec.dry_run:
+            return ActionResult.done(f"dry run: {spec.name} cannot rehearse, not performed"), 0
+        context = ActionContext(run_id=run.id, target=plan.target, dry_run=run.dry_run, http=self._http, log=log)
         count = 0
 
         async def attempt() -> ActionResult:
@@ -147,6 +151,12 @@ async def _one_attempt(
     except Exception as exc:  # an action's bug must fail its step, not the daemon
         log.exception("action raised", action=spec.name)
         return ActionResult.give_up(f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _dry_run_reason(failed: list[str]) -> str:
+    if failed:
+        return f"dry run: nothing changed; steps that would fail: {', '.join(failed)}"
+    return "dry run: every step rehearsed, nothing changed"
 
 
 def _last_result(state: RetryCallState) -> ActionResult:

@@ -156,7 +156,7 @@ def _new_run(event: AlertEvent, plan: Plan) -> NewRun:
     if plan.error is not None:
         status, reason = RunStatus.FAILED, plan.error
     elif plan.dry_run:
-        status, reason = RunStatus.DRY_RUN, "dry run: plan recorded, nothing performed"
+        status, reason = RunStatus.PLANNED, "planned (dry run)"
     else:
         status, reason = RunStatus.PLANNED, "planned"
     steps = [NewStep(s.index, s.name, s.action, redact(s.inputs)) for s in plan.steps]
