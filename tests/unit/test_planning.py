@@ -19,8 +19,8 @@ def _playbook(name: str = "pb", *, target: str = "alert/{{ alert.labels.alertnam
     return Playbook.model_validate({"name": name, "target": target, "steps": steps, **extra})
 
 
-def _rule(name: str, *matchers: str, playbook: str = "pb", **extra: Any) -> CompiledRule:
-    rule = Rule.model_validate({"name": name, "matchers": list(matchers), "playbook": playbook, **extra})
+def _rule(name: str, *matchers: str, **fields: Any) -> CompiledRule:
+    rule = Rule.model_validate({"name": name, "matchers": list(matchers), "playbook": "pb", **fields})
     return CompiledRule(rule, tuple(parse_matcher(text) for text in rule.matchers), source=f"test:{name}")
 
 

@@ -162,19 +162,21 @@ def test_non_loopback_allowed_with_credentials_or_explicit_anonymous(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    "auth",
+    ("auth", "expected"),
     [
-        pytest.param("bearer_tokens: ['']", id="empty-bearer-token"),
-        pytest.param("bearer_tokens: []", id="empty-token-list"),
-        pytest.param("basic_users: {}", id="empty-user-map"),
-        pytest.param("allow_anonymous: false", id="anonymous-false"),
+        pytest.param("bearer_tokens: ['']", "a bearer token must not be empty", id="empty-bearer-token"),
+        pytest.param("bearer_tokens: ['  ']", "a bearer token must not be empty", id="blank-bearer-token"),
+        pytest.param("basic_users: {ops: ''}", "non-empty password", id="empty-password"),
+        pytest.param("bearer_tokens: []", "allow_anonymous", id="empty-token-list"),
+        pytest.param("basic_users: {}", "allow_anonymous", id="empty-user-map"),
+        pytest.param("allow_anonymous: false", "allow_anonymous", id="anonymous-false"),
     ],
 )
-def test_empty_credentials_do_not_count(tmp_path: Path, auth: str) -> None:
+def test_empty_credentials_do_not_count(tmp_path: Path, auth: str, expected: str) -> None:
     # An empty bearer token is matched by `Authorization: Bearer ` with nothing after it: no credential at all.
     _, problems = _problems(tmp_path, f"server:\n  listen: 0.0.0.0:9095\n  auth:\n    {auth}\n")
     assert len(problems) == 1, problems
-    assert "allow_anonymous" in problems[0]
+    assert expected in problems[0]
 
 
 # (listen, host, port)
@@ -211,7 +213,7 @@ def test_loopback_needs_no_credentials(tmp_path: Path, listen: str, host: str, p
 def test_bad_listen_is_rejected(tmp_path: Path, listen: str) -> None:
     path, problems = _problems(tmp_path, f"server:\n  listen: '{listen}'\n")
     assert len(problems) == 1, problems
-    assert problems[0].startswith(f"{path}:1: server: ")
+    assert problems[0].startswith(f"{path}:2: server.listen: ")
     assert f"listen {listen!r} must be host:port" in problems[0]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from jinja2 import TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from autoremedy.decide.templating import RenderError, compile_template, render_text, render_value, template_sources
 

@@ -17,7 +17,7 @@ from autoremedy.config.errors import problems_from_validation
 from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Path_, Problem, load_yaml_file
 from autoremedy.decide.matchers import MatcherError, parse_matcher
 from autoremedy.decide.planning import CompiledRule, Ruleset
-from autoremedy.decide.templating import compile_template, template_sources
+from autoremedy.decide.templating import compile_template, template_paths
 from autoremedy.models.playbooks import Playbook
 from autoremedy.models.rules import Rule, RulesFile
 
@@ -101,11 +101,12 @@ def _input_problems(
 
 def _template_problems(value: Any, loaded: LoadedYaml, where: Path_) -> list[Problem]:
     found = []
-    for label, source in template_sources(value, where=".".join(str(p) for p in where)):
+    for path, source in template_paths(value, where):
         try:
             compile_template(source)
         except TemplateSyntaxError as exc:
-            line = loaded.line_of(where) + max((exc.lineno or 1) - 1, 0)
+            line = loaded.line_of(path) + max((exc.lineno or 1) - 1, 0)
+            label = ".".join(str(part) for part in path)
             found.append(Problem(loaded.file, line, f"{label}: template does not compile: {exc.message}"))
     return found
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autoremedy.config.errors import problems_from_validation
@@ -35,6 +35,20 @@ class AuthSettings(_Section):
     def has_credentials(self) -> bool:
         return bool(self.bearer_tokens or self.basic_users)
 
+    @field_validator("bearer_tokens")
+    @classmethod
+    def _tokens_not_empty(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        if any(not token.get_secret_value().strip() for token in tokens):
+            raise ValueError("a bearer token must not be empty")
+        return tokens
+
+    @field_validator("basic_users")
+    @classmethod
+    def _users_not_empty(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        if any(not user.strip() or not password.get_secret_value() for user, password in users.items()):
+            raise ValueError("a basic auth user needs a name and a non-empty password")
+        return users
+
 
 class ServerSettings(_Section):
     listen: str = Field(default=f"127.0.0.1:{DEFAULT_PORT}", description="host:port to listen on")
@@ -47,12 +61,13 @@ class ServerSettings(_Section):
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
 
-    @model_validator(mode="after")
-    def _listen_is_host_port(self) -> ServerSettings:
-        host, sep, port = self.listen.rpartition(":")
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"listen {self.listen!r} must be host:port, e.g. 127.0.0.1:{DEFAULT_PORT}")
-        return self
+            raise ValueError(f"listen {listen!r} must be host:port, e.g. 127.0.0.1:{DEFAULT_PORT}")
+        return listen
 
     def is_loopback(self) -> bool:
         host = self.host_port[0]
@@ -110,16 +125,16 @@ class Settings(BaseSettings):
         # The environment wins over the file: that is how secrets are kept out of it.
         return env_settings, init_settings
 
-    @model_validator(mode="after")
-    def _no_anonymous_exposure(self) -> Settings:
+    def exposure_problem(self) -> str | None:
+        """Why serving these settings would expose an anonymous webhook, or None."""
         auth = self.server.auth
-        if not self.server.is_loopback() and not auth.has_credentials and not auth.allow_anonymous:
-            raise ValueError(
-                f"server.listen {self.server.listen!r} is not a loopback address and server.auth has no "
-                "bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: true "
-                "to accept that)"
-            )
-        return self
+        if self.server.is_loopback() or auth.has_credentials or auth.allow_anonymous:
+            return None
+        return (
+            f"server.listen {self.server.listen!r} is not a loopback address and server.auth has no "
+            "bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: true "
+            "to accept that)"
+        )
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -137,6 +152,9 @@ def load_settings(path: Path | None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise FileProblems(problems_from_validation(exc, loaded)) from exc
+    problem = settings.exposure_problem()
+    if problem is not None:
+        raise FileProblems([Problem(loaded.file, loaded.line_of(("server", "listen")), problem)])
     return _resolve_paths(settings, path.parent if path is not None else Path.cwd())
 
 

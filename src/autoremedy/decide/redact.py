@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "<redacted>"
-_SECRET_KEY = re.compile(r"(authorization|password|passwd|secret|token|api[-_]?key|credential|cookie|private)", re.I)
+_SECRET_KEY = re.compile(
+    r"(authorization|password|passwd|passphrase|pwd|secret|token|api[-_]?key|access[-_]?key|credential|cookie|private)",
+    re.I,
+)
 
 
 def is_secret_key(key: str) -> bool:

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, Template
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# Immutable: a template cannot change the alert view (e.g. labels.update(...)) that other plans render from.
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 class RenderError(Exception):
@@ -36,7 +37,7 @@ def render_text(source: str, context: Mapping[str, Any], *, where: str) -> str:
         return source
     try:
         return compile_template(source).render(context)
-    except TemplateError as exc:
+    except Exception as exc:  # a label value can make any filter fail (int("x"), 1/0): that is a plan error
         raise RenderError(f"{where}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -51,12 +52,20 @@ def render_value(value: Any, context: Mapping[str, Any], *, where: str) -> Any:
     return value
 
 
-def template_sources(value: Any, *, where: str) -> list[tuple[str, str]]:
-    """Every template string inside a value, with where it sits; used to compile-check files."""
+def template_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every template string inside a value with its path (keys and list indexes), to compile-check files."""
     if isinstance(value, str):
-        return [(where, value)] if is_template(value) else []
+        return [(path, value)] if is_template(value) else []
     if isinstance(value, Mapping):
-        return [found for key, item in value.items() for found in template_sources(item, where=f"{where}.{key}")]
+        return [found for key, item in value.items() for found in template_paths(item, (*path, key))]
     if isinstance(value, list):
-        return [found for i, item in enumerate(value) for found in template_sources(item, where=f"{where}[{i}]")]
+        return [found for i, item in enumerate(value) for found in template_paths(item, (*path, i))]
     return []
+
+
+def template_sources(value: Any, *, where: str) -> list[tuple[str, str]]:
+    """Every template string inside a value, with where it sits written for people (`where.key[0]`)."""
+    return [
+        (where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path), source)
+        for path, source in template_paths(value)
+    ]

@@ -93,7 +93,14 @@ class Worker:
             await self._decide(event)
 
     async def _decide(self, event: AlertEvent) -> None:
-        plans = decide(self._rules(), event.template_view(), dry_run=self._dry_run)
+        try:
+            plans = decide(self._rules(), event.template_view(), dry_run=self._dry_run)
+        except Exception as exc:  # a bug in deciding must not stop the queue nor retry the same event forever
+            await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
+            message = f"deciding failed: {type(exc).__name__}: {exc}"
+            failed = AuditEntry("decision_failed", message, fingerprint=event.fingerprint, data={"event_id": event.id})
+            await self._store.record_decision(event.id, [], [failed], now=datetime.now(UTC))
+            return
         runs = [_new_run(event, plan) for plan in plans]
         audit = [_decision_audit(event, run) for run in runs] or [
             AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)

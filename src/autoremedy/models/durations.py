@@ -18,13 +18,15 @@ _UNITS_MS = {
     "ms": 1,
 }
 # Units must appear in this order, each at most once, as in Prometheus' model.ParseDuration.
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION = re.compile(
+    r"(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?"
+)
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse a Prometheus duration; raise ValueError naming the text when it is not one."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or match is None:
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
         raise ValueError(f"invalid duration {text!r}: write it as Prometheus does, e.g. 30s, 5m, 1h30m")
     millis = sum(int(part) * unit for part, unit in zip(match.groups(), _UNITS_MS.values(), strict=True) if part)
     return timedelta(milliseconds=millis)
@@ -32,7 +34,7 @@ def parse_duration(text: str) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """The shortest Prometheus spelling of a duration (`0s` for zero)."""
-    millis = int(value.total_seconds() * 1000)
+    millis = value // timedelta(milliseconds=1)  # integer maths: total_seconds() * 1000 can lose a millisecond
     if millis == 0:
         return "0s"
     parts = []
@@ -46,7 +48,7 @@ def format_duration(value: timedelta) -> str:
 def _coerce(value: object) -> object:
     if isinstance(value, str):
         return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, bool | int | float):
         raise ValueError(f"invalid duration {value!r}: add a unit, e.g. {value}s")
     return value
 
