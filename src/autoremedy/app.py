@@ -48,7 +48,7 @@ def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
 class Daemon:
     def __init__(self, settings: Settings, *, registry: ActionRegistry | None = None) -> None:
         self.settings = settings
-        self.registry = registry or default_registry()
+        self.registry = registry or default_registry(settings)
         self.metrics = Metrics()
         self.store = open_store(settings)
         self.ruleset = load_rules(settings, self.registry)
@@ -125,6 +125,7 @@ class Daemon:
             await self._worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
         if self._http is not None:
             await self._http.close()
+        await self.registry.close()
         await self.store.close()
         await log.ainfo("stopped")
 

@@ -91,14 +91,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    ruleset = load_rules(settings, default_registry())
+    ruleset = load_rules(settings, default_registry(settings))
     print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.playbooks)} playbooks")
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    ruleset = load_rules(settings, default_registry())
+    ruleset = load_rules(settings, default_registry(settings))
     report = []
     for event in _events_from_file(args.alert_file):
         view = event.template_view()

@@ -16,7 +16,8 @@ from autoremedy.app import Daemon
 from autoremedy.config.settings import load_settings
 from tests.support.ports import free_port
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager-0.25"
+# Copies of ../shared/fixtures/alertmanager-0.25 (bodies a real Alertmanager 0.25 sent), kept in the repo.
+FIXTURES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "test-token"
 
 

@@ -45,7 +45,11 @@ class ActionResult:
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     run_id: str
+    operation_id: str
+    """Idempotency key of this step in this run: a step repeated after a crash finds its own mark and stops."""
     target: str
+    deadline: float
+    """Event-loop time when this attempt times out; actions that wait or retry inside stop before it."""
     dry_run: bool
     """Rehearse only: validate and report what would happen (e.g. Kubernetes `dryRun=All`), change nothing."""
     http: aiohttp.ClientSession
@@ -74,8 +78,17 @@ class ActionSpec:
 class ActionRegistry(Mapping[str, ActionSpec]):
     def __init__(self, specs: list[ActionSpec] | None = None) -> None:
         self._specs: dict[str, ActionSpec] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         for spec in specs or []:
             self.register(spec)
+
+    def add_closer(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Something to close when the daemon stops (an API client)."""
+        self._closers.append(close)
+
+    async def close(self) -> None:
+        for close in self._closers:
+            await close()
 
     def register(self, spec: ActionSpec) -> None:
         if spec.name in self._specs:

@@ -1,11 +1,21 @@
-"""The built-in actions. Later adapters add theirs in `default_registry`."""
+"""The built-in actions, and the adapters' actions bound to their clients."""
 
 from __future__ import annotations
 
 from autoremedy.actions.base import ActionRegistry
 from autoremedy.actions.builtin import LOG, WAIT
 from autoremedy.actions.http import HTTP_REQUEST
+from autoremedy.actions.kubernetes.actions import KubernetesActions
+from autoremedy.actions.kubernetes.client import KubeClient
+from autoremedy.config.settings import Settings
 
 
-def default_registry() -> ActionRegistry:
-    return ActionRegistry([HTTP_REQUEST, LOG, WAIT])
+def default_registry(settings: Settings | None = None) -> ActionRegistry:
+    """Every action; clients are created here but connect only on first use, so `validate` needs no cluster."""
+    settings = settings or Settings()
+    registry = ActionRegistry([HTTP_REQUEST, LOG, WAIT])
+    kube = KubeClient(settings.kubernetes)
+    for spec in KubernetesActions(kube, settings.kubernetes.namespaces).specs():
+        registry.register(spec)
+    registry.add_closer(kube.close)
+    return registry

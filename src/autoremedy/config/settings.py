@@ -97,6 +97,21 @@ class EngineSettings(_Section):
     )
 
 
+class NamespacePolicy(_Section):
+    allow: list[str] = Field(default_factory=list, description="namespaces actions may touch; empty: all not denied")
+    deny: list[str] = Field(default_factory=lambda: ["kube-system"], description="never touched; wins over allow")
+
+
+class KubernetesSettings(_Section):
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file; absent: in-cluster service account, then $KUBECONFIG, ~/.kube/config",
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; absent: the current context")
+    namespaces: NamespacePolicy = Field(default_factory=NamespacePolicy)
+    request_timeout: Duration = Field(default=timedelta(seconds=10), description="per API request")
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -109,6 +124,7 @@ class Settings(BaseSettings):
     store: StoreSettings = Field(default_factory=StoreSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
     playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
     dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
@@ -163,6 +179,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "rules_dir": base / settings.rules_dir,
         "playbooks_dir": base / settings.playbooks_dir,
     }
+    kubeconfig = settings.kubernetes.kubeconfig
+    if kubeconfig is not None:
+        updates["kubernetes"] = settings.kubernetes.model_copy(update={"kubeconfig": base / kubeconfig})
     sqlite = settings.sqlite_path
     if sqlite is not None and str(sqlite) != ":memory:":
         updates["store"] = settings.store.model_copy(update={"url": f"sqlite:///{base / sqlite}"})

@@ -122,12 +122,21 @@ class Executor:
             return ActionResult.give_up(f"invalid inputs: {_brief(exc)}"), 0
         if run.dry_run and not spec.dry_run:
             return ActionResult.done(f"dry run: {spec.name} cannot rehearse, not performed"), 0
-        context = ActionContext(run_id=run.id, target=plan.target, dry_run=run.dry_run, http=self._http, log=log)
         count = 0
 
         async def attempt() -> ActionResult:
             nonlocal count
             count += 1
+            deadline = asyncio.get_running_loop().time() + planned.timeout_seconds
+            context = ActionContext(
+                run_id=run.id,
+                operation_id=f"{run.id}.{planned.index}",
+                target=plan.target,
+                deadline=deadline,
+                dry_run=run.dry_run,
+                http=self._http,
+                log=log,
+            )
             return await _one_attempt(spec, inputs, context, limit_seconds=planned.timeout_seconds)
 
         retrying = AsyncRetrying(

@@ -1,0 +1,1 @@
+"""Kubernetes remediation actions (kubernetes-asyncio)."""

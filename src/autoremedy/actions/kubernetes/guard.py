@@ -1,0 +1,84 @@
+"""How every Kubernetes action meets the API: names and namespace checked first, answers turned into verdicts.
+
+404, 403, 422 and other 4xx give up with a sentence a person understands; 409 (the object changed), 429, 5xx,
+timeouts and connection errors are tried again, re-reading first, until the step's deadline is near.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from autoremedy.actions.base import ActionContext, ActionResult
+from autoremedy.config.settings import NamespacePolicy
+from autoremedy.decide.kubernetes import name_problem, namespace_problem
+
+RBAC_HINT = "grant it in the autoremedy Role (deploy/kubernetes/rbac.yaml)"
+_FIRST_BACKOFF = 0.1
+_MAX_BACKOFF = 2.0
+_MARGIN = 0.05  # stop retrying this long before the deadline so the last error, not a timeout, is reported
+
+
+def target_problem(namespace: str, names: dict[str, str], policy: NamespacePolicy) -> str | None:
+    """Validate rendered names (DNS-1123) and the namespace policy before any call is made."""
+    problem = namespace_problem(namespace, allow=policy.allow, deny=policy.deny)
+    for what, value in names.items():
+        problem = problem or name_problem(value, what=what)
+    return problem
+
+
+async def with_retries(ctx: ActionContext, work: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
+    """Run work (which reads, decides and writes) again after retryable errors, within the step's deadline."""
+    loop = asyncio.get_running_loop()
+    backoff = _FIRST_BACKOFF
+    while True:
+        try:
+            return await work()
+        except ApiException as exc:
+            verdict = verdict_for(exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            verdict = ActionResult.retry(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}")
+        if verdict.outcome != "retry" or loop.time() + backoff + _MARGIN >= ctx.deadline:
+            return verdict
+        await ctx.log.adebug("kubernetes call will be retried", reason=verdict.message, backoff=backoff)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+_GIVE_UP = {
+    401: "unauthorized: the Kubernetes API rejected autoremedy's credentials ({message})",
+    403: "forbidden: {message}; " + RBAC_HINT,
+    404: "not found: {message}",
+    422: "rejected as invalid: {message}",
+}
+
+
+def verdict_for(exc: ApiException) -> ActionResult:
+    status = int(exc.status or 0)
+    message = _status_message(exc)
+    if status == 409:
+        return ActionResult.retry(f"conflict, the object changed meanwhile (will re-read): {message}")
+    if status == 429 or status >= 500 or status == 0:
+        return ActionResult.retry(f"Kubernetes API answered {status}: {message}")
+    template = _GIVE_UP.get(status, "Kubernetes API answered {status}: {message}")
+    return ActionResult.give_up(template.format(status=status, message=message))
+
+
+def _status_message(exc: ApiException) -> str:
+    """The message of the Status object the API server sends with an error, else the HTTP reason."""
+    try:
+        body = json.loads(exc.body) if exc.body else {}
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or exc.reason or "no message")
+
+
+def dry_run_arg(ctx: ActionContext) -> dict[str, Any]:
+    """Server-side dry run: the API server validates and answers as if it wrote, and persists nothing."""
+    return {"dry_run": "All"} if ctx.dry_run else {}
