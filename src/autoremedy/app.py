@@ -15,6 +15,7 @@ from autoremedy.actions.registry import default_registry
 from autoremedy.config.ruleset import load_ruleset
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
+from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Worker
@@ -84,6 +85,8 @@ class Daemon:
             rules=lambda: self.ruleset,
             metrics=self.metrics,
             dry_run=self.settings.dry_run,
+            guardrails=self.settings.guardrails,
+            windows=[compile_window(window) for window in self.settings.guardrails.maintenance_windows],
             concurrency=engine.concurrency,
             poll_interval=engine.poll_interval.total_seconds(),
         )

@@ -64,6 +64,12 @@ class Metrics:
             registry=r,
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
         )
+        self.guardrail_blocks = Counter(
+            "autoremedy_guardrail_blocks_total",
+            "Runs a guardrail skipped, deferred, delayed or held",
+            ["reason"],
+            registry=r,
+        )
         self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
         self.config_reloads = Counter(
             "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r

@@ -23,6 +23,8 @@ async def test_firing_and_resolved_are_stored_and_each_leads_to_one_run(start_da
     for _ in range(3):  # HA peers and retries deliver the same alert again
         response = await d.post_alerts(FIRING)
         assert response.status == 200
+    # One active run per target: the resolved run comes after the firing one has finished, as in real life.
+    await wait_for(lambda: _runs_when(d, 1), timeout=10, message="the firing run finished")
     assert (await d.post_alerts(RESOLVED)).status == 200
     runs = await wait_for(lambda: _runs_when(d, 2), timeout=10, message="two runs expected")
     assert sorted(r["alert_status"] for r in runs) == ["firing", "resolved"]
@@ -175,7 +177,8 @@ async def test_runs_api(start_daemon: StartDaemon) -> None:
     assert status == 200
     assert one["steps"][0]["inputs"] == {"message": "DemoAppDown firing"}
     assert one["steps"][0]["outcome"] == "done" and one["steps"][0]["attempts"] == 1
-    assert [a["kind"] for a in one["audit"]] == ["run_succeeded", "run_planned"]
+    assert [a["kind"] for a in one["audit"]] == ["run_succeeded", "verdict_allowed"]
+    assert one["guardrail"] == "allowed"
     assert [r["id"] for r in await d.runs(status="succeeded", limit="1")] == [run["id"]]
     assert await d.runs(status="failed") == []
     assert (await d.get_json("/api/v1/runs/nope"))[0] == 404

@@ -54,7 +54,13 @@ async def run_with_status(http: aiohttp.ClientSession, daemon: DaemonProcess, st
 async def test_kill_9_loses_no_acked_event_and_marks_the_cut_run_interrupted(
     tmp_path: Path, daemon_processes: DaemonProcesses
 ) -> None:
-    config = write_daemon_config(tmp_path, rules=[RULE], playbooks=[slow_playbook("50ms")], engine={"concurrency": 1})
+    config = write_daemon_config(
+        tmp_path,
+        rules=[RULE],
+        playbooks=[slow_playbook("50ms")],
+        engine={"concurrency": 1},
+        guardrails={"breaker": {"max_runs": 1000}},  # 100 alerts at once would rightly open the default breaker
+    )
     async with aiohttp.ClientSession() as http:
         daemon = await daemon_processes.start(config)
         statuses = await asyncio.gather(*(post(http, daemon, alert_batch(i * 5, 5)) for i in range(20)))

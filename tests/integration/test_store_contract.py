@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from autoremedy.models.events import NewEvent
+from autoremedy.decide.guardrails import Guard
+from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.rules import Rule
 from autoremedy.models.runs import RunStatus, StepOutcome
-from autoremedy.store.base import AuditEntry, NewRun, NewStep, Store
+from autoremedy.store.base import AuditEntry, NewRun, NewStep, NotAwaitingApproval, Store
 from autoremedy.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 26, 22, 15, tzinfo=UTC)
@@ -41,20 +45,46 @@ def event(fingerprint: str = "f1", status: str = "firing", starts_at: str = "202
     )
 
 
-def new_run(run_id: str, event_id: int, status: RunStatus = RunStatus.PLANNED, steps: int = 2) -> NewRun:
+def new_run(
+    run_id: str,
+    event_id: int,
+    *,
+    status: RunStatus = RunStatus.PLANNED,
+    steps: int = 2,
+    target: str = "t/x",
+    rule: str = "r",
+    fingerprint: str = "f1",
+) -> NewRun:
     return NewRun(
         id=run_id,
         event_id=event_id,
         status=status,
         reason="planned",
-        rule="r",
+        rule=rule,
         playbook="p",
-        target="t/x",
-        fingerprint="f1",
+        target=target,
+        fingerprint=fingerprint,
         alert_status="firing",
         dry_run=False,
         steps=[NewStep(i, f"s{i}", "log", {"message": str(i)}) for i in range(steps)],
     )
+
+
+def guard(now: datetime = NOW, settings: GuardrailSettings | None = None, **rule: Any) -> Guard:
+    rules = {"r": Rule.model_validate({"name": "r", "playbook": "p", **rule})}
+    return Guard(rules=rules, windows=(), settings=settings or GuardrailSettings(), labels={}, now=now)
+
+
+async def stored(store: Store, new: NewEvent, now: datetime = NOW) -> AlertEvent:
+    (outcome,) = await store.insert_events([new], now=now)
+    found = await store.get_event(outcome.event_id)
+    assert found is not None
+    return found
+
+
+async def decide(store: Store, alert: AlertEvent, *runs: NewRun, now: datetime = NOW, **rule: Any) -> list[RunStatus]:
+    decision = await store.record_decision(alert, list(runs), [], guard=guard(now, **rule), now=now)
+    return [decided.status for decided in decision.runs]
 
 
 async def test_duplicate_key_is_counted_not_stored(store: Store) -> None:
@@ -63,8 +93,8 @@ async def test_duplicate_key_is_counted_not_stored(store: Store) -> None:
     assert [o.duplicate for o in first] == [False, False]
     assert [o.duplicate for o in again] == [True, False]
     assert again[0].event_id == first[0].event_id
-    stored = await store.get_event(first[0].event_id)
-    assert stored is not None and stored.deliveries == 2
+    found = await store.get_event(first[0].event_id)
+    assert found is not None and found.deliveries == 2
     assert await store.pending_events() == 3
 
 
@@ -78,24 +108,21 @@ async def test_events_are_claimed_once_in_arrival_order(store: Store) -> None:
 
 
 async def test_decision_marks_event_done_and_creates_runs_atomically(store: Store) -> None:
-    (outcome,) = await store.insert_events([event()], now=NOW)
-    claimed = await store.claim_event()
-    assert claimed is not None
-    audit = [AuditEntry("run_planned", "planned", "r1", "f1")]
-    await store.record_decision(outcome.event_id, [new_run("r1", outcome.event_id)], audit, now=NOW)
+    alert = await stored(store, event())
+    await store.claim_event()
+    assert await decide(store, alert, new_run("r1", alert.id)) == [RunStatus.PLANNED]
     assert await store.pending_events() == 0
     run = await store.get_run("r1")
-    assert run is not None and run.status is RunStatus.PLANNED
+    assert run is not None and run.status is RunStatus.PLANNED and run.guardrail == "allowed"
     assert [s.inputs for s in run.steps] == [{"message": "0"}, {"message": "1"}]
-    assert [a.kind for a in await store.list_audit(run_id="r1", limit=10)] == ["run_planned"]
+    assert [a.kind for a in await store.list_audit(run_id="r1", limit=10)] == ["verdict_allowed"]
 
 
 async def test_a_failing_decision_leaves_the_event_queued(store: Store) -> None:
-    (outcome,) = await store.insert_events([event()], now=NOW)
+    alert = await stored(store, event())
     await store.claim_event()
-    duplicate_ids = [new_run("same", outcome.event_id), new_run("same", outcome.event_id)]
     with pytest.raises(Exception, match="sqlite"):
-        await store.record_decision(outcome.event_id, duplicate_ids, [], now=NOW)
+        await decide(store, alert, new_run("same", alert.id, target="a"), new_run("same", alert.id, target="b"))
     assert await store.get_run("same") is None
     recovery = await store.recover(reason="restart", now=NOW)
     assert recovery.requeued_events == 1
@@ -103,8 +130,8 @@ async def test_a_failing_decision_leaves_the_event_queued(store: Store) -> None:
 
 
 async def test_run_lifecycle(store: Store) -> None:
-    (outcome,) = await store.insert_events([event()], now=NOW)
-    await store.record_decision(outcome.event_id, [new_run("r1", outcome.event_id)], [], now=NOW)
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("r1", alert.id))
     run = await store.claim_run(now=NOW)
     assert run is not None and run.status is RunStatus.RUNNING and run.started_at is not None
     assert await store.claim_run(now=NOW) is None
@@ -126,43 +153,42 @@ async def test_run_lifecycle(store: Store) -> None:
     assert done.steps[1].outcome is StepOutcome.NOT_RUN
 
 
-async def test_final_runs_are_not_claimed(store: Store) -> None:
-    (outcome,) = await store.insert_events([event()], now=NOW)
-    runs = [new_run("dry", outcome.event_id, RunStatus.DRY_RUN), new_run("bad", outcome.event_id, RunStatus.FAILED)]
-    await store.record_decision(outcome.event_id, runs, [], now=NOW)
+async def test_unrendered_plans_are_failed_and_never_claimed(store: Store) -> None:
+    alert = await stored(store, event())
+    assert await decide(store, alert, new_run("bad", alert.id, status=RunStatus.FAILED)) == [RunStatus.FAILED]
     assert await store.claim_run(now=NOW) is None
-    dry = await store.get_run("dry")
-    assert dry is not None and dry.finished_at == NOW
-    assert {s.outcome for s in dry.steps} == {StepOutcome.NOT_RUN}
+    bad = await store.get_run("bad")
+    assert bad is not None and bad.finished_at == NOW and bad.guardrail == "not_asked"
+    assert {s.outcome for s in bad.steps} == {StepOutcome.NOT_RUN}
 
 
 async def test_recover_requeues_events_and_interrupts_running_runs(store: Store) -> None:
     ids = [o.event_id for o in await store.insert_events([event("a"), event("b")], now=NOW)]
     await store.claim_event()
-    await store.record_decision(ids[1], [new_run("r1", ids[1])], [], now=NOW)
+    second = await store.get_event(ids[1])
+    assert second is not None
+    await decide(store, second, new_run("r1", ids[1]))
     await store.claim_run(now=NOW)
     recovery = await store.recover(reason="crashed", now=NOW)
     assert recovery.requeued_events == 1
     assert recovery.interrupted_runs == ["r1"]
     run = await store.get_run("r1")
     assert run is not None and (run.status, run.reason) == (RunStatus.INTERRUPTED, "crashed")
-    assert [a.kind for a in await store.list_audit(run_id="r1", limit=5)] == ["run_interrupted"]
+    assert [a.kind for a in await store.list_audit(run_id="r1", limit=5)][0] == "run_interrupted"
     claimed = await store.claim_event()
     assert claimed is not None and claimed.id == ids[0]
 
 
 async def test_list_runs_filters_and_limits_newest_first(store: Store) -> None:
-    (outcome,) = await store.insert_events([event()], now=NOW)
+    alert = await stored(store, event())
     for index in range(3):
-        await store.record_decision(
-            outcome.event_id, [new_run(f"r{index}", outcome.event_id)], [], now=NOW + timedelta(seconds=index)
+        await decide(
+            store, alert, new_run(f"r{index}", alert.id, target=f"t/{index}"), now=NOW + timedelta(seconds=index)
         )
-    await store.record_decision(
-        outcome.event_id, [new_run("d", outcome.event_id, RunStatus.DRY_RUN)], [], now=NOW + timedelta(seconds=9)
-    )
-    assert [r.id for r in await store.list_runs(status=None, limit=2)] == ["d", "r2"]
+    await decide(store, alert, new_run("bad", alert.id, status=RunStatus.FAILED), now=NOW + timedelta(seconds=9))
+    assert [r.id for r in await store.list_runs(status=None, limit=2)] == ["bad", "r2"]
     assert [r.id for r in await store.list_runs(status=RunStatus.PLANNED, limit=10)] == ["r2", "r1", "r0"]
-    assert await store.list_runs(status=RunStatus.FAILED, limit=10) == []
+    assert await store.list_runs(status=RunStatus.SKIPPED, limit=10) == []
 
 
 async def test_data_survives_reopening(tmp_path: Path) -> None:
@@ -177,3 +203,117 @@ async def test_data_survives_reopening(tmp_path: Path) -> None:
         assert await second.get_event(outcome.event_id) is not None
     finally:
         await second.close()
+
+
+# -- guardrails: the facts a verdict needs are the store's, read and written in one transaction ---------------
+
+
+async def test_one_active_run_per_target(store: Store) -> None:
+    alert = await stored(store, event())
+    statuses = await decide(
+        store, alert, new_run("a", alert.id), new_run("b", alert.id), new_run("c", alert.id, target="t/other")
+    )
+    assert statuses == [RunStatus.PLANNED, RunStatus.SKIPPED, RunStatus.PLANNED]
+    skipped = await store.get_run("b")
+    assert skipped is not None and skipped.guardrail == "target_busy" and "run a" in skipped.reason
+    await store.claim_run(now=NOW)
+    await store.finish_run("a", RunStatus.SUCCEEDED, "ok", [], now=NOW)
+    assert await decide(store, alert, new_run("d", alert.id), now=NOW + timedelta(seconds=1)) == [RunStatus.PLANNED]
+
+
+async def test_cooldown_and_budgets_count_earlier_runs(store: Store) -> None:
+    alert = await stored(store, event())
+    rule = {"cooldown": "10m", "budgets": ["2/1h"]}
+    times = [
+        NOW,
+        NOW + timedelta(minutes=5),
+        NOW + timedelta(minutes=11),
+        NOW + timedelta(minutes=22),
+        NOW + timedelta(minutes=61),
+    ]
+    results = []
+    for index, at in enumerate(times):
+        status = (await decide(store, alert, new_run(f"r{index}", alert.id), now=at, **rule))[0]
+        results.append(status)
+        run = await store.get_run(f"r{index}")
+        assert run is not None
+        if status is RunStatus.PLANNED:  # finish it so the target is free again
+            await store.claim_run(now=at)
+            await store.finish_run(run.id, RunStatus.SUCCEEDED, "ok", [], now=at)
+    assert results == [RunStatus.PLANNED, RunStatus.SKIPPED, RunStatus.PLANNED, RunStatus.SKIPPED, RunStatus.PLANNED]
+    guardrails = [run.guardrail for run in await store.list_runs(status=RunStatus.SKIPPED, limit=10)]
+    assert guardrails == ["budget_exhausted", "cooldown"]
+
+
+async def test_breaker_opens_escalates_and_closes_by_command(store: Store) -> None:
+    settings = GuardrailSettings.model_validate({"breaker": {"max_runs": 2, "within": "1m", "quiet_period": "5m"}})
+    alert = await stored(store, event())
+    runs = [new_run(f"r{i}", alert.id, target=f"t/{i}") for i in range(4)]
+    decision = await store.record_decision(alert, runs, [], guard=guard(NOW, settings), now=NOW)
+    assert [d.status for d in decision.runs] == [
+        RunStatus.PLANNED,
+        RunStatus.PLANNED,
+        RunStatus.SKIPPED,
+        RunStatus.SKIPPED,
+    ]
+    assert (await store.breaker()).open
+    escalations = await store.escalations(limit=10)
+    assert [(e.trigger, e.run_id) for e in escalations] == [("breaker_open", "r3"), ("breaker_open", "r2")]
+    assert await store.close_breaker(actor="ops", now=NOW)
+    assert not (await store.breaker()).open
+
+
+async def test_resolved_alert_cancels_waiting_runs_of_the_same_alert(store: Store) -> None:
+    alert = await stored(store, event())
+    assert await decide(store, alert, new_run("late", alert.id), delay="5m") == [RunStatus.DELAYED]
+    assert await store.claim_run(now=NOW + timedelta(minutes=1)) is None  # not due yet
+    resolved = await stored(store, event(status="resolved"))
+    decision = await store.record_decision(resolved, [], [], guard=guard(), now=NOW + timedelta(minutes=2))
+    assert decision.cancelled == ["late"]
+    run = await store.get_run("late")
+    assert run is not None and (run.status, run.guardrail) == (RunStatus.SKIPPED, "alert_resolved")
+    assert await store.claim_run(now=NOW + timedelta(minutes=10)) is None
+
+
+async def test_delayed_run_is_claimed_when_due(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("late", alert.id), delay="5m")
+    assert await store.claim_run(now=NOW + timedelta(minutes=4)) is None
+    claimed = await store.claim_run(now=NOW + timedelta(minutes=5))
+    assert claimed is not None and claimed.id == "late"
+
+
+async def test_approval_granted_denied_and_expired(store: Store) -> None:
+    alert = await stored(store, event())
+    for index in range(3):
+        await decide(store, alert, new_run(f"a{index}", alert.id, target=f"t/{index}"), approval="required")
+    assert await store.claim_run(now=NOW) is None
+    approved = await store.approve("a0", actor="alice", reason="go", now=NOW)
+    assert approved is not None and approved.status is RunStatus.PLANNED and "alice" in approved.reason
+    denied = await store.deny("a1", actor="bob", reason="not now", now=NOW)
+    assert denied is not None and (denied.status, denied.guardrail) == (RunStatus.SKIPPED, "denied")
+    with pytest.raises(NotAwaitingApproval):
+        await store.approve("a1", actor="alice", reason="", now=NOW)
+    assert await store.approve("nope", actor="alice", reason="", now=NOW) is None
+    assert await store.expire_approvals(now=NOW + timedelta(minutes=59)) == []
+    assert await store.expire_approvals(now=NOW + timedelta(hours=1)) == ["a2"]
+    expired = await store.get_run("a2")
+    assert expired is not None and expired.guardrail == "approval_expired"
+    assert [e.trigger for e in await store.escalations(limit=5)] == ["approval_expired"]
+    claimed = await store.claim_run(now=NOW)
+    assert claimed is not None and claimed.id == "a0"
+    kinds = [a.kind for a in await store.list_audit(run_id="a1", limit=5)]
+    assert kinds == ["denied", "verdict_awaiting_approval"]
+
+
+async def test_pause_all_and_per_rule(store: Store) -> None:
+    alert = await stored(store, event())
+    await store.set_pause("r", actor="ops", reason="migration", now=NOW)
+    assert await decide(store, alert, new_run("p1", alert.id)) == [RunStatus.SKIPPED]
+    assert [(p.scope, p.actor) for p in await store.pauses()] == [("r", "ops")]
+    assert await store.clear_pause("r", actor="ops", now=NOW)
+    assert not await store.clear_pause("r", actor="ops", now=NOW)
+    await store.set_pause("all", actor="ops", reason="incident", now=NOW)
+    assert await decide(store, alert, new_run("p2", alert.id)) == [RunStatus.SKIPPED]
+    run = await store.get_run("p2")
+    assert run is not None and run.guardrail == "paused" and "all automation" in run.reason

@@ -207,10 +207,26 @@ def test_repository_rules_and_playbooks_load(repo_ruleset: Ruleset) -> None:
         "demo-app-down",
         "demo-app-recovered",
         "high-latency-incident",
+        "crashloop-restart",
+        "failed-deploy-rollback",
+        "latency-scale-out",
     ]
-    assert sorted(repo_ruleset.playbooks) == ["open-incident", "record-alert"]
+    assert sorted(repo_ruleset.playbooks) == [
+        "open-incident",
+        "record-alert",
+        "restart-deployment",
+        "rollback-deployment",
+        "scale-out",
+    ]
     sources = [compiled.source.rsplit("/", 1)[-1] for compiled in repo_ruleset.rules]
-    assert sources == ["10-demo.yaml:6", "10-demo.yaml:14", "20-latency.yaml:4"]
+    assert sources == [
+        "10-demo.yaml:6",
+        "10-demo.yaml:14",
+        "20-latency.yaml:4",
+        "30-kubernetes.yaml:4",
+        "30-kubernetes.yaml:14",
+        "30-kubernetes.yaml:21",
+    ]
     assert repo_ruleset.rules[1].rule.on == frozenset({"resolved"})
 
 

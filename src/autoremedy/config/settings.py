@@ -17,7 +17,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from autoremedy.config.errors import problems_from_validation
 from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Problem, load_yaml_file
+from autoremedy.decide.guardrails import compile_window
 from autoremedy.models.durations import Duration
+from autoremedy.models.guardrails import GuardrailSettings
 
 DEFAULT_PORT = 9095
 
@@ -125,6 +127,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
     playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
     dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
@@ -171,6 +174,12 @@ def load_settings(path: Path | None) -> Settings:
     problem = settings.exposure_problem()
     if problem is not None:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("server", "listen")), problem)])
+    window_problems = [
+        Problem(loaded.file, loaded.line_of(("guardrails", "maintenance_windows", index)), message)
+        for index, message in _window_problems(settings)
+    ]
+    if window_problems:
+        raise FileProblems(window_problems)
     return _resolve_paths(settings, path.parent if path is not None else Path.cwd())
 
 
@@ -186,3 +195,13 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if sqlite is not None and str(sqlite) != ":memory:":
         updates["store"] = settings.store.model_copy(update={"url": f"sqlite:///{base / sqlite}"})
     return settings.model_copy(update=updates)
+
+
+def _window_problems(settings: Settings) -> list[tuple[int, str]]:
+    found = []
+    for index, window in enumerate(settings.guardrails.maintenance_windows):
+        try:
+            compile_window(window)
+        except ValueError as exc:
+            found.append((index, f"guardrails.maintenance_windows.{index}: {exc}"))
+    return found

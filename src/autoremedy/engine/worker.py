@@ -11,18 +11,20 @@ import asyncio
 import contextlib
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
 
+from autoremedy.decide.guardrails import CompiledWindow, Guard
 from autoremedy.decide.planning import Plan, Ruleset, decide
 from autoremedy.decide.redact import redact
 from autoremedy.engine.executor import Executor, RunVerdict
 from autoremedy.models.events import AlertEvent
-from autoremedy.models.runs import Run, RunStatus
+from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.runs import FINAL_STATUSES, Run, RunStatus
 from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import AuditEntry, NewRun, NewStep, Store, StoreUnavailable
+from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, Store, StoreUnavailable
 
 log = get_logger("autoremedy.worker")
 SHUTDOWN_REASON = "the daemon shut down before the run finished (grace period expired)"
@@ -37,6 +39,8 @@ class Worker:
         rules: Callable[[], Ruleset],
         metrics: Metrics,
         dry_run: bool,
+        guardrails: GuardrailSettings,
+        windows: Sequence[CompiledWindow],
         concurrency: int,
         poll_interval: float,
     ) -> None:
@@ -45,6 +49,8 @@ class Worker:
         self._rules = rules
         self._metrics = metrics
         self._dry_run = dry_run
+        self._guardrails = guardrails
+        self._windows = windows
         self._slots = concurrency
         self._poll = poll_interval
         self._wakeup = asyncio.Event()
@@ -76,6 +82,7 @@ class Worker:
             self._wakeup.clear()
             try:
                 await self._decide_pending()
+                await self._expire_approvals()
                 await self._start_planned()
                 self._metrics.queue_depth.set(await self._store.pending_events())
             except StoreUnavailable as exc:
@@ -93,30 +100,56 @@ class Worker:
             await self._decide(event)
 
     async def _decide(self, event: AlertEvent) -> None:
+        now = datetime.now(UTC)
+        ruleset = self._rules()
+        guard = Guard(
+            rules={compiled.rule.name: compiled.rule for compiled in ruleset.rules},
+            windows=self._windows,
+            settings=self._guardrails,
+            labels=event.labels,
+            now=now,
+        )
         try:
-            plans = decide(self._rules(), event.template_view(), dry_run=self._dry_run)
+            plans = decide(ruleset, event.template_view(), dry_run=self._dry_run)
         except Exception as exc:  # a bug in deciding must not stop the queue nor retry the same event forever
             await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
             message = f"deciding failed: {type(exc).__name__}: {exc}"
             failed = AuditEntry("decision_failed", message, fingerprint=event.fingerprint, data={"event_id": event.id})
-            await self._store.record_decision(event.id, [], [failed], now=datetime.now(UTC))
+            await self._store.record_decision(event, [], [failed], guard=guard, now=now)
             return
         runs = [_new_run(event, plan) for plan in plans]
-        audit = [_decision_audit(event, run) for run in runs] or [
-            AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)
-        ]
-        await self._store.record_decision(event.id, runs, audit, now=datetime.now(UTC))
-        for run in runs:
-            if run.status is not RunStatus.PLANNED:
-                self._metrics.runs.labels(run.status.value).inc()
+        audit = [_failure_audit(event, run) for run in runs if run.status is RunStatus.FAILED]
+        if not runs:
+            audit.append(
+                AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)
+            )
+        decision = await self._store.record_decision(event, runs, audit, guard=guard, now=now)
+        await self._account(event, decision)
+
+    async def _account(self, event: AlertEvent, decision: Decision) -> None:
+        for run_id in decision.cancelled:
+            self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
+            await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
+        for decided in decision.runs:
+            if decided.verdict is not None and decided.verdict.reason != "allowed":
+                self._metrics.guardrail_blocks.labels(decided.verdict.reason).inc()
+            if decided.status in FINAL_STATUSES:
+                self._metrics.runs.labels(decided.status.value).inc()
+            reason = decided.verdict.detail if decided.verdict is not None else "plan not rendered"
             await log.ainfo(
                 "run decided",
-                run_id=run.id,
+                run_id=decided.run_id,
                 fingerprint=event.fingerprint,
-                rule=run.rule,
-                status=run.status.value,
-                reason=run.reason,
+                rule=decided.rule,
+                status=decided.status.value,
+                reason=reason,
             )
+
+    async def _expire_approvals(self) -> None:
+        for run_id in await self._store.expire_approvals(now=datetime.now(UTC)):
+            self._metrics.guardrail_blocks.labels("approval_expired").inc()
+            self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
+            await log.awarning("approval expired", run_id=run_id)
 
     # -- stage 2: planned runs are executed ----------------------------------------------------------------
 
@@ -182,6 +215,6 @@ def _new_run(event: AlertEvent, plan: Plan) -> NewRun:
     )
 
 
-def _decision_audit(event: AlertEvent, run: NewRun) -> AuditEntry:
+def _failure_audit(event: AlertEvent, run: NewRun) -> AuditEntry:
     data = {"event_id": event.id, "rule": run.rule, "playbook": run.playbook, "target": run.target}
-    return AuditEntry(f"run_{run.status.value}", run.reason, run.id, event.fingerprint, data=data)
+    return AuditEntry("run_failed", run.reason, run.id, event.fingerprint, data=data)

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from autoremedy.models.durations import Duration
+from autoremedy.models.guardrails import Budget
+
 AlertState = Literal["firing", "resolved"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
@@ -22,6 +25,10 @@ class Rule(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="values templated from the alert")
     continue_: bool = Field(default=False, alias="continue")
     dry_run: bool | None = Field(default=None, description="overrides the global dry_run for this rule")
+    cooldown: Duration | None = Field(default=None, description="after a run on a target, none again for this long")
+    budgets: list[Budget] = Field(default_factory=list, description="e.g. [3/1h, 7/1d] per target")
+    delay: Duration | None = Field(default=None, description="wait this long; a resolved alert cancels the run")
+    approval: Literal["none", "required"] = Field(default="none", description="required: a person approves first")
 
     @field_validator("on", mode="before")
     @classmethod

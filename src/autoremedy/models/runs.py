@@ -17,11 +17,15 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     DRY_RUN = "dry_run"
     INTERRUPTED = "interrupted"
+    DELAYED = "delayed"
+    DEFERRED = "deferred"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 FINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.DRY_RUN, RunStatus.INTERRUPTED}
 )
+WAITING_STATUSES = frozenset({RunStatus.DELAYED, RunStatus.DEFERRED, RunStatus.AWAITING_APPROVAL})
 
 
 class StepOutcome(StrEnum):
@@ -61,7 +65,11 @@ class Run(BaseModel):
     event_id: int
     alert_status: str
     dry_run: bool
+    guardrail: str = "allowed"
+    """The guardrail verdict's reason code (allowed, cooldown, breaker_open, ...)."""
     created_at: datetime
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     steps: list[StepRecord] = []

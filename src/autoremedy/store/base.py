@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 
@@ -68,6 +69,45 @@ class AuditRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DecidedRun:
+    run_id: str
+    rule: str
+    status: RunStatus
+    verdict: Verdict | None
+    """None when the run failed before any guardrail was asked (the plan could not be rendered)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    runs: list[DecidedRun]
+    cancelled: list[str]
+    """Waiting runs of the same alert cancelled because it resolved."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    scope: str
+    actor: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    id: int
+    run_id: str | None
+    fingerprint: str
+    rule: str
+    trigger: str
+    detail: str
+    created_at: datetime
+
+
+class NotAwaitingApproval(Exception):
+    """The run exists but is not waiting for an approval (already decided, expired or never needed one)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Recovery:
     requeued_events: int
     interrupted_runs: list[str]
@@ -86,11 +126,24 @@ class Store(Protocol):
     async def pending_events(self) -> int: ...
 
     async def record_decision(
-        self, event_id: int, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, now: datetime
-    ) -> None:
-        """Atomically: the event is done, its runs exist, and the audit says why."""
+        self, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
+    ) -> Decision:
+        """Atomically: guardrail facts read, verdicts made and recorded on the runs, waiting runs of a resolved
+        alert cancelled, escalations queued, and the event marked done."""
 
-    async def claim_run(self, *, now: datetime) -> Run | None: ...
+    async def claim_run(self, *, now: datetime) -> Run | None:
+        """A planned run, or a delayed or deferred one that is due, becomes running."""
+
+    async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None: ...
+    async def deny(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None: ...
+    async def expire_approvals(self, *, now: datetime) -> list[str]: ...
+    async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None: ...
+    async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool: ...
+    async def pauses(self) -> list[Pause]: ...
+    async def breaker(self) -> BreakerState: ...
+    async def close_breaker(self, *, actor: str, now: datetime) -> bool: ...
+    async def escalations(self, *, limit: int) -> list[Escalation]: ...
+    async def active_counts(self) -> dict[str, int]: ...
     async def update_step(self, run_id: str, step: StepRecord) -> None: ...
     async def finish_run(
         self, run_id: str, status: RunStatus, reason: str, audit: Sequence[AuditEntry], *, now: datetime

@@ -17,11 +17,31 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
-from autoremedy.store.base import AuditEntry, AuditRecord, InsertOutcome, NewRun, Recovery, StoreUnavailable
+from autoremedy.store.base import (
+    AuditEntry,
+    AuditRecord,
+    Decision,
+    Escalation,
+    InsertOutcome,
+    NewRun,
+    NotAwaitingApproval,
+    Pause,
+    Recovery,
+    StoreUnavailable,
+)
 from autoremedy.store.queries import load_queries, migrations
 from autoremedy.store.rows import audit_from_row, event_from_row, run_from_rows
+from autoremedy.store.sqlite_decisions import (
+    decide_in_transaction,
+    insert_audit,
+    insert_escalation,
+    read_breaker,
+    skip_waiting,
+    write_breaker,
+)
 
 T = TypeVar("T")
 Q = load_queries("sqlite")
@@ -103,21 +123,15 @@ class SQLiteStore:
         return int(row[0])
 
     async def record_decision(
-        self, event_id: int, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, now: datetime
-    ) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            for run in runs:
-                _insert_run(db, run, now)
-            _insert_audit(db, audit, now)
-            db.execute(Q["finish_event"], {"id": event_id, "now": now.isoformat()})
-
-        await self._write(work)
+        self, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
+    ) -> Decision:
+        return await self._write(lambda db: decide_in_transaction(db, event, runs, audit, guard=guard, now=now))
 
     # -- runs -------------------------------------------------------------------------------------------------
 
     async def claim_run(self, *, now: datetime) -> Run | None:
         def work(db: sqlite3.Connection) -> Run | None:
-            row = db.execute(Q["claim_run"], {"now": now.isoformat()}).fetchone()
+            row = db.execute(Q["claim_due_run"], {"now": now.isoformat()}).fetchone()
             return _load_run(db, row["id"]) if row is not None else None
 
         return await self._write(work)
@@ -144,7 +158,7 @@ class SQLiteStore:
                 {"id": run_id, "status": status.value, "reason": reason, "now": now.isoformat()},
             )
             db.execute(Q["close_unfinished_steps"], {"run_id": run_id})
-            _insert_audit(db, audit, now)
+            insert_audit(db, audit, now)
 
         await self._write(work)
 
@@ -155,7 +169,7 @@ class SQLiteStore:
             for row in rows:
                 db.execute(Q["close_unfinished_steps"], {"run_id": row["id"]})
                 message = f"run interrupted: {reason}"
-                _insert_audit(db, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
+                insert_audit(db, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
             return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
         return await self._write(work)
@@ -174,6 +188,122 @@ class SQLiteStore:
     async def list_audit(self, *, run_id: str | None, limit: int) -> list[AuditRecord]:
         rows = await self._read(lambda db: db.execute(Q["list_audit"], {"run_id": run_id, "limit": limit}).fetchall())
         return [audit_from_row(row) for row in rows]
+
+    # -- approvals, pauses, breaker ------------------------------------------------------------------------
+
+    async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+        def work(db: sqlite3.Connection) -> Run | None:
+            message = f"approved by {actor}" + (f": {reason}" if reason else "")
+            row = db.execute(Q["approve_run"], {"id": run_id, "reason": message}).fetchone()
+            if row is None:
+                return _unchanged(db, run_id)
+            insert_audit(db, [AuditEntry("approved", message, run_id, row["fingerprint"], actor=actor)], now)
+            return _load_run(db, run_id)
+
+        return await self._write(work)
+
+    async def deny(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+        def work(db: sqlite3.Connection) -> Run | None:
+            message = f"denied by {actor}" + (f": {reason}" if reason else "")
+            if _status(db, run_id) != "awaiting_approval":
+                return _unchanged(db, run_id)
+            skip_waiting(db, run_id, "denied", message, now, kind="denied", actor=actor)
+            return _load_run(db, run_id)
+
+        return await self._write(work)
+
+    async def expire_approvals(self, *, now: datetime) -> list[str]:
+        def work(db: sqlite3.Connection) -> list[str]:
+            expired = []
+            for row in db.execute(Q["expired_approvals"], {"now": now.isoformat()}).fetchall():
+                skipped = skip_waiting(
+                    db,
+                    row["id"],
+                    "approval_expired",
+                    "nobody approved or denied it in time",
+                    now,
+                    kind="approval_expired",
+                )
+                if skipped is not None:
+                    insert_escalation(
+                        db,
+                        run_id=row["id"],
+                        fingerprint=skipped["fingerprint"],
+                        rule=skipped["rule"],
+                        trigger="approval_expired",
+                        detail="nobody approved or denied the run in time",
+                        now=now,
+                    )
+                    expired.append(row["id"])
+            return expired
+
+        return await self._write(work)
+
+    async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(Q["set_pause"], {"scope": scope, "actor": actor, "reason": reason, "at": now.isoformat()})
+            insert_audit(
+                db, [AuditEntry("paused", f"{scope} paused: {reason}", actor=actor, data={"scope": scope})], now
+            )
+
+        await self._write(work)
+
+    async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            removed = db.execute(Q["clear_pause"], {"scope": scope}).rowcount > 0
+            if removed:
+                insert_audit(db, [AuditEntry("resumed", f"{scope} resumed", actor=actor, data={"scope": scope})], now)
+            return removed
+
+        return await self._write(work)
+
+    async def pauses(self) -> list[Pause]:
+        rows = await self._read(lambda db: db.execute(Q["list_pauses"]).fetchall())
+        return [Pause(r["scope"], r["actor"], r["reason"], datetime.fromisoformat(r["at"])) for r in rows]
+
+    async def breaker(self) -> BreakerState:
+        return await self._read(read_breaker)
+
+    async def close_breaker(self, *, actor: str, now: datetime) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            was_open = read_breaker(db).open
+            write_breaker(db, BreakerState())
+            if was_open:
+                insert_audit(db, [AuditEntry("breaker_closed", "circuit breaker closed by command", actor=actor)], now)
+            return was_open
+
+        return await self._write(work)
+
+    async def escalations(self, *, limit: int) -> list[Escalation]:
+        rows = await self._read(lambda db: db.execute(Q["list_escalations"], {"limit": limit}).fetchall())
+        return [
+            Escalation(
+                r["id"],
+                r["run_id"],
+                r["fingerprint"],
+                r["rule"],
+                r["trigger"],
+                r["detail"],
+                datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    async def active_counts(self) -> dict[str, int]:
+        rows = await self._read(lambda db: db.execute(Q["count_runs_by_status"]).fetchall())
+        return {row["status"]: int(row["n"]) for row in rows}
+
+
+def _status(db: sqlite3.Connection, run_id: str) -> str | None:
+    row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return str(row["status"]) if row is not None else None
+
+
+def _unchanged(db: sqlite3.Connection, run_id: str) -> Run | None:
+    """None for an unknown run; NotAwaitingApproval for a run that cannot be approved or denied now."""
+    if _status(db, run_id) is None:
+        return None
+    raise NotAwaitingApproval(f"run {run_id} is not awaiting approval")
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -215,56 +345,6 @@ def _event_params(event: NewEvent, now: datetime) -> dict[str, Any]:
 def _insert_event(db: sqlite3.Connection, params: dict[str, Any]) -> InsertOutcome:
     row = db.execute(Q["insert_event"], params).fetchone()
     return InsertOutcome(event_id=int(row["id"]), duplicate=int(row["deliveries"]) > 1)
-
-
-def _insert_run(db: sqlite3.Connection, run: NewRun, now: datetime) -> None:
-    finished = None if run.status in (RunStatus.PLANNED, RunStatus.RUNNING) else now.isoformat()
-    db.execute(
-        Q["insert_run"],
-        {
-            "id": run.id,
-            "event_id": run.event_id,
-            "status": run.status.value,
-            "reason": run.reason,
-            "rule": run.rule,
-            "playbook": run.playbook,
-            "target": run.target,
-            "fingerprint": run.fingerprint,
-            "alert_status": run.alert_status,
-            "dry_run": int(run.dry_run),
-            "created_at": now.isoformat(),
-            "finished_at": finished,
-        },
-    )
-    outcome = "pending" if run.status == RunStatus.PLANNED else "not_run"
-    for step in run.steps:
-        db.execute(
-            Q["insert_step"],
-            {
-                "run_id": run.id,
-                "idx": step.index,
-                "name": step.name,
-                "action": step.action,
-                "inputs": json.dumps(step.inputs),
-                "outcome": outcome,
-            },
-        )
-
-
-def _insert_audit(db: sqlite3.Connection, entries: Sequence[AuditEntry], now: datetime) -> None:
-    for entry in entries:
-        db.execute(
-            Q["insert_audit"],
-            {
-                "at": now.isoformat(),
-                "kind": entry.kind,
-                "run_id": entry.run_id,
-                "fingerprint": entry.fingerprint,
-                "actor": entry.actor,
-                "message": entry.message,
-                "data": json.dumps(entry.data),
-            },
-        )
 
 
 def _load_run(db: sqlite3.Connection, run_id: str) -> Run | None:

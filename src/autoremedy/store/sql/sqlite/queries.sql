@@ -26,20 +26,9 @@ SELECT count(*) FROM events WHERE state IN ('pending', 'processing');
 -- name: get_event
 SELECT * FROM events WHERE id = :id;
 
--- name: insert_run
-INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
-                  created_at, finished_at)
-VALUES (:id, :event_id, :status, :reason, :rule, :playbook, :target, :fingerprint, :alert_status, :dry_run,
-        :created_at, :finished_at);
-
 -- name: insert_step
 INSERT INTO run_steps (run_id, idx, name, action, inputs, outcome)
 VALUES (:run_id, :idx, :name, :action, :inputs, :outcome);
-
--- name: claim_run
-UPDATE runs SET status = 'running', started_at = :now
-WHERE id = (SELECT id FROM runs WHERE status = 'planned' ORDER BY created_at, id LIMIT 1)
-RETURNING id;
 
 -- name: update_step
 UPDATE run_steps SET attempts = :attempts, outcome = :outcome, error = :error, result = :result,
@@ -73,3 +62,78 @@ VALUES (:at, :kind, :run_id, :fingerprint, :actor, :message, :data);
 
 -- name: list_audit
 SELECT * FROM audit WHERE (:run_id IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
+
+-- name: claim_due_run
+UPDATE runs SET status = 'running', started_at = :now
+WHERE id = (
+    SELECT id FROM runs
+    WHERE status = 'planned' OR (status IN ('delayed', 'deferred') AND not_before <= :now)
+    ORDER BY created_at, id LIMIT 1
+)
+RETURNING id;
+
+-- name: insert_guarded_run
+INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
+                  created_at, finished_at, guardrail, counted, not_before, expires_at)
+VALUES (:id, :event_id, :status, :reason, :rule, :playbook, :target, :fingerprint, :alert_status, :dry_run,
+        :created_at, :finished_at, :guardrail, :counted, :not_before, :expires_at);
+
+-- name: paused_scope
+SELECT scope FROM pauses WHERE scope IN ('all', :rule) ORDER BY scope = 'all' DESC LIMIT 1;
+
+-- name: active_run_on_target
+SELECT id FROM runs
+WHERE target = :target AND status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval')
+LIMIT 1;
+
+-- name: counted_run_times
+SELECT created_at FROM runs
+WHERE rule = :rule AND target = :target AND counted = 1 AND created_at >= :since
+ORDER BY created_at DESC;
+
+-- name: count_counted_runs
+SELECT count(*) FROM runs WHERE counted = 1 AND created_at >= :since;
+
+-- name: read_breaker
+SELECT open, opened_at, last_attempt_at FROM breaker WHERE id = 1;
+
+-- name: write_breaker
+UPDATE breaker SET open = :open, opened_at = :opened_at, last_attempt_at = :last_attempt_at WHERE id = 1;
+
+-- name: waiting_runs_of_fingerprint
+SELECT id FROM runs WHERE fingerprint = :fingerprint AND status IN ('delayed', 'deferred', 'awaiting_approval');
+
+-- name: skip_waiting_run
+UPDATE runs SET status = 'skipped', guardrail = :guardrail, reason = :reason, finished_at = :now
+WHERE id = :id AND status IN ('delayed', 'deferred', 'awaiting_approval')
+RETURNING id, fingerprint, rule;
+
+-- name: approve_run
+UPDATE runs SET status = 'planned', reason = :reason, expires_at = NULL
+WHERE id = :id AND status = 'awaiting_approval'
+RETURNING id, fingerprint;
+
+-- name: expired_approvals
+SELECT id FROM runs WHERE status = 'awaiting_approval' AND expires_at <= :now;
+
+-- name: insert_escalation
+INSERT INTO escalations (run_id, fingerprint, rule, trigger, detail, created_at)
+VALUES (:run_id, :fingerprint, :rule, :trigger, :detail, :created_at);
+
+-- name: list_escalations
+SELECT * FROM escalations ORDER BY id DESC LIMIT :limit;
+
+-- name: set_pause
+INSERT INTO pauses (scope, actor, reason, at) VALUES (:scope, :actor, :reason, :at)
+ON CONFLICT (scope) DO UPDATE SET actor = excluded.actor, reason = excluded.reason, at = excluded.at;
+
+-- name: clear_pause
+DELETE FROM pauses WHERE scope = :scope;
+
+-- name: list_pauses
+SELECT * FROM pauses ORDER BY scope;
+
+-- name: count_runs_by_status
+SELECT status, count(*) AS n FROM runs
+WHERE status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval')
+GROUP BY status;

@@ -1,0 +1,250 @@
+"""Guardrail verdicts: may this rule act on this target now? Pure: every fact and `now` come in as arguments.
+
+The store gathers the facts and records the verdict in the same transaction, so two workers (or replicas) cannot
+both pass a cooldown. Each verdict carries a reason code (for metrics and the API) and a sentence for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from autoremedy.decide.matchers import Matcher, parse_matcher
+from autoremedy.models.durations import format_duration as fmt
+from autoremedy.models.guardrails import WEEKDAYS, BreakerSettings, GuardrailSettings, MaintenanceWindow
+from autoremedy.models.rules import Rule
+from autoremedy.models.runs import RunStatus
+
+
+class Decision(StrEnum):
+    ALLOW = "allow"
+    SKIP = "skip"
+    DEFER = "defer"
+    DELAY = "delay"
+    AWAIT_APPROVAL = "await_approval"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    reason: str
+    """A stable code: allowed, paused, maintenance, breaker_open, target_busy, cooldown, budget_exhausted,
+    delayed, awaiting_approval."""
+    detail: str
+    not_before: datetime | None = None
+    escalate: bool = False
+    """A person should hear about this block (the breaker is open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerState:
+    open: bool = False
+    opened_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    """When a run was last attempted while it was open: the quiet period counts from here."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardFacts:
+    """What the store knows when the verdict is made (read in the verdict's transaction)."""
+
+    paused: str | None = None
+    """'all' or the rule's name when automation is paused for it."""
+    active_run_on_target: str | None = None
+    run_times: Sequence[datetime] = ()
+    """When this rule's earlier counted runs on this target were created, newest first."""
+    global_runs_in_window: int = 0
+    """Counted runs of all rules within the breaker's `within`."""
+    breaker: BreakerState = field(default_factory=BreakerState)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWindow:
+    window: MaintenanceWindow
+    matchers: tuple[Matcher, ...]
+    zone: ZoneInfo
+
+
+def compile_window(window: MaintenanceWindow) -> CompiledWindow:
+    """Raises ValueError naming the problem (bad matcher or time zone)."""
+    try:
+        zone = ZoneInfo(window.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"window {window.name!r}: unknown time zone {window.timezone!r}") from exc
+    return CompiledWindow(window, tuple(parse_matcher(text) for text in window.matchers), zone)
+
+
+def window_end(window: CompiledWindow, labels: Mapping[str, str], now: datetime) -> datetime | None:
+    """When the window covering this alert at `now` ends, or None if none covers it."""
+    if not all(m.matches(labels) for m in window.matchers):
+        return None
+    spec = window.window
+    if spec.start is not None and spec.end is not None:
+        return spec.end if spec.start <= now < spec.end else None
+    return _weekly_end(window, now)
+
+
+def _weekly_end(window: CompiledWindow, now: datetime) -> datetime | None:
+    spec = window.window
+    assert spec.at is not None and spec.duration is not None
+    hours, minutes = (int(part) for part in spec.at.split(":"))
+    local_now = now.astimezone(window.zone)
+    # A window that started on an earlier day may still be open: look back as far as its duration reaches.
+    for days_back in range(spec.duration.days + 2):
+        day = local_now.date() - timedelta(days=days_back)
+        if WEEKDAYS[day.weekday()] not in spec.days:
+            continue
+        start = datetime.combine(day, time(hours, minutes), tzinfo=window.zone)
+        end = start + spec.duration
+        if start <= local_now < end:
+            return end.astimezone(now.tzinfo)
+    return None
+
+
+def breaker_now(state: BreakerState, settings: BreakerSettings, now: datetime) -> BreakerState:
+    """An open breaker closes by itself once nothing was attempted for the quiet period."""
+    if state.open and state.last_attempt_at is not None and now - state.last_attempt_at >= settings.quiet_period:
+        return BreakerState()
+    return state
+
+
+def judge(
+    rule: Rule,
+    facts: GuardFacts,
+    *,
+    labels: Mapping[str, str],
+    windows: Sequence[CompiledWindow],
+    breaker: BreakerSettings,
+    now: datetime,
+) -> tuple[Verdict, BreakerState]:
+    """The verdict for one planned run, and the breaker state to store."""
+    state = breaker_now(facts.breaker, breaker, now)
+    verdict = _before_breaker(facts, labels, windows, now)
+    if verdict is not None:
+        return verdict, state
+    if state.open or facts.global_runs_in_window >= breaker.max_runs:
+        opened = state.opened_at if state.open and state.opened_at is not None else now
+        detail = (
+            f"circuit breaker open since {opened.isoformat()}: more than {breaker.max_runs} runs within "
+            f"{fmt(breaker.within)}; it closes after {fmt(breaker.quiet_period)} without attempts, or by command"
+        )
+        return (
+            Verdict(Decision.SKIP, "breaker_open", detail, escalate=True),
+            BreakerState(open=True, opened_at=opened, last_attempt_at=now),
+        )
+    return _after_breaker(rule, facts, now), state
+
+
+def _before_breaker(
+    facts: GuardFacts, labels: Mapping[str, str], windows: Sequence[CompiledWindow], now: datetime
+) -> Verdict | None:
+    if facts.paused is not None:
+        scope = "all automation" if facts.paused == "all" else f"rule {facts.paused!r}"
+        return Verdict(Decision.SKIP, "paused", f"{scope} is paused")
+    for window in windows:
+        end = window_end(window, labels, now)
+        if end is None:
+            continue
+        name = window.window.name
+        if window.window.action == "defer":
+            return Verdict(
+                Decision.DEFER,
+                "maintenance",
+                f"maintenance window {name!r}: deferred until {end.isoformat()}",
+                not_before=end,
+            )
+        return Verdict(Decision.SKIP, "maintenance", f"maintenance window {name!r} until {end.isoformat()}")
+    return None
+
+
+def _after_breaker(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict:
+    if facts.active_run_on_target is not None:
+        return Verdict(
+            Decision.SKIP, "target_busy", f"run {facts.active_run_on_target} is already active on this target"
+        )
+    limit = _limit(rule, facts, now)
+    if limit is not None:
+        return limit
+    if rule.approval == "required":
+        return Verdict(Decision.AWAIT_APPROVAL, "awaiting_approval", "the rule requires a person's approval")
+    if rule.delay is not None and rule.delay > timedelta(0):
+        return Verdict(
+            Decision.DELAY,
+            "delayed",
+            f"delayed by {fmt(rule.delay)}; cancelled if the alert resolves",
+            not_before=now + rule.delay,
+        )
+    return Verdict(Decision.ALLOW, "allowed", "no guardrail applies")
+
+
+def _limit(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict | None:
+    if rule.cooldown is not None and facts.run_times and now - facts.run_times[0] < rule.cooldown:
+        until = facts.run_times[0] + rule.cooldown
+        return Verdict(
+            Decision.SKIP,
+            "cooldown",
+            f"cooldown of {fmt(rule.cooldown)} after the run at "
+            f"{facts.run_times[0].isoformat()}, until {until.isoformat()}",
+        )
+    for budget in rule.budgets:
+        used = sum(1 for at in facts.run_times if now - at < budget.per)
+        if used >= budget.max:
+            return Verdict(
+                Decision.SKIP,
+                "budget_exhausted",
+                f"budget of {budget.max} runs per {fmt(budget.per)} used up on this target ({used} runs)",
+            )
+    return None
+
+
+def counted_window(rule: Rule) -> timedelta:
+    """How far back this rule's run history matters (its cooldown and longest budget)."""
+    spans = [budget.per for budget in rule.budgets]
+    if rule.cooldown is not None:
+        spans.append(rule.cooldown)
+    return max(spans, default=timedelta(0))
+
+
+_STATUS = {
+    Decision.ALLOW: RunStatus.PLANNED,
+    Decision.SKIP: RunStatus.SKIPPED,
+    Decision.DEFER: RunStatus.DEFERRED,
+    Decision.DELAY: RunStatus.DELAYED,
+    Decision.AWAIT_APPROVAL: RunStatus.AWAITING_APPROVAL,
+}
+
+
+def status_for(decision: Decision) -> RunStatus:
+    return _STATUS[decision]
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """Everything a verdict needs apart from the store's facts, for one alert event at one instant."""
+
+    rules: Mapping[str, Rule]
+    windows: Sequence[CompiledWindow]
+    settings: GuardrailSettings
+    labels: Mapping[str, str]
+    now: datetime
+
+    def history_since(self, rule: str) -> datetime:
+        found = self.rules.get(rule)
+        return self.now - (counted_window(found) if found is not None else timedelta(0))
+
+    def breaker_since(self) -> datetime:
+        return self.now - self.settings.breaker.within
+
+    def verdict(self, rule: str, facts: GuardFacts) -> tuple[Verdict, BreakerState]:
+        found = self.rules.get(rule)
+        if found is None:  # the rule went away in a reload between planning and now
+            return Verdict(Decision.SKIP, "rule_removed", f"rule {rule!r} no longer exists"), facts.breaker
+        return judge(
+            found, facts, labels=self.labels, windows=self.windows, breaker=self.settings.breaker, now=self.now
+        )
+
+    def approval_expiry(self) -> datetime:
+        return self.now + self.settings.approval_timeout

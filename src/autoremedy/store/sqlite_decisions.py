@@ -1,0 +1,215 @@
+"""The decision transaction on SQLite: guardrail facts, verdicts, runs, cancellations, escalations, breaker.
+
+Everything here runs inside one write transaction on the writer thread, so the facts a verdict is made on cannot
+change before the verdict is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
+from autoremedy.models.events import AlertEvent
+from autoremedy.models.runs import RunStatus
+from autoremedy.store.base import AuditEntry, DecidedRun, Decision, NewRun
+from autoremedy.store.queries import load_queries
+
+Q = load_queries("sqlite")
+CANCELLED_REASON = "the alert resolved before the run started"
+
+
+def decide_in_transaction(
+    db: sqlite3.Connection,
+    event: AlertEvent,
+    runs: Sequence[NewRun],
+    audit: Sequence[AuditEntry],
+    *,
+    guard: Guard,
+    now: datetime,
+) -> Decision:
+    cancelled = cancel_waiting(db, event.fingerprint, now) if event.status == "resolved" else []
+    breaker = read_breaker(db)
+    decided = []
+    for run in runs:
+        if run.status is RunStatus.FAILED:
+            insert_run(db, run, now, status=RunStatus.FAILED, verdict=None, expires_at=None)
+            decided.append(DecidedRun(run.id, run.rule, RunStatus.FAILED, None))
+            continue
+        verdict, breaker = guard.verdict(run.rule, gather_facts(db, run, guard, breaker))
+        status = status_for(verdict.decision)
+        expires = guard.approval_expiry() if status is RunStatus.AWAITING_APPROVAL else None
+        insert_run(db, run, now, status=status, verdict=verdict, expires_at=expires)
+        insert_audit(db, [_verdict_audit(event, run, verdict)], now)
+        if verdict.escalate:
+            insert_escalation(
+                db,
+                run_id=run.id,
+                fingerprint=event.fingerprint,
+                rule=run.rule,
+                trigger=verdict.reason,
+                detail=verdict.detail,
+                now=now,
+            )
+        decided.append(DecidedRun(run.id, run.rule, status, verdict))
+    write_breaker(db, breaker)
+    insert_audit(db, audit, now)
+    db.execute(Q["finish_event"], {"id": event.id, "now": now.isoformat()})
+    return Decision(decided, cancelled)
+
+
+def gather_facts(db: sqlite3.Connection, run: NewRun, guard: Guard, breaker: BreakerState) -> GuardFacts:
+    paused = db.execute(Q["paused_scope"], {"rule": run.rule}).fetchone()
+    active = db.execute(Q["active_run_on_target"], {"target": run.target}).fetchone()
+    since = guard.history_since(run.rule).isoformat()
+    times = db.execute(Q["counted_run_times"], {"rule": run.rule, "target": run.target, "since": since}).fetchall()
+    in_window = db.execute(Q["count_counted_runs"], {"since": guard.breaker_since().isoformat()}).fetchone()
+    return GuardFacts(
+        paused=paused["scope"] if paused else None,
+        active_run_on_target=active["id"] if active else None,
+        run_times=[datetime.fromisoformat(row["created_at"]) for row in times],
+        global_runs_in_window=int(in_window[0]),
+        breaker=breaker,
+    )
+
+
+def cancel_waiting(db: sqlite3.Connection, fingerprint: str, now: datetime) -> list[str]:
+    cancelled = []
+    for row in db.execute(Q["waiting_runs_of_fingerprint"], {"fingerprint": fingerprint}).fetchall():
+        if skip_waiting(db, row["id"], "alert_resolved", CANCELLED_REASON, now, kind="run_cancelled"):
+            cancelled.append(row["id"])
+    return cancelled
+
+
+def skip_waiting(
+    db: sqlite3.Connection,
+    run_id: str,
+    guardrail: str,
+    reason: str,
+    now: datetime,
+    *,
+    kind: str,
+    actor: str = "autoremedy",
+) -> sqlite3.Row | None:
+    params = {"id": run_id, "guardrail": guardrail, "reason": reason, "now": now.isoformat()}
+    row: sqlite3.Row | None = db.execute(Q["skip_waiting_run"], params).fetchone()
+    if row is not None:
+        db.execute(Q["close_unfinished_steps"], {"run_id": run_id})
+        insert_audit(db, [AuditEntry(kind, reason, run_id, row["fingerprint"], actor=actor)], now)
+    return row
+
+
+def read_breaker(db: sqlite3.Connection) -> BreakerState:
+    row = db.execute(Q["read_breaker"]).fetchone()
+    return BreakerState(
+        open=bool(row["open"]),
+        opened_at=_time(row["opened_at"]),
+        last_attempt_at=_time(row["last_attempt_at"]),
+    )
+
+
+def write_breaker(db: sqlite3.Connection, state: BreakerState) -> None:
+    db.execute(
+        Q["write_breaker"],
+        {
+            "open": int(state.open),
+            "opened_at": state.opened_at.isoformat() if state.opened_at else None,
+            "last_attempt_at": state.last_attempt_at.isoformat() if state.last_attempt_at else None,
+        },
+    )
+
+
+def insert_run(
+    db: sqlite3.Connection,
+    run: NewRun,
+    now: datetime,
+    *,
+    status: RunStatus,
+    verdict: Verdict | None,
+    expires_at: datetime | None,
+) -> None:
+    final = status in (RunStatus.SKIPPED, RunStatus.FAILED)
+    db.execute(
+        Q["insert_guarded_run"],
+        {
+            "id": run.id,
+            "event_id": run.event_id,
+            "status": status.value,
+            "reason": verdict.detail if verdict is not None and status is not RunStatus.PLANNED else run.reason,
+            "rule": run.rule,
+            "playbook": run.playbook,
+            "target": run.target,
+            "fingerprint": run.fingerprint,
+            "alert_status": run.alert_status,
+            "dry_run": int(run.dry_run),
+            "created_at": now.isoformat(),
+            "finished_at": now.isoformat() if final else None,
+            "guardrail": verdict.reason if verdict is not None else "not_asked",
+            "counted": int(not final),
+            "not_before": verdict.not_before.isoformat() if verdict is not None and verdict.not_before else None,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
+    outcome = "not_run" if final else "pending"
+    for step in run.steps:
+        db.execute(
+            Q["insert_step"],
+            {
+                "run_id": run.id,
+                "idx": step.index,
+                "name": step.name,
+                "action": step.action,
+                "inputs": json.dumps(step.inputs),
+                "outcome": outcome,
+            },
+        )
+
+
+def insert_audit(db: sqlite3.Connection, entries: Sequence[AuditEntry], now: datetime) -> None:
+    for entry in entries:
+        db.execute(
+            Q["insert_audit"],
+            {
+                "at": now.isoformat(),
+                "kind": entry.kind,
+                "run_id": entry.run_id,
+                "fingerprint": entry.fingerprint,
+                "actor": entry.actor,
+                "message": entry.message,
+                "data": json.dumps(entry.data),
+            },
+        )
+
+
+def insert_escalation(
+    db: sqlite3.Connection, *, run_id: str | None, fingerprint: str, rule: str, trigger: str, detail: str, now: datetime
+) -> None:
+    db.execute(
+        Q["insert_escalation"],
+        {
+            "run_id": run_id,
+            "fingerprint": fingerprint,
+            "rule": rule,
+            "trigger": trigger,
+            "detail": detail,
+            "created_at": now.isoformat(),
+        },
+    )
+
+
+def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEntry:
+    data = {
+        "event_id": event.id,
+        "rule": run.rule,
+        "playbook": run.playbook,
+        "target": run.target,
+        "decision": verdict.decision.value,
+        "guardrail": verdict.reason,
+    }
+    return AuditEntry(f"verdict_{verdict.reason}", verdict.detail, run.id, event.fingerprint, data=data)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
