@@ -35,8 +35,19 @@ def zero_status(res: Resource) -> JSON:
     return copy.deepcopy(_ZERO_STATUS[res.plural])
 
 
+def _nulls_to_empty(mapping: Any) -> None:
+    # Go decodes a JSON null map value into a map[string]string as "": the key stays, with an empty value.
+    if isinstance(mapping, dict):
+        for key, value in mapping.items():
+            if value is None:
+                mapping[key] = ""
+
+
 def apply_defaults(res: Resource, obj: JSON) -> None:
     """Fill in what the apiserver defaults, in place; values already set are kept."""
+    metadata = obj.get("metadata") or {}
+    _nulls_to_empty(metadata.get("labels"))
+    _nulls_to_empty(metadata.get("annotations"))
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
         return
@@ -107,6 +118,7 @@ def _container_defaults(container: JSON) -> None:
 
 
 def _service_defaults(spec: JSON) -> None:
+    _nulls_to_empty(spec.get("selector"))
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
     if spec["type"] != "ExternalName":

@@ -138,8 +138,7 @@ def forbidden(res: Resource, name: str, *, user: str, verb: str, resource: str, 
     subject = f'{res.qualified} "{name}"' if name else res.qualified
     scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
     message = (
-        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
-        f'in API group "{res.group}" {scope}'
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "{res.group}" {scope}'
     )
     return ApiError(403, "Forbidden", message, _details(name, res.group, res.plural))
 
@@ -161,9 +160,7 @@ def method_not_allowed() -> ApiError:
 
 
 def unsupported_media_type() -> ApiError:
-    accepted = (
-        "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
-    )
+    accepted = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
     message = f"the body of the request was in an unknown format - accepted media types include: {accepted}"
     return ApiError(415, "UnsupportedMediaType", message)
 
@@ -181,22 +178,33 @@ def unprocessable_patch() -> ApiError:
     return ApiError(422, "Invalid", "the server rejected our request due to an error in our request", {})
 
 
-def injected(code: int, res: Resource | None, name: str, message: str | None) -> ApiError:
+def _too_many_requests(message: str | None) -> ApiError:
+    text = f"Too many requests: {message or 'please try again later'}"
+    return ApiError(429, "TooManyRequests", text, {"retryAfterSeconds": 1}, {"Retry-After": "1"})
+
+
+def _timeout(message: str | None) -> ApiError:
+    text = f"Timeout: {message or 'request did not complete within requested timeout'}"
+    return ApiError(504, "Timeout", text, {"retryAfterSeconds": 1})
+
+
+def _service_unavailable(message: str | None) -> ApiError:
+    return ApiError(503, "ServiceUnavailable", message or "the server is currently unable to handle the request")
+
+
+def injected(code: int, res: Resource, name: str, message: str | None) -> ApiError:
     """The failure a test asked for with ``fail_next``: the body the real server sends for that code."""
-    if code == 409 and res is not None and name:
+    if code == 409 and name:
         return conflict(res, name)
-    if code == 404 and res is not None and name:
+    if code == 404 and name:
         return not_found(res, name)
-    if code == 500:
-        return internal(message or "injected fault")
-    if code == 429:
-        retry = {"Retry-After": "1"}
-        text = f"Too many requests: {message or 'please try again later'}"
-        return ApiError(429, "TooManyRequests", text, {"retryAfterSeconds": 1}, retry)
-    if code == 504:
-        text = f"Timeout: {message or 'request did not complete within requested timeout'}"
-        return ApiError(504, "Timeout", text, {"retryAfterSeconds": 1})
-    if code == 503:
-        return ApiError(503, "ServiceUnavailable", message or "the server is currently unable to handle the request")
+    builders = {
+        500: lambda: internal(message or "injected fault"),
+        429: lambda: _too_many_requests(message),
+        503: lambda: _service_unavailable(message),
+        504: lambda: _timeout(message),
+    }
+    if code in builders:
+        return builders[code]()
     reason = REASONS.get(code, "InternalError" if code >= 500 else "Unknown")
     return ApiError(code, reason, message or f"injected {code}", {})

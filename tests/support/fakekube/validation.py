@@ -20,7 +20,8 @@ from typing import Any
 
 import jsonschema
 from kubernetes_validate import utils as kv
-from referencing import Registry, Resource as SchemaResource
+from referencing import Registry
+from referencing import Resource as SchemaResource
 
 from .errors import Cause, duplicate, go_value, invalid_value, not_supported, required
 from .resources import DAEMONSETS, HPAS, PODS, SERVICES, Resource
@@ -32,6 +33,12 @@ JSON = dict[str, Any]
 KUBERNETES_VERSION = "1.36"
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+LABEL_VALUE_MSG = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+    "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+    "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 SUBDOMAIN_MSG = (
@@ -207,9 +214,13 @@ def _pod_spec_causes(pod_spec: JSON, path: str) -> Iterator[Cause]:
 
 
 def _service_causes(spec: JSON) -> Iterator[Cause]:
+    # spec.selector is a map of strings: the schema refuses other value types (a 400 decoding error) and
+    # defaulting turns a null value into "" as Go's decoder does; what remains is to check the keys and values.
     for key, value in (spec.get("selector") or {}).items():
-        if not isinstance(value, str):  # a map of strings; the schema lets null through
-            yield invalid_value(f"spec.selector[{key}]", value, "must be a string")
+        if len(value) > 63:
+            yield invalid_value(f"spec.selector[{key}]", value, "must be no more than 63 characters")
+        elif not LABEL_VALUE.match(value):
+            yield invalid_value(f"spec.selector[{key}]", value, LABEL_VALUE_MSG)
     headless = spec.get("clusterIP") == "None"
     if not spec.get("ports") and not headless and spec.get("type") != "ExternalName":
         yield required("spec.ports")
