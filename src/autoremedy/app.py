@@ -19,7 +19,8 @@ from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Worker
-from autoremedy.ingest.server import Services, build_app
+from autoremedy.ingest.common import Services
+from autoremedy.ingest.server import build_app
 from autoremedy.models.events import NewEvent
 from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import InsertOutcome, Store
@@ -93,7 +94,15 @@ class Daemon:
         self._committer.on_commit = self._worker.wake
         self._committer.start()
         self._worker.start()
-        services = Services(self.settings, self.store, self._committer, self.metrics, lambda: True)
+        services = Services(
+            settings=self.settings,
+            store=self.store,
+            committer=self._committer,
+            metrics=self.metrics,
+            is_ready=lambda: True,
+            rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
+            wake=self._worker.wake,
+        )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
         await self._runner.setup()
         host, port = self.settings.server.host_port

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from autoremedy import __version__
 from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
-from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs
+from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
 from autoremedy.config.settings import Settings, load_settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.planning import decide, matching_rules
@@ -64,7 +64,53 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_runs_show)
+    _control_commands(commands)
     return parser
+
+
+def _control_commands(commands: Any) -> None:
+    commands.add_parser("status", help="queue, active runs, breaker, pauses").set_defaults(handler=_status)
+    for name, helptext in (("approve", "approve a run held for approval"), ("deny", "deny a run held for approval")):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("run_id")
+        command.add_argument("--reason", default="")
+        command.add_argument("--by", help="who decides (default: the API identity)")
+        command.set_defaults(handler=_decide_run, decision=name)
+    for name, helptext in (("pause", "pause automation, all or one rule"), ("resume", "resume automation")):
+        command = commands.add_parser(name, help=helptext)
+        command.add_argument("rule", nargs="?", help="a rule's name; absent: all automation")
+        command.add_argument("--reason", default="")
+        command.add_argument("--by", help="who (default: the API identity)")
+        command.set_defaults(handler=_pause, action=name)
+    breaker = commands.add_parser("breaker", help="the global circuit breaker")
+    breaker.add_argument("action", choices=["close"])
+    breaker.set_defaults(handler=_breaker)
+    for command in ("status", "approve", "deny", "pause", "resume", "breaker"):
+        commands.choices[command].add_argument("--url", help="daemon base URL (default: from server.listen)")
+
+
+def _status(args: argparse.Namespace) -> int:
+    print_status(_client(args).status())
+    return 0
+
+
+def _decide_run(args: argparse.Namespace) -> int:
+    run = _client(args).post(f"/api/v1/runs/{args.run_id}/{args.decision}", {"reason": args.reason, "by": args.by})
+    print(f"run {run['id']}: {run['status']} ({run['reason']})")
+    return 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    answer = _client(args).post(f"/api/v1/{args.action}", {"rule": args.rule, "reason": args.reason, "by": args.by})
+    scope = answer.get("paused") or answer.get("resumed")
+    print(f"{args.action}d: {scope}" if args.action == "pause" else f"resumed: {scope}")
+    return 0
+
+
+def _breaker(args: argparse.Namespace) -> int:
+    answer = _client(args).post("/api/v1/breaker/close", {})
+    print("circuit breaker closed" + ("" if answer["was_open"] else " (it was not open)"))
+    return 0
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:

@@ -41,8 +41,16 @@ class ApiClient:
     def get_run(self, run_id: str) -> dict[str, Any]:
         return self._get(f"/api/v1/runs/{urllib.parse.quote(run_id)}")
 
-    def _get(self, path: str) -> dict[str, Any]:
-        request = urllib.request.Request(self.base_url + path)
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+        return self._get(path, data=data)
+
+    def status(self) -> dict[str, Any]:
+        return self._get("/api/v1/status")
+
+    def _get(self, path: str, *, data: bytes | None = None) -> dict[str, Any]:
+        request = urllib.request.Request(self.base_url + path, data=data, method="POST" if data else "GET")
+        request.add_header("Content-Type", "application/json")
         if self.authorization:
             request.add_header("Authorization", self.authorization)
         try:
@@ -107,3 +115,14 @@ def print_run(run: dict[str, Any]) -> None:
     print("audit:")
     for entry in run.get("audit", []):
         print(f"  {entry['at']}  {entry['kind']}: {entry['message']}")
+
+
+def print_status(status: dict[str, Any]) -> None:
+    breaker = status["breaker"]
+    state = f"OPEN since {breaker['opened_at']}" if breaker["open"] else "closed"
+    print(f"queue depth:     {status['queue_depth']}")
+    runs = ", ".join(f"{name} {count}" for name, count in sorted(status["runs"].items())) or "none"
+    print(f"active runs:     {runs}")
+    print(f"circuit breaker: {state}")
+    paused = status["paused"]
+    print("paused:          " + ("; ".join(f"{p['scope']} by {p['by']} ({p['reason']})" for p in paused) or "nothing"))

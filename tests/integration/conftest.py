@@ -32,6 +32,7 @@ class RunningDaemon:
     url: str
     http: aiohttp.ClientSession
     headers: dict[str, str]
+    config_path: Path
 
     async def post_alerts(self, body: Any, *, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -86,12 +87,13 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
         *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
     ) -> RunningDaemon:
         root = tmp_path / f"daemon{len(started)}"
-        settings = load_settings(write_config(root, rules=rules, playbooks=playbooks, extra=extra))
+        config_path = write_config(root, rules=rules, playbooks=playbooks, extra=extra)
+        settings = load_settings(config_path)
         daemon = Daemon(settings)
         await daemon.start()
         host, port = settings.server.host_port
         running = RunningDaemon(
-            daemon, f"http://{host}:{port}", aiohttp.ClientSession(), {"Authorization": f"Bearer {TOKEN}"}
+            daemon, f"http://{host}:{port}", aiohttp.ClientSession(), {"Authorization": f"Bearer {TOKEN}"}, config_path
         )
         started.append(running)
         return running

@@ -150,3 +150,26 @@ async def test_sighup_reloads_rules_and_keeps_them_when_invalid(
         assert await post(http, daemon, FIRING) == 200
         run = await wait_for(lambda: run_with_status(http, daemon, "succeeded"), timeout=15, message="a run")
     assert run["rule"] == "demo"
+
+
+async def test_a_cooldown_survives_kill_9(tmp_path: Path, daemon_processes: DaemonProcesses) -> None:
+    rule = {**RULE, "cooldown": "1h", "playbook": "slow"}
+    playbook = {**slow_playbook("10ms"), "target": "app/{{ alert.labels.namespace }}/{{ alert.labels.app }}"}
+    config = write_daemon_config(tmp_path, rules=[rule], playbooks=[playbook])
+    async with aiohttp.ClientSession() as http:
+        daemon = await daemon_processes.start(config)
+        assert await post(http, daemon, FIRING) == 200
+        await wait_for(lambda: run_with_status(http, daemon, "succeeded"), timeout=15, message="the first run")
+        daemon.proc.kill9()
+
+        restarted = await daemon_processes.start(config)
+        again = copy.deepcopy(FIRING)
+        again["alerts"][0]["startsAt"] = "2026-11-26T23:00:00Z"  # the same alert fires again
+        assert await post(http, restarted, again) == 200
+        skipped = await wait_for(
+            lambda: run_with_status(http, restarted, "skipped"),
+            timeout=15,
+            message="the second run is held back by the cooldown",
+        )
+    assert skipped["guardrail"] == "cooldown"
+    assert skipped["target"] == "app/default/web"

@@ -36,7 +36,7 @@ class Verdict:
     detail: str
     not_before: datetime | None = None
     escalate: bool = False
-    """A person should hear about this block (the breaker is open)."""
+    """A person should hear about this block (the breaker has just opened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,8 @@ class BreakerState:
     opened_at: datetime | None = None
     last_attempt_at: datetime | None = None
     """When a run was last attempted while it was open: the quiet period counts from here."""
+    closed_at: datetime | None = None
+    """When it last closed: runs before this no longer count towards opening it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ class GuardFacts:
     run_times: Sequence[datetime] = ()
     """When this rule's earlier counted runs on this target were created, newest first."""
     global_runs_in_window: int = 0
-    """Counted runs of all rules within the breaker's `within`."""
+    """Counted runs of all rules within the breaker's `within` (and since it last closed)."""
     breaker: BreakerState = field(default_factory=BreakerState)
 
 
@@ -107,7 +109,7 @@ def _weekly_end(window: CompiledWindow, now: datetime) -> datetime | None:
 def breaker_now(state: BreakerState, settings: BreakerSettings, now: datetime) -> BreakerState:
     """An open breaker closes by itself once nothing was attempted for the quiet period."""
     if state.open and state.last_attempt_at is not None and now - state.last_attempt_at >= settings.quiet_period:
-        return BreakerState()
+        return BreakerState(closed_at=now)
     return state
 
 
@@ -125,14 +127,17 @@ def judge(
     verdict = _before_breaker(facts, labels, windows, now)
     if verdict is not None:
         return verdict, state
-    if state.open or facts.global_runs_in_window >= breaker.max_runs:
+    # Runs counted before the breaker closed belong to the storm that opened it.
+    recent = 0 if facts.breaker.open and not state.open else facts.global_runs_in_window
+    if state.open or recent >= breaker.max_runs:
         opened = state.opened_at if state.open and state.opened_at is not None else now
         detail = (
             f"circuit breaker open since {opened.isoformat()}: more than {breaker.max_runs} runs within "
             f"{fmt(breaker.within)}; it closes after {fmt(breaker.quiet_period)} without attempts, or by command"
         )
+        # People hear about the breaker once, when it opens, not once per blocked run.
         return (
-            Verdict(Decision.SKIP, "breaker_open", detail, escalate=True),
+            Verdict(Decision.SKIP, "breaker_open", detail, escalate=not state.open),
             BreakerState(open=True, opened_at=opened, last_attempt_at=now),
         )
     return _after_breaker(rule, facts, now), state
@@ -235,8 +240,9 @@ class Guard:
         found = self.rules.get(rule)
         return self.now - (counted_window(found) if found is not None else timedelta(0))
 
-    def breaker_since(self) -> datetime:
-        return self.now - self.settings.breaker.within
+    def breaker_since(self, state: BreakerState) -> datetime:
+        since = self.now - self.settings.breaker.within
+        return max(since, state.closed_at) if state.closed_at is not None else since
 
     def verdict(self, rule: str, facts: GuardFacts) -> tuple[Verdict, BreakerState]:
         found = self.rules.get(rule)

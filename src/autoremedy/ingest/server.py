@@ -6,39 +6,26 @@ Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from autoremedy.config.settings import Settings
-from autoremedy.ingest.auth import is_authorized
+from autoremedy.ingest.auth import identify
+from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
+from autoremedy.ingest.control import control_routes
 from autoremedy.models.events import events_from_payload
-from autoremedy.models.runs import Run, RunStatus
+from autoremedy.models.runs import RunStatus
 from autoremedy.models.webhook import WebhookPayload
-from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import Store, StoreUnavailable
-from autoremedy.store.groupcommit import GroupCommitter
+from autoremedy.observability import get_logger
+from autoremedy.store.base import StoreUnavailable
 
 log = get_logger("autoremedy.http")
 RETRY_AFTER_SECONDS = "5"
 MAX_LIST_LIMIT = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    settings: Settings
-    store: Store
-    committer: GroupCommitter
-    metrics: Metrics
-    is_ready: Callable[[], bool]
-
-
-SERVICES = web.AppKey("services", Services)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -48,14 +35,12 @@ def build_app(services: Services) -> web.Application:
     app.router.add_post("/api/v1/alerts", _authenticated(receive_alerts))
     app.router.add_get("/api/v1/runs", _authenticated(list_runs))
     app.router.add_get("/api/v1/runs/{run_id}", _authenticated(get_run))
+    for method, path, handler in control_routes():
+        app.router.add_route(method, path, _authenticated(handler))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app
-
-
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 @web.middleware
@@ -63,24 +48,26 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPRequestEntityTooLarge as exc:
-        return _error(413, f"body larger than server.max_body_bytes ({exc.text})")
+        return error_response(413, f"body larger than server.max_body_bytes ({exc.text})")
     except StoreUnavailable as exc:
         await log.aerror("store unavailable", error=str(exc), path=request.path)
         return _unavailable()
 
 
 def _unavailable() -> web.Response:
-    response = _error(503, "store unavailable, retry later")
+    response = error_response(503, "store unavailable, retry later")
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
 
 def _authenticated(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if not is_authorized(request.headers.get("Authorization"), request.app[SERVICES].settings.server.auth):
-            response = _error(401, "missing or invalid credentials")
+        principal = identify(request.headers.get("Authorization"), request.app[SERVICES].settings.server.auth)
+        if principal is None:
+            response = error_response(401, "missing or invalid credentials")
             response.headers["WWW-Authenticate"] = 'Bearer realm="autoremedy"'
             return response
+        request[PRINCIPAL] = principal
         return await handler(request)
 
     return guarded
@@ -96,12 +83,14 @@ async def receive_alerts(request: web.Request) -> web.Response:
 async def _receive(request: web.Request, services: Services) -> web.Response:
     limit = services.settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return _error(413, f"body of {request.content_length} bytes is larger than server.max_body_bytes ({limit})")
+        return error_response(
+            413, f"body of {request.content_length} bytes is larger than server.max_body_bytes ({limit})"
+        )
     body = await request.read()
     try:
         payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
-        return _error(400, "invalid Alertmanager webhook payload", fields=_field_errors(exc))
+        return error_response(400, "invalid Alertmanager webhook payload", fields=_field_errors(exc))
     events = events_from_payload(payload)
     try:
         outcomes = await services.committer.submit(events)
@@ -130,30 +119,22 @@ async def list_runs(request: web.Request) -> web.Response:
         limit = int(request.query.get("limit", "50"))
     except ValueError:
         allowed = ", ".join(s.value for s in RunStatus)
-        return _error(400, f"status must be one of {allowed}; limit a number")
+        return error_response(400, f"status must be one of {allowed}; limit a number")
     if not 1 <= limit <= MAX_LIST_LIMIT:
-        return _error(400, f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        return error_response(400, f"limit must be between 1 and {MAX_LIST_LIMIT}")
     runs = await store.list_runs(status=status, limit=limit)
-    return web.json_response({"runs": [_run_json(run) for run in runs]}, dumps=_dumps)
+    return web.json_response({"runs": [run_json(run) for run in runs]}, dumps=compact_json)
 
 
 async def get_run(request: web.Request) -> web.Response:
     store = request.app[SERVICES].store
     run = await store.get_run(request.match_info["run_id"])
     if run is None:
-        return _error(404, f"no run {request.match_info['run_id']!r}")
+        return error_response(404, f"no run {request.match_info['run_id']!r}")
     audit = await store.list_audit(run_id=run.id, limit=100)
-    body = _run_json(run)
+    body = run_json(run)
     body["audit"] = [{"at": a.at.isoformat(), "kind": a.kind, "actor": a.actor, "message": a.message} for a in audit]
-    return web.json_response(body, dumps=_dumps)
-
-
-def _run_json(run: Run) -> dict[str, Any]:
-    return run.model_dump(mode="json")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return web.json_response(body, dumps=compact_json)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -267,7 +267,7 @@ class SQLiteStore:
     async def close_breaker(self, *, actor: str, now: datetime) -> bool:
         def work(db: sqlite3.Connection) -> bool:
             was_open = read_breaker(db).open
-            write_breaker(db, BreakerState())
+            write_breaker(db, BreakerState(closed_at=now))
             if was_open:
                 insert_audit(db, [AuditEntry("breaker_closed", "circuit breaker closed by command", actor=actor)], now)
             return was_open

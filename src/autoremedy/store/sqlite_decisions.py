@@ -65,7 +65,7 @@ def gather_facts(db: sqlite3.Connection, run: NewRun, guard: Guard, breaker: Bre
     active = db.execute(Q["active_run_on_target"], {"target": run.target}).fetchone()
     since = guard.history_since(run.rule).isoformat()
     times = db.execute(Q["counted_run_times"], {"rule": run.rule, "target": run.target, "since": since}).fetchall()
-    in_window = db.execute(Q["count_counted_runs"], {"since": guard.breaker_since().isoformat()}).fetchone()
+    in_window = db.execute(Q["count_counted_runs"], {"since": guard.breaker_since(breaker).isoformat()}).fetchone()
     return GuardFacts(
         paused=paused["scope"] if paused else None,
         active_run_on_target=active["id"] if active else None,
@@ -107,6 +107,7 @@ def read_breaker(db: sqlite3.Connection) -> BreakerState:
         open=bool(row["open"]),
         opened_at=_time(row["opened_at"]),
         last_attempt_at=_time(row["last_attempt_at"]),
+        closed_at=_time(row["closed_at"]),
     )
 
 
@@ -117,6 +118,7 @@ def write_breaker(db: sqlite3.Connection, state: BreakerState) -> None:
             "open": int(state.open),
             "opened_at": state.opened_at.isoformat() if state.opened_at else None,
             "last_attempt_at": state.last_attempt_at.isoformat() if state.last_attempt_at else None,
+            "closed_at": state.closed_at.isoformat() if state.closed_at else None,
         },
     )
 

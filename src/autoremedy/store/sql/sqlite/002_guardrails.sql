@@ -23,7 +23,8 @@ CREATE TABLE breaker (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
     open            INTEGER NOT NULL,
     opened_at       TEXT,
-    last_attempt_at TEXT
+    last_attempt_at TEXT,
+    closed_at       TEXT
 );
 INSERT INTO breaker (id, open) VALUES (1, 0);
 

@@ -95,10 +95,11 @@ ORDER BY created_at DESC;
 SELECT count(*) FROM runs WHERE counted = 1 AND created_at >= :since;
 
 -- name: read_breaker
-SELECT open, opened_at, last_attempt_at FROM breaker WHERE id = 1;
+SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
 
 -- name: write_breaker
-UPDATE breaker SET open = :open, opened_at = :opened_at, last_attempt_at = :last_attempt_at WHERE id = 1;
+UPDATE breaker SET open = :open, opened_at = :opened_at, last_attempt_at = :last_attempt_at, closed_at = :closed_at
+WHERE id = 1;
 
 -- name: waiting_runs_of_fingerprint
 SELECT id FROM runs WHERE fingerprint = :fingerprint AND status IN ('delayed', 'deferred', 'awaiting_approval');

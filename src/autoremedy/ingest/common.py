@@ -1,0 +1,43 @@
+"""What the HTTP handlers share: the services they reach, error bodies, JSON for runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from autoremedy.config.settings import Settings
+from autoremedy.models.runs import Run
+from autoremedy.observability import Metrics
+from autoremedy.store.base import Store
+from autoremedy.store.groupcommit import GroupCommitter
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Store
+    committer: GroupCommitter
+    metrics: Metrics
+    is_ready: Callable[[], bool]
+    rule_names: Callable[[], set[str]]
+    wake: Callable[[], None]
+
+
+SERVICES = web.AppKey("services", Services)
+PRINCIPAL = web.RequestKey("principal", str)
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
