@@ -31,8 +31,27 @@ _ZERO_STATUS: dict[str, JSON] = {
 }
 
 
-def zero_status(res: Resource) -> JSON:
-    return copy.deepcopy(_ZERO_STATUS[res.plural])
+def zero_status(res: Resource, obj: JSON | None = None) -> JSON:
+    """The status an object is created with (its strategy's PrepareForCreate); pods also get their QoS class."""
+    status = copy.deepcopy(_ZERO_STATUS[res.plural])
+    if res is PODS and obj is not None:
+        status["qosClass"] = pod_qos(obj.get("spec") or {})
+    return status
+
+
+def pod_qos(spec: JSON) -> str:
+    """``qos.GetPodQOS``, simplified to cpu and memory: no requests/limits at all is BestEffort; limits equal
+    to requests for both, in every container, is Guaranteed; anything in between Burstable."""
+    resources = [c.get("resources") or {} for c in spec.get("containers") or [] if isinstance(c, dict)]
+    if not any(r.get("requests") or r.get("limits") for r in resources):
+        return "BestEffort"
+    guaranteed = all(
+        (r.get("limits") or {}).get(k) is not None
+        and (r.get("requests") or {}).get(k, (r.get("limits") or {}).get(k)) == (r.get("limits") or {}).get(k)
+        for r in resources
+        for k in ("cpu", "memory")
+    )
+    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def _nulls_to_empty(mapping: Any) -> None:

@@ -15,7 +15,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ApiError, bad_request, unprocessable_patch
+from .errors import bad_request, unprocessable_patch, unsupported_media_type
 
 #: Field name -> patchMergeKey (``patchStrategy:"merge"`` in k8s.io/api). Service ``spec.ports`` is special-cased.
 MERGE_KEYS: dict[str, str] = {
@@ -58,7 +58,8 @@ def _merge_key(path: tuple[str, ...]) -> str | None:
 def _merge_map(original: dict[str, Any], patch: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     directive = patch.get("$patch")
     if directive == "replace":
-        return _clean({k: v for k, v in patch.items() if k != "$patch"}, path)
+        replaced: dict[str, Any] = _clean({k: v for k, v in patch.items() if k != "$patch"}, path)
+        return replaced
     if directive == "delete":
         return {}
     if directive is not None:
@@ -309,11 +310,6 @@ def apply_patch(content_type: str, original: dict[str, Any], patch: Any) -> Any:
         "application/json-patch+json": json_patch,
     }
     applier = appliers.get(content_type)
-    if applier is None:
-        from .errors import unsupported_media_type  # noqa: PLC0415 - keeps the happy path's imports short
-
+    if applier is None:  # includes application/apply-patch+yaml: server-side apply is not implemented
         raise unsupported_media_type()
     return applier(original, patch)
-
-
-__all__ = ["ApiError", "apply_patch", "json_equal", "json_patch", "merge_patch", "strategic_merge"]

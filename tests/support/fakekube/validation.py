@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import jsonschema
-from kubernetes_validate import utils as kv
+import jsonschema  # type: ignore[import-untyped]
+from kubernetes_validate import utils as kv  # type: ignore[import-untyped]
 from referencing import Registry
 from referencing import Resource as SchemaResource
 
-from .errors import Cause, duplicate, go_value, invalid_value, not_supported, required
+from .errors import Cause, duplicate, invalid_value, not_supported, required
 from .resources import DAEMONSETS, HPAS, PODS, SERVICES, Resource
 from .selectors import labels_match, selector_requirements
 
@@ -137,7 +137,9 @@ def _json_type(error: jsonschema.ValidationError) -> str:
         return "bool"
     if isinstance(value, int | float):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 def drop_unknown(obj: JSON, report: SchemaReport) -> None:
@@ -155,7 +157,8 @@ def drop_unknown(obj: JSON, report: SchemaReport) -> None:
 def semantic_causes(res: Resource, obj: JSON, old: JSON | None) -> list[Cause]:
     """The checks ``pkg/apis/<group>/validation`` makes that the schema cannot express."""
     causes = list(_metadata_causes(res, obj.get("metadata") or {}))
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    found = obj.get("spec")
+    spec: JSON = found if isinstance(found, dict) else {}
     if res.is_workload:
         causes += _workload_causes(res, spec)
         if old is not None and spec.get("selector") != (old.get("spec") or {}).get("selector"):
@@ -253,7 +256,6 @@ __all__ = [
     "check_schema",
     "drop_unknown",
     "field_path",
-    "go_value",
     "scale_causes",
     "semantic_causes",
 ]
