@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.support.fixtures", "tests.support.saas"]
+pytest_plugins = [
+    "tests.support.fixtures",
+    "tests.support.saas",
+    "tests.support.postgres",
+    "tests.support.crowdsec",
+]
