@@ -22,6 +22,8 @@ from autoremedy.engine.worker import Worker
 from autoremedy.ingest.common import Services
 from autoremedy.ingest.server import build_app
 from autoremedy.models.events import NewEvent
+from autoremedy.notify.channels import build_channels, escalation_policy
+from autoremedy.notify.outbox import Outbox
 from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import InsertOutcome, Store
 from autoremedy.store.groupcommit import GroupCommitter
@@ -57,6 +59,7 @@ class Daemon:
         self._http: aiohttp.ClientSession | None = None
         self._committer = GroupCommitter(self._write_events)
         self._worker: Worker | None = None
+        self._outbox: Outbox | None = None
         self._runner: web.AppRunner | None = None
 
     async def _write_events(self, events: Sequence[NewEvent]) -> list[InsertOutcome]:
@@ -91,9 +94,19 @@ class Daemon:
             concurrency=engine.concurrency,
             poll_interval=engine.poll_interval.total_seconds(),
         )
+        self._outbox = Outbox(
+            store=self.store,
+            channels=build_channels(self.settings),
+            policy=lambda: escalation_policy(self.settings, self.ruleset),
+            settings=self.settings.escalation,
+            metrics=self.metrics,
+            poll_interval=engine.poll_interval.total_seconds(),
+        )
         self._committer.on_commit = self._worker.wake
+        self._worker.on_outcome = self._outbox.wake
         self._committer.start()
         self._worker.start()
+        self._outbox.start()
         services = Services(
             settings=self.settings,
             store=self.store,
@@ -135,6 +148,9 @@ class Daemon:
         await self._committer.stop()
         if self._worker is not None:
             await self._worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
+        if self._outbox is not None:  # after the runs: their escalations are in the outbox, sent now or at restart
+            await self._outbox.run_once()
+            await self._outbox.stop()
         if self._http is not None:
             await self._http.close()
         await self.registry.close()

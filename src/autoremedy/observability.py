@@ -70,6 +70,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.escalations_sent = Counter(
+            "autoremedy_escalations_sent_total",
+            "Escalations delivered, by channel and kind",
+            ["channel", "kind"],
+            registry=r,
+        )
+        self.escalation_failures = Counter(
+            "autoremedy_escalation_failures_total",
+            "Failed escalation sends by channel and outcome (retry, give_up)",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
         self.config_reloads = Counter(
             "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r

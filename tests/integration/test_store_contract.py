@@ -299,7 +299,8 @@ async def test_approval_granted_denied_and_expired(store: Store) -> None:
     assert await store.expire_approvals(now=NOW + timedelta(hours=1)) == ["a2"]
     expired = await store.get_run("a2")
     assert expired is not None and expired.guardrail == "approval_expired"
-    assert [e.trigger for e in await store.escalations(limit=5)] == ["approval_expired"]
+    triggers = [(e.trigger, e.run_id) for e in await store.escalations(limit=10)]
+    assert triggers == [("approval_expired", "a2")] + [("approval_requested", f"a{i}") for i in (2, 1, 0)]
     claimed = await store.claim_run(now=NOW)
     assert claimed is not None and claimed.id == "a0"
     kinds = [a.kind for a in await store.list_audit(run_id="a1", limit=5)]

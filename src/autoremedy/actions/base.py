@@ -73,6 +73,8 @@ class ActionSpec:
     description: str
     dry_run: bool = False
     """True when the action honours ActionContext.dry_run; other actions are not called at all in a dry run."""
+    time_input: str | None = None
+    """An input (a duration) that bounds how long the action itself takes; the step's timeout stretches to it."""
 
 
 class ActionRegistry(Mapping[str, ActionSpec]):

@@ -35,3 +35,24 @@ LOG = ActionSpec("log", LogInputs, run_log, "Write a message to the daemon's log
 WAIT = ActionSpec(
     "wait", WaitInputs, run_wait, "Pause the run, e.g. to let a change settle before a check.", dry_run=True
 )
+
+
+ALERT_RESOLVED = "alert.resolved"
+
+
+class AlertResolvedInputs(ActionInputs):
+    within: Duration = timedelta(minutes=10)
+
+
+async def _engine_step(inputs: AlertResolvedInputs, ctx: ActionContext) -> ActionResult:
+    # The executor carries this step out itself: waiting without a worker slot is the engine's business.
+    return ActionResult.give_up("alert.resolved is carried out by the engine, not called as an action")
+
+
+WAIT_FOR_RESOLUTION = ActionSpec(
+    ALERT_RESOLVED,
+    AlertResolvedInputs,
+    _engine_step,
+    "Wait, holding no worker slot, until the alert resolves (the resolved webhook wakes the run) or `within`.",
+    dry_run=True,
+)

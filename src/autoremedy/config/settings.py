@@ -114,6 +114,50 @@ class KubernetesSettings(_Section):
     request_timeout: Duration = Field(default=timedelta(seconds=10), description="per API request")
 
 
+class SlackSettings(_Section):
+    token: SecretStr | None = Field(default=None, description="bot token (xoxb-...); or token_file, or env")
+    token_file: Path | None = Field(default=None, description="a file holding the token (e.g. a mounted Secret)")
+    channel: str = Field(default="", description="channel id or name escalations are posted to")
+    base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
+
+
+class PagerDutySettings(_Section):
+    routing_key: SecretStr | None = Field(default=None, description="Events API v2 integration key")
+    routing_key_file: Path | None = None
+    url: str = Field(default="https://events.pagerduty.com", description="Events API base URL")
+
+
+class OpsgenieSettings(_Section):
+    api_key: SecretStr | None = Field(default=None, description="API integration key (GenieKey)")
+    api_key_file: Path | None = None
+    url: str = Field(
+        default="https://api.opsgenie.com", description="Alert API base URL (api.eu.opsgenie.com in the EU)"
+    )
+
+
+class NotifySettings(_Section):
+    slack: SlackSettings | None = None
+    pagerduty: PagerDutySettings | None = None
+    opsgenie: OpsgenieSettings | None = None
+    request_timeout: Duration = Field(default=timedelta(seconds=10), description="per request to a channel")
+
+
+class EscalationSettings(_Section):
+    default: list[Literal["slack", "pagerduty", "opsgenie"]] = Field(
+        default_factory=list, description="channels used where a rule or playbook names none"
+    )
+    by_severity: dict[str, list[Literal["slack", "pagerduty", "opsgenie"]]] = Field(
+        default_factory=dict, description="channels by the alert's severity label, before the default"
+    )
+    retry_initial: Duration = Field(default=timedelta(seconds=1), description="first wait after a failed send")
+    retry_max: Duration = Field(default=timedelta(minutes=10), description="longest wait between sends")
+
+
+class PrometheusSettings(_Section):
+    url: str = Field(default="http://127.0.0.1:9090", description="Prometheus base URL for verify and query steps")
+    timeout: Duration = Field(default=timedelta(seconds=10), description="per query")
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -128,6 +172,9 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
     playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
     dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
@@ -174,6 +221,10 @@ def load_settings(path: Path | None) -> Settings:
     problem = settings.exposure_problem()
     if problem is not None:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("server", "listen")), problem)])
+    settings = _read_secret_files(settings, path.parent if path is not None else Path.cwd(), loaded)
+    channel_problems = _channel_problems(settings)
+    if channel_problems:
+        raise FileProblems([Problem(loaded.file, loaded.line_of(("escalation",)), p) for p in channel_problems])
     window_problems = [
         Problem(loaded.file, loaded.line_of(("guardrails", "maintenance_windows", index)), message)
         for index, message in _window_problems(settings)
@@ -205,3 +256,48 @@ def _window_problems(settings: Settings) -> list[tuple[int, str]]:
         except ValueError as exc:
             found.append((index, f"guardrails.maintenance_windows.{index}: {exc}"))
     return found
+
+
+_SECRET_FILES = (("slack", "token"), ("pagerduty", "routing_key"), ("opsgenie", "api_key"))
+
+
+def _read_secret_files(settings: Settings, base: Path, loaded: LoadedYaml) -> Settings:
+    """`token_file`-style keys: the secret is read from a file (a mounted Kubernetes Secret), never logged."""
+    notify = settings.notify
+    for channel, key in _SECRET_FILES:
+        section = getattr(notify, channel)
+        file = getattr(section, f"{key}_file", None) if section is not None else None
+        if section is None or file is None:
+            continue
+        try:
+            secret = (base / file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            line = loaded.line_of(("notify", channel, f"{key}_file"))
+            raise FileProblems(
+                [Problem(loaded.file, line, f"notify.{channel}.{key}_file: cannot read: {exc}")]
+            ) from exc
+        notify = notify.model_copy(update={channel: section.model_copy(update={key: SecretStr(secret)})})
+    return settings.model_copy(update={"notify": notify})
+
+
+def configured_channels(settings: Settings) -> frozenset[str]:
+    notify = settings.notify
+    found = set()
+    if notify.slack is not None and notify.slack.token is not None and notify.slack.channel:
+        found.add("slack")
+    if notify.pagerduty is not None and notify.pagerduty.routing_key is not None:
+        found.add("pagerduty")
+    if notify.opsgenie is not None and notify.opsgenie.api_key is not None:
+        found.add("opsgenie")
+    return frozenset(found)
+
+
+def _channel_problems(settings: Settings) -> list[str]:
+    configured = configured_channels(settings)
+    named = set(settings.escalation.default)
+    for channels in settings.escalation.by_severity.values():
+        named.update(channels)
+    return [
+        f"escalation names channel {name!r} but notify.{name} is not configured (with its secret)"
+        for name in sorted(named - configured)
+    ]

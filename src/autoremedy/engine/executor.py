@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
+from autoremedy.actions.builtin import ALERT_RESOLVED, AlertResolvedInputs
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact
+from autoremedy.models.durations import format_duration
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import Store
@@ -26,10 +28,18 @@ from autoremedy.store.base import Store
 log = get_logger("autoremedy.executor")
 
 
+VERIFYING_ACTIONS = frozenset({"prometheus.verify", ALERT_RESOLVED})
+_FINISHED = (StepOutcome.DONE, StepOutcome.FAILED)
+
+
 @dataclass(frozen=True, slots=True)
 class RunVerdict:
     status: RunStatus
     reason: str
+    escalation: str | None = None
+    """The trigger to escalate with (run_failed, verification_failed), if people must hear about it."""
+    wait_until: datetime | None = None
+    """For WAITING: the run sleeps, holding no slot, until its alert resolves or this time."""
 
 
 class Executor:
@@ -54,17 +64,67 @@ class Executor:
             return plan
         failed: list[str] = []
         for planned in plan.steps:
-            record = await self._run_step(run, plan, planned)
+            label = planned.name or f"{planned.index}:{planned.action}"
+            stored = run.steps[planned.index] if planned.index < len(run.steps) else None
+            if stored is not None and stored.outcome in _FINISHED:  # resuming: this step ran before
+                failed.extend([label] if stored.outcome is StepOutcome.FAILED else [])
+                continue
+            if planned.action == ALERT_RESOLVED:
+                record_or_wait = await self._await_resolution(run, planned)
+                if isinstance(record_or_wait, RunVerdict):
+                    return record_or_wait
+                record = record_or_wait
+            else:
+                record = await self._run_step(run, plan, planned)
             if record.outcome is StepOutcome.FAILED:
-                label = planned.name or f"{planned.index}:{planned.action}"
                 if planned.on_failure == "abort":
-                    return RunVerdict(RunStatus.FAILED, f"step {label} failed: {record.error}")
+                    trigger = "verification_failed" if planned.action in VERIFYING_ACTIONS else "run_failed"
+                    reason = f"step {label} failed: {record.error}"
+                    return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
                 failed.append(label)
         if run.dry_run:
             return RunVerdict(RunStatus.DRY_RUN, _dry_run_reason(failed))
         if failed:
             return RunVerdict(RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}")
         return RunVerdict(RunStatus.SUCCEEDED, "all steps done")
+
+    async def _await_resolution(self, run: Run, planned: PlannedStep) -> StepRecord | RunVerdict:
+        """An `alert.resolved` step: done once the alert resolved; otherwise the run sleeps without a slot until
+        the resolved webhook wakes it or the deadline passes (then the step fails)."""
+        now = datetime.now(UTC)
+        within = AlertResolvedInputs.model_validate(planned.inputs).within
+        record = StepRecord(
+            index=planned.index, name=planned.name, action=planned.action, inputs=redact(planned.inputs), started_at=now
+        )
+        resolved_at = await self._store.resolution_of(run.event_id)
+        if resolved_at is not None:
+            return await self._close(
+                run.id, record, StepOutcome.DONE, f"the alert resolved at {resolved_at.isoformat()}"
+            )
+        if run.wait_until is not None and now >= run.wait_until:
+            error = f"the alert did not resolve within {format_duration(within)}"
+            return await self._close(run.id, record, StepOutcome.FAILED, error)
+        if run.dry_run:
+            message = f"dry run: would wait up to {format_duration(within)} for the alert to resolve"
+            return await self._close(run.id, record, StepOutcome.DONE, message)
+        deadline = run.wait_until or now + within
+        await self._store.update_step(run.id, record)
+        return RunVerdict(
+            RunStatus.WAITING, f"waiting for the alert to resolve, until {deadline.isoformat()}", wait_until=deadline
+        )
+
+    async def _close(self, run_id: str, record: StepRecord, outcome: StepOutcome, message: str) -> StepRecord:
+        done = record.model_copy(
+            update={
+                "attempts": record.attempts + 1,
+                "outcome": outcome,
+                "finished_at": datetime.now(UTC),
+                "error": message if outcome is StepOutcome.FAILED else None,
+                "result": {"message": message},
+            }
+        )
+        await self._store.update_step(run_id, done)
+        return done
 
     async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
         event = await self._store.get_event(run.event_id)
@@ -123,11 +183,12 @@ class Executor:
         if run.dry_run and not spec.dry_run:
             return ActionResult.done(f"dry run: {spec.name} cannot rehearse, not performed"), 0
         count = 0
+        limit = _attempt_limit(spec, inputs, planned.timeout_seconds)
 
         async def attempt() -> ActionResult:
             nonlocal count
             count += 1
-            deadline = asyncio.get_running_loop().time() + planned.timeout_seconds
+            deadline = asyncio.get_running_loop().time() + limit
             context = ActionContext(
                 run_id=run.id,
                 operation_id=f"{run.id}.{planned.index}",
@@ -137,7 +198,7 @@ class Executor:
                 http=self._http,
                 log=log,
             )
-            return await _one_attempt(spec, inputs, context, limit_seconds=planned.timeout_seconds)
+            return await _one_attempt(spec, inputs, context, limit_seconds=limit)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(planned.retries + 1),
@@ -160,6 +221,14 @@ async def _one_attempt(
     except Exception as exc:  # an action's bug must fail its step, not the daemon
         log.exception("action raised", action=spec.name)
         return ActionResult.give_up(f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _attempt_limit(spec: ActionSpec, inputs: object, timeout: float) -> float:
+    """The step's timeout, stretched to cover an action's own time bound (prometheus.verify's `within`)."""
+    bound = getattr(inputs, spec.time_input, None) if spec.time_input else None
+    if isinstance(bound, timedelta):
+        return max(timeout, bound.total_seconds() + 5)
+    return timeout
 
 
 def _dry_run_reason(failed: list[str]) -> str:

@@ -54,6 +54,8 @@ class Worker:
         self._slots = concurrency
         self._poll = poll_interval
         self._wakeup = asyncio.Event()
+        self.on_outcome: Callable[[], None] = lambda: None
+        """Called after a run's outcome is recorded (wakes the escalation sender)."""
         self._stopping = False
         self._active: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -124,9 +126,12 @@ class Worker:
                 AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)
             )
         decision = await self._store.record_decision(event, runs, audit, guard=guard, now=now)
+        self.on_outcome()  # a decision may have queued escalations
         await self._account(event, decision)
 
     async def _account(self, event: AlertEvent, decision: Decision) -> None:
+        for run_id in decision.woken:
+            await log.ainfo("run woken: its alert resolved", run_id=run_id, fingerprint=event.fingerprint)
         for run_id in decision.cancelled:
             self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
             await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
@@ -182,8 +187,16 @@ class Worker:
 
     async def _finish(self, run: Run, verdict: RunVerdict) -> None:
         audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
+        now = datetime.now(UTC)
         try:
-            await self._store.finish_run(run.id, verdict.status, verdict.reason, [audit], now=datetime.now(UTC))
+            if verdict.status is RunStatus.WAITING and verdict.wait_until is not None:
+                await self._store.suspend_run(run.id, reason=verdict.reason, wait_until=verdict.wait_until, now=now)
+                await log.ainfo("run waiting, slot freed", until=verdict.wait_until.isoformat())
+                return
+            await self._store.finish_run(
+                run.id, verdict.status, verdict.reason, [audit], now=now, escalation=verdict.escalation
+            )
+            self.on_outcome()
         except StoreUnavailable as exc:
             # The run stays `running` in the store; recovery marks it interrupted at the next start.
             await log.aerror("could not record the run's outcome", error=str(exc), status=verdict.status.value)

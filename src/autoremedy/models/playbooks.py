@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoremedy.models.durations import Duration
-from autoremedy.models.rules import NAME_PATTERN
+from autoremedy.models.rules import NAME_PATTERN, Channel
 
 
 class Step(BaseModel):
@@ -29,3 +29,4 @@ class Playbook(BaseModel):
     description: str = ""
     target: str = Field(min_length=1, description="template naming what is acted on, e.g. deployment/ns/name")
     steps: list[Step] = Field(min_length=1)
+    escalate: list[Channel] | None = Field(default=None, description="channels, where the rule names none")

@@ -10,6 +10,7 @@ from autoremedy.models.durations import Duration
 from autoremedy.models.guardrails import Budget
 
 AlertState = Literal["firing", "resolved"]
+Channel = Literal["slack", "pagerduty", "opsgenie"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
@@ -29,6 +30,9 @@ class Rule(BaseModel):
     budgets: list[Budget] = Field(default_factory=list, description="e.g. [3/1h, 7/1d] per target")
     delay: Duration | None = Field(default=None, description="wait this long; a resolved alert cancels the run")
     approval: Literal["none", "required"] = Field(default="none", description="required: a person approves first")
+    escalate: list[Channel] | None = Field(
+        default=None, description="channels told when automation fails or may not act; [] for none"
+    )
 
     @field_validator("on", mode="before")
     @classmethod

@@ -20,6 +20,8 @@ class RunStatus(StrEnum):
     DELAYED = "delayed"
     DEFERRED = "deferred"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING = "waiting"
+    """Waiting for its alert to resolve (an alert.resolved step), holding no worker slot."""
 
 
 FINAL_STATUSES = frozenset(
@@ -70,6 +72,7 @@ class Run(BaseModel):
     created_at: datetime
     not_before: datetime | None = None
     expires_at: datetime | None = None
+    wait_until: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
     steps: list[StepRecord] = []

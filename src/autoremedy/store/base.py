@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
@@ -81,7 +81,9 @@ class DecidedRun:
 class Decision:
     runs: list[DecidedRun]
     cancelled: list[str]
-    """Waiting runs of the same alert cancelled because it resolved."""
+    """Runs of the same alert that had not started, cancelled because it resolved."""
+    woken: list[str]
+    """Runs waiting for this alert to resolve, now due again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,35 @@ class Escalation:
     trigger: str
     detail: str
     created_at: datetime
+    kind: str = "trigger"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """One escalation to send on one channel, with what the message is made from."""
+
+    id: int
+    channel: str
+    attempts: int
+    escalation: Escalation
+    run: Run | None
+    event: AlertEvent | None
+    thread_reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    escalation_id: int
+    channel: str
+    state: str
+    attempts: int
+    last_error: str | None
+    reference: str | None
+    trigger: str
+    kind: str
+    fingerprint: str
+    rule: str
 
 
 class NotAwaitingApproval(Exception):
@@ -144,10 +175,33 @@ class Store(Protocol):
     async def close_breaker(self, *, actor: str, now: datetime) -> bool: ...
     async def escalations(self, *, limit: int) -> list[Escalation]: ...
     async def active_counts(self) -> dict[str, int]: ...
+
+    async def fan_out(
+        self, choose: Callable[[Escalation, AlertEvent | None], list[str]], *, now: datetime, limit: int
+    ) -> list[tuple[int, list[str]]]:
+        """Deliveries for new escalations: a trigger where `choose` says, a resolve where its triggers went."""
+
+    async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]: ...
+    async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None: ...
+    async def delivery_retry(self, delivery_id: int, *, error: str, next_attempt_at: datetime) -> None: ...
+    async def delivery_failed(self, delivery_id: int, *, error: str) -> None: ...
+    async def deliveries(self, *, limit: int) -> list[DeliveryRecord]: ...
     async def update_step(self, run_id: str, step: StepRecord) -> None: ...
     async def finish_run(
-        self, run_id: str, status: RunStatus, reason: str, audit: Sequence[AuditEntry], *, now: datetime
-    ) -> None: ...
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str,
+        audit: Sequence[AuditEntry],
+        *,
+        now: datetime,
+        escalation: str | None = None,
+    ) -> None:
+        """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
+        success resolves what earlier failures of the rule on this alert escalated."""
+
+    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None: ...
+    async def resolution_of(self, event_id: int) -> datetime | None: ...
     async def recover(self, *, reason: str, now: datetime) -> Recovery:
         """After a restart: events being processed go back to the queue, running runs become interrupted."""
 

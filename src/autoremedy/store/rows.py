@@ -9,7 +9,7 @@ from typing import Any
 
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
-from autoremedy.store.base import AuditRecord
+from autoremedy.store.base import AuditRecord, Escalation
 
 Row = Mapping[str, Any]
 
@@ -73,6 +73,7 @@ def run_from_rows(row: Row, steps: Sequence[Row]) -> Run:
         created_at=_time(row["created_at"]),
         not_before=_time(row["not_before"]),
         expires_at=_time(row["expires_at"]),
+        wait_until=_time(row["wait_until"]),
         started_at=_time(row["started_at"]),
         finished_at=_time(row["finished_at"]),
         steps=[step_from_row(step) for step in steps],
@@ -89,4 +90,17 @@ def audit_from_row(row: Row) -> AuditRecord:
         actor=row["actor"],
         message=row["message"],
         data=_json(row["data"]),
+    )
+
+
+def escalation_from_row(row: Row) -> Escalation:
+    return Escalation(
+        id=row["id"],
+        run_id=row["run_id"],
+        fingerprint=row["fingerprint"],
+        rule=row["rule"],
+        trigger=row["trigger"],
+        detail=row["detail"],
+        created_at=_time(row["created_at"]) or datetime.min,
+        kind=row["kind"],
     )

@@ -13,17 +13,20 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
+from autoremedy.store import sqlite_outbox as outbox
 from autoremedy.store.base import (
     AuditEntry,
     AuditRecord,
+    ClaimedDelivery,
     Decision,
+    DeliveryRecord,
     Escalation,
     InsertOutcome,
     NewRun,
@@ -33,15 +36,18 @@ from autoremedy.store.base import (
     StoreUnavailable,
 )
 from autoremedy.store.queries import load_queries, migrations
-from autoremedy.store.rows import audit_from_row, event_from_row, run_from_rows
+from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows
 from autoremedy.store.sqlite_decisions import (
+    Notice,
     decide_in_transaction,
+    escalate,
     insert_audit,
-    insert_escalation,
     read_breaker,
+    resolve_escalations,
     skip_waiting,
     write_breaker,
 )
+from autoremedy.store.sqlite_outbox import ChooseChannels
 
 T = TypeVar("T")
 Q = load_queries("sqlite")
@@ -150,17 +156,52 @@ class SQLiteStore:
         await self._write(lambda db: db.execute(Q["update_step"], params))
 
     async def finish_run(
-        self, run_id: str, status: RunStatus, reason: str, audit: Sequence[AuditEntry], *, now: datetime
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str,
+        audit: Sequence[AuditEntry],
+        *,
+        now: datetime,
+        escalation: str | None = None,
     ) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute(
-                Q["finish_run"],
-                {"id": run_id, "status": status.value, "reason": reason, "now": now.isoformat()},
-            )
+            row = db.execute("SELECT fingerprint, rule FROM runs WHERE id = ?", (run_id,)).fetchone()
+            params = {"id": run_id, "status": status.value, "reason": reason, "now": now.isoformat()}
+            db.execute(Q["finish_run"], params)
             db.execute(Q["close_unfinished_steps"], {"run_id": run_id})
             insert_audit(db, audit, now)
+            if row is None:
+                return
+            # The outcome and what people must hear about it commit together (the outbox).
+            if escalation is not None:
+                escalate(db, Notice(run_id, row["fingerprint"], row["rule"], escalation, reason), now)
+            elif status is RunStatus.SUCCEEDED:
+                fixed = "a later run of the rule succeeded"
+                resolve_escalations(db, row["fingerprint"], rule=row["rule"], trigger="fixed", detail=fixed, now=now)
 
         await self._write(work)
+
+    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None:
+        """The run waits, holding no worker slot, until woken (its alert resolved) or `wait_until`."""
+
+        def work(db: sqlite3.Connection) -> None:
+            # The resolved webhook may have been decided while the step was looking: then there is nobody left to
+            # wake this run, so it is put straight back to be claimed, and finds the resolution.
+            event = db.execute("SELECT event_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+            resolved = event and db.execute(Q["resolution_of_event"], {"event_id": event["event_id"]}).fetchone()
+            params = {"id": run_id, "reason": reason, "wait_until": wait_until.isoformat()}
+            db.execute(Q["suspend_run"], params)
+            if resolved:
+                db.execute(Q["wake_run"], {"id": run_id})
+            insert_audit(db, [AuditEntry("run_waiting", reason, run_id)], now)
+
+        await self._write(work)
+
+    async def resolution_of(self, event_id: int) -> datetime | None:
+        """When the alert of this (firing) event was reported resolved, if it was."""
+        row = await self._read(lambda db: db.execute(Q["resolution_of_event"], {"event_id": event_id}).fetchone())
+        return datetime.fromisoformat(row[0]) if row is not None else None
 
     async def recover(self, *, reason: str, now: datetime) -> Recovery:
         def work(db: sqlite3.Connection) -> Recovery:
@@ -225,15 +266,9 @@ class SQLiteStore:
                     kind="approval_expired",
                 )
                 if skipped is not None:
-                    insert_escalation(
-                        db,
-                        run_id=row["id"],
-                        fingerprint=skipped["fingerprint"],
-                        rule=skipped["rule"],
-                        trigger="approval_expired",
-                        detail="nobody approved or denied the run in time",
-                        now=now,
-                    )
+                    detail = "nobody approved or denied the run in time"
+                    notice = Notice(row["id"], skipped["fingerprint"], skipped["rule"], "approval_expired", detail)
+                    escalate(db, notice, now)
                     expired.append(row["id"])
             return expired
 
@@ -276,22 +311,49 @@ class SQLiteStore:
 
     async def escalations(self, *, limit: int) -> list[Escalation]:
         rows = await self._read(lambda db: db.execute(Q["list_escalations"], {"limit": limit}).fetchall())
-        return [
-            Escalation(
-                r["id"],
-                r["run_id"],
-                r["fingerprint"],
-                r["rule"],
-                r["trigger"],
-                r["detail"],
-                datetime.fromisoformat(r["created_at"]),
-            )
-            for r in rows
-        ]
+        return [escalation_from_row(row) for row in rows]
 
     async def active_counts(self) -> dict[str, int]:
         rows = await self._read(lambda db: db.execute(Q["count_runs_by_status"]).fetchall())
         return {row["status"]: int(row["n"]) for row in rows}
+
+    # -- escalation outbox ----------------------------------------------------------------------------------
+
+    async def fan_out(self, choose: ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
+        return await self._write(lambda db: outbox.fan_out(db, choose, now, limit))
+
+    async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
+        return await self._write(lambda db: outbox.claim(db, now, limit=limit, lease=lease))
+
+    async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None:
+        params = {"id": delivery_id, "reference": reference, "now": now.isoformat()}
+        await self._write(lambda db: db.execute(Q["delivery_sent"], params))
+
+    async def delivery_retry(self, delivery_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        params = {"id": delivery_id, "error": error, "next_attempt_at": next_attempt_at.isoformat()}
+        await self._write(lambda db: db.execute(Q["delivery_retry"], params))
+
+    async def delivery_failed(self, delivery_id: int, *, error: str) -> None:
+        await self._write(lambda db: db.execute(Q["delivery_failed"], {"id": delivery_id, "error": error}))
+
+    async def deliveries(self, *, limit: int) -> list[DeliveryRecord]:
+        rows = await self._read(lambda db: db.execute(Q["list_deliveries"], {"limit": limit}).fetchall())
+        return [
+            DeliveryRecord(
+                id=r["id"],
+                escalation_id=r["escalation_id"],
+                channel=r["channel"],
+                state=r["state"],
+                attempts=r["attempts"],
+                last_error=r["last_error"],
+                reference=r["reference"],
+                trigger=r["trigger"],
+                kind=r["kind"],
+                fingerprint=r["fingerprint"],
+                rule=r["rule"],
+            )
+            for r in rows
+        ]
 
 
 def _status(db: sqlite3.Connection, run_id: str) -> str | None:

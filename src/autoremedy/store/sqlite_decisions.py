@@ -10,6 +10,7 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
 from autoremedy.models.events import AlertEvent
@@ -30,34 +31,67 @@ def decide_in_transaction(
     guard: Guard,
     now: datetime,
 ) -> Decision:
-    cancelled = cancel_waiting(db, event.fingerprint, now) if event.status == "resolved" else []
+    cancelled, woken = on_resolved(db, event, now) if event.status == "resolved" else ([], [])
     breaker = read_breaker(db)
     decided = []
     for run in runs:
-        if run.status is RunStatus.FAILED:
-            insert_run(db, run, now, status=RunStatus.FAILED, verdict=None, expires_at=None)
-            decided.append(DecidedRun(run.id, run.rule, RunStatus.FAILED, None))
-            continue
-        verdict, breaker = guard.verdict(run.rule, gather_facts(db, run, guard, breaker))
-        status = status_for(verdict.decision)
-        expires = guard.approval_expiry() if status is RunStatus.AWAITING_APPROVAL else None
-        insert_run(db, run, now, status=status, verdict=verdict, expires_at=expires)
-        insert_audit(db, [_verdict_audit(event, run, verdict)], now)
-        if verdict.escalate:
-            insert_escalation(
-                db,
-                run_id=run.id,
-                fingerprint=event.fingerprint,
-                rule=run.rule,
-                trigger=verdict.reason,
-                detail=verdict.detail,
-                now=now,
-            )
-        decided.append(DecidedRun(run.id, run.rule, status, verdict))
+        outcome, breaker = _decide_one(db, event, run, guard=guard, now=now, breaker=breaker)
+        decided.append(outcome)
     write_breaker(db, breaker)
     insert_audit(db, audit, now)
     db.execute(Q["finish_event"], {"id": event.id, "now": now.isoformat()})
-    return Decision(decided, cancelled)
+    return Decision(decided, cancelled, woken)
+
+
+def _decide_one(
+    db: sqlite3.Connection, event: AlertEvent, run: NewRun, *, guard: Guard, now: datetime, breaker: BreakerState
+) -> tuple[DecidedRun, BreakerState]:
+    if run.status is RunStatus.FAILED:
+        insert_run(db, run, now, status=RunStatus.FAILED, verdict=None, expires_at=None)
+        escalate(db, Notice(run.id, event.fingerprint, run.rule, "plan_failed", run.reason), now)
+        return DecidedRun(run.id, run.rule, RunStatus.FAILED, None), breaker
+    verdict, breaker = guard.verdict(run.rule, gather_facts(db, run, guard, breaker))
+    status = status_for(verdict.decision)
+    expires = guard.approval_expiry() if status is RunStatus.AWAITING_APPROVAL else None
+    insert_run(db, run, now, status=status, verdict=verdict, expires_at=expires)
+    insert_audit(db, [_verdict_audit(event, run, verdict)], now)
+    if verdict.escalate:
+        escalate(db, Notice(run.id, event.fingerprint, run.rule, verdict.reason, verdict.detail), now)
+    if status is RunStatus.AWAITING_APPROVAL:  # the hook approval requests (Slack buttons later) go out through
+        escalate(db, Notice(run.id, event.fingerprint, run.rule, "approval_requested", verdict.detail), now)
+    return DecidedRun(run.id, run.rule, status, verdict), breaker
+
+
+def on_resolved(db: sqlite3.Connection, event: AlertEvent, now: datetime) -> tuple[list[str], list[str]]:
+    """The alert is over: runs that have not started are cancelled, runs waiting for this are woken, and what was
+    escalated about it is resolved."""
+    cancelled = cancel_waiting(db, event.fingerprint, now)
+    woken = [row["id"] for row in db.execute(Q["wake_waiting_runs"], {"fingerprint": event.fingerprint})]
+    resolve_escalations(
+        db, event.fingerprint, rule=None, trigger="alert_resolved", detail="the alert resolved", now=now
+    )
+    return cancelled, woken
+
+
+def resolve_escalations(
+    db: sqlite3.Connection, fingerprint: str, *, rule: str | None, trigger: str, detail: str, now: datetime
+) -> None:
+    for row in db.execute(Q["open_escalated_rules"], {"fingerprint": fingerprint, "rule": rule}).fetchall():
+        escalate(db, Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind="resolve"), now)
+
+
+class Notice(NamedTuple):
+    run_id: str | None
+    fingerprint: str
+    rule: str
+    trigger: str
+    detail: str
+    kind: str = "trigger"
+
+
+def escalate(db: sqlite3.Connection, notice: Notice, now: datetime) -> None:
+    """Queue an escalation in the outbox, in the caller's transaction; the notifier fans it out to channels."""
+    db.execute(Q["insert_escalation"], {**notice._asdict(), "created_at": now.isoformat()})
 
 
 def gather_facts(db: sqlite3.Connection, run: NewRun, guard: Guard, breaker: BreakerState) -> GuardFacts:
@@ -183,22 +217,6 @@ def insert_audit(db: sqlite3.Connection, entries: Sequence[AuditEntry], now: dat
                 "data": json.dumps(entry.data),
             },
         )
-
-
-def insert_escalation(
-    db: sqlite3.Connection, *, run_id: str | None, fingerprint: str, rule: str, trigger: str, detail: str, now: datetime
-) -> None:
-    db.execute(
-        Q["insert_escalation"],
-        {
-            "run_id": run_id,
-            "fingerprint": fingerprint,
-            "rule": rule,
-            "trigger": trigger,
-            "detail": detail,
-            "created_at": now.isoformat(),
-        },
-    )
 
 
 def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEntry:

@@ -67,7 +67,9 @@ SELECT * FROM audit WHERE (:run_id IS NULL OR run_id = :run_id) ORDER BY id DESC
 UPDATE runs SET status = 'running', started_at = :now
 WHERE id = (
     SELECT id FROM runs
-    WHERE status = 'planned' OR (status IN ('delayed', 'deferred') AND not_before <= :now)
+    WHERE status = 'planned'
+       OR (status IN ('delayed', 'deferred') AND not_before <= :now)
+       OR (status = 'waiting' AND wait_until <= :now)
     ORDER BY created_at, id LIMIT 1
 )
 RETURNING id;
@@ -83,7 +85,7 @@ SELECT scope FROM pauses WHERE scope IN ('all', :rule) ORDER BY scope = 'all' DE
 
 -- name: active_run_on_target
 SELECT id FROM runs
-WHERE target = :target AND status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval')
+WHERE target = :target AND status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval', 'waiting')
 LIMIT 1;
 
 -- name: counted_run_times
@@ -118,8 +120,8 @@ RETURNING id, fingerprint;
 SELECT id FROM runs WHERE status = 'awaiting_approval' AND expires_at <= :now;
 
 -- name: insert_escalation
-INSERT INTO escalations (run_id, fingerprint, rule, trigger, detail, created_at)
-VALUES (:run_id, :fingerprint, :rule, :trigger, :detail, :created_at);
+INSERT INTO escalations (run_id, fingerprint, rule, trigger, detail, created_at, kind)
+VALUES (:run_id, :fingerprint, :rule, :trigger, :detail, :created_at, :kind);
 
 -- name: list_escalations
 SELECT * FROM escalations ORDER BY id DESC LIMIT :limit;
@@ -136,5 +138,83 @@ SELECT * FROM pauses ORDER BY scope;
 
 -- name: count_runs_by_status
 SELECT status, count(*) AS n FROM runs
-WHERE status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval')
+WHERE status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval', 'waiting')
 GROUP BY status;
+
+-- name: suspend_run
+UPDATE runs SET status = 'waiting', reason = :reason, wait_until = :wait_until WHERE id = :id AND status = 'running';
+
+-- name: wake_waiting_runs
+UPDATE runs SET status = 'planned' WHERE fingerprint = :fingerprint AND status = 'waiting' RETURNING id;
+
+-- name: resolution_of_event
+SELECT r.received_at FROM events f JOIN events r
+  ON r.fingerprint = f.fingerprint AND r.starts_at = f.starts_at AND r.status = 'resolved'
+WHERE f.id = :event_id;
+
+-- name: open_escalated_rules
+-- Rules with a trigger for this alert that no later resolve has closed (guardrail and approval notices excluded:
+-- they are not about the alert's state).
+SELECT e.rule, max(e.run_id) AS run_id FROM escalations e
+WHERE e.fingerprint = :fingerprint AND e.kind = 'trigger'
+  AND e.trigger IN ('run_failed', 'verification_failed', 'plan_failed')
+  AND (:rule IS NULL OR e.rule = :rule)
+  AND NOT EXISTS (SELECT 1 FROM escalations r
+                  WHERE r.fingerprint = e.fingerprint AND r.rule = e.rule AND r.kind = 'resolve' AND r.id > e.id)
+GROUP BY e.rule;
+
+-- name: escalations_to_fan_out
+SELECT * FROM escalations WHERE fanned_out = 0 ORDER BY id LIMIT :limit;
+
+-- name: mark_fanned_out
+UPDATE escalations SET fanned_out = 1 WHERE id = :id;
+
+-- name: insert_delivery
+INSERT INTO escalation_deliveries (escalation_id, channel, next_attempt_at) VALUES (:escalation_id, :channel, :now)
+ON CONFLICT (escalation_id, channel) DO NOTHING;
+
+-- name: trigger_channels
+-- Where this alert's earlier triggers went: a resolve follows them.
+SELECT DISTINCT d.channel FROM escalation_deliveries d JOIN escalations e ON e.id = d.escalation_id
+WHERE e.fingerprint = :fingerprint AND e.rule = :rule AND e.kind = 'trigger' AND d.state IN ('sent', 'pending', 'sending');
+
+-- name: claim_deliveries
+UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM escalation_deliveries
+    WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
+    ORDER BY next_attempt_at LIMIT :limit
+)
+RETURNING id, escalation_id, channel, attempts;
+
+-- name: delivery_sent
+UPDATE escalation_deliveries SET state = 'sent', reference = :reference, sent_at = :now, last_error = NULL,
+                                 locked_until = NULL
+WHERE id = :id;
+
+-- name: delivery_retry
+UPDATE escalation_deliveries SET state = 'pending', next_attempt_at = :next_attempt_at, last_error = :error,
+                                 locked_until = NULL
+WHERE id = :id;
+
+-- name: delivery_failed
+UPDATE escalation_deliveries SET state = 'failed', last_error = :error, locked_until = NULL WHERE id = :id;
+
+-- name: thread_reference
+SELECT d.reference FROM escalation_deliveries d JOIN escalations e ON e.id = d.escalation_id
+WHERE e.fingerprint = :fingerprint AND e.rule = :rule AND e.kind = 'trigger' AND d.channel = :channel
+  AND d.state = 'sent'
+ORDER BY d.id DESC LIMIT 1;
+
+-- name: get_escalation
+SELECT * FROM escalations WHERE id = :id;
+
+-- name: list_deliveries
+SELECT d.*, e.trigger, e.kind, e.fingerprint, e.rule FROM escalation_deliveries d
+JOIN escalations e ON e.id = d.escalation_id ORDER BY d.id DESC LIMIT :limit;
+
+-- name: event_of_alert
+SELECT * FROM events WHERE fingerprint = :fingerprint ORDER BY id DESC LIMIT 1;
+
+-- name: wake_run
+UPDATE runs SET status = 'planned' WHERE id = :id AND status = 'waiting';

@@ -1,0 +1,132 @@
+"""Who hears about what, and what they are told. Pure: the notifier passes in the escalation, its run and event.
+
+Channels, first that says anything: the rule's `escalate`, the playbook's `escalate`, the severity's channels in
+`escalation.by_severity`, `escalation.default`. Approval requests go to chat only (Slack): they ask for a decision,
+they do not page anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from autoremedy.models.notifications import Notification, NotificationKind, StepLine
+from autoremedy.models.runs import Run
+
+CHAT_ONLY = frozenset({"approval_requested"})
+_TITLES = {
+    "run_failed": "remediation failed",
+    "verification_failed": "remediation did not fix it",
+    "plan_failed": "remediation could not be planned",
+    "breaker_open": "circuit breaker open: automation stopped",
+    "approval_expired": "approval expired: nothing was done",
+    "approval_requested": "approval needed",
+    "alert_resolved": "resolved",
+    "fixed": "fixed by a later run",
+}
+_SEVERITIES = {
+    "critical": "critical",
+    "page": "critical",
+    "error": "error",
+    "high": "error",
+    "warning": "warning",
+    "warn": "warning",
+    "info": "info",
+    "low": "info",
+    "none": "info",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    default: Sequence[str]
+    by_severity: Mapping[str, Sequence[str]]
+    rule_channels: Mapping[str, Sequence[str] | None]
+    """Each rule's own `escalate`, or its playbook's, or None."""
+    configured: frozenset[str]
+
+
+def channels_for(policy: EscalationPolicy, *, trigger: str, rule: str, severity: str | None) -> list[str]:
+    chosen = policy.rule_channels.get(rule)
+    if chosen is None:
+        chosen = policy.by_severity.get(severity or "") or policy.default
+    if trigger in CHAT_ONLY:
+        chosen = [channel for channel in chosen if channel == "slack"]
+    return [channel for channel in dict.fromkeys(chosen) if channel in policy.configured]
+
+
+def dedup_key(fingerprint: str, rule: str) -> str:
+    """The same for every trigger and resolve of one alert and rule, on every replica."""
+    return "autoremedy-" + hashlib.sha256(f"{fingerprint}/{rule}".encode()).hexdigest()[:32]
+
+
+def severity_of(labels: Mapping[str, str]) -> str:
+    return _SEVERITIES.get(labels.get("severity", "").lower(), "error")
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """The escalation as stored, with what it refers to."""
+
+    kind: str
+    trigger: str
+    detail: str
+    fingerprint: str
+    rule: str
+    run: Run | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    generator_url: str
+    alert_status: str
+
+
+def notification(about: About, *, thread_reference: str | None = None) -> Notification:
+    kind = NotificationKind.RESOLVE if about.kind == "resolve" else NotificationKind.TRIGGER
+    alert = about.labels.get("alertname", "alert")
+    where = "/".join(
+        v for v in (about.labels.get("namespace"), about.labels.get("app") or about.labels.get("job")) if v
+    )
+    title = f"[autoremedy] {_TITLES.get(about.trigger, about.trigger)}: {alert}" + (f" ({where})" if where else "")
+    return Notification(
+        kind=kind,
+        dedup_key=dedup_key(about.fingerprint, about.rule),
+        title=title,
+        summary=_summary(about),
+        severity=severity_of(about.labels),
+        trigger=about.trigger,
+        fingerprint=about.fingerprint,
+        rule=about.rule,
+        run_id=about.run.id if about.run else None,
+        alert_status=about.alert_status,
+        labels=dict(about.labels),
+        annotations=dict(about.annotations),
+        generator_url=about.generator_url,
+        runbook_url=about.annotations.get("runbook_url", ""),
+        steps=_steps(about.run),
+        thread_reference=thread_reference,
+    )
+
+
+def _summary(about: About) -> str:
+    summary = about.annotations.get("summary") or about.annotations.get("description") or ""
+    lines = [about.detail]
+    if summary:
+        lines.append(f"Alert: {summary}")
+    if about.run is not None:
+        lines.append(f"Playbook {about.run.playbook} on {about.run.target}: {about.run.status.value}")
+    return "\n".join(lines)
+
+
+def _steps(run: Run | None) -> tuple[StepLine, ...]:
+    if run is None:
+        return ()
+    return tuple(
+        StepLine(
+            name=step.name or f"step {step.index}",
+            action=step.action,
+            outcome=step.outcome.value,
+            detail=step.error or str((step.result or {}).get("message", "")),
+        )
+        for step in run.steps
+    )

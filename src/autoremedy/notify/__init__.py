@@ -1,0 +1,1 @@
+"""Escalation channels (Slack, PagerDuty, Opsgenie) and the outbox sender that drives them."""

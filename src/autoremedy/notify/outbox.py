@@ -1,0 +1,145 @@
+"""The escalation sender: fans new escalations out to channels, then sends due deliveries from the store.
+
+Escalations are written in the same transaction as the outcome that causes them, so none is lost; each delivery
+is sent until it succeeds (429, 5xx and unreachable services are retried with backoff, honouring Retry-After) or a
+channel refuses it for good (other 4xx: the error is kept). A crash mid-send leaves a leased delivery that is
+taken up again when the lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from autoremedy.config.settings import EscalationSettings
+from autoremedy.decide.escalation import About, EscalationPolicy, channels_for, notification
+from autoremedy.models.events import AlertEvent
+from autoremedy.models.notifications import SendOutcome, SendResult
+from autoremedy.notify.base import Channel
+from autoremedy.observability import Metrics, get_logger
+from autoremedy.store.base import ClaimedDelivery, Escalation, Store, StoreUnavailable
+
+log = get_logger("autoremedy.notify")
+LEASE = timedelta(minutes=2)
+BATCH = 20
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channels: Mapping[str, Channel],
+        policy: Callable[[], EscalationPolicy],
+        settings: EscalationSettings,
+        metrics: Metrics,
+        poll_interval: float,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._policy = policy
+        self._settings = settings
+        self._metrics = metrics
+        self._poll = poll_interval
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.run_once()
+            except StoreUnavailable as exc:
+                await log.aerror("store unavailable; escalations wait in the outbox", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+
+    async def run_once(self) -> None:
+        now = datetime.now(UTC)
+        policy = self._policy()
+        for escalation_id, channels in await self._store.fan_out(
+            lambda e, ev: _choose(policy, e, ev), now=now, limit=BATCH
+        ):
+            if not channels:
+                await log.awarning("escalation has no configured channel", escalation_id=escalation_id)
+        claimed = await self._store.claim_deliveries(now=now, limit=BATCH, lease=LEASE)
+        await asyncio.gather(*(self._deliver(delivery) for delivery in claimed))
+
+    async def _deliver(self, delivery: ClaimedDelivery) -> None:
+        channel = self._channels.get(delivery.channel)
+        if channel is None:
+            await self._store.delivery_failed(delivery.id, error=f"channel {delivery.channel!r} is not configured")
+            return
+        message = notification(_about(delivery), thread_reference=delivery.thread_reference)
+        try:
+            result = await channel.send(message)
+        except Exception as exc:  # a bug in an adapter must not lose the delivery: retry it
+            await log.aexception("channel raised", channel=delivery.channel)
+            result = SendResult(SendOutcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+        await self._record(delivery, result)
+
+    async def _record(self, delivery: ClaimedDelivery, result: SendResult) -> None:
+        fields = {
+            "channel": delivery.channel,
+            "escalation_id": delivery.escalation.id,
+            "trigger": delivery.escalation.trigger,
+            "attempt": delivery.attempts,
+        }
+        if result.outcome is SendOutcome.SENT:
+            await self._store.delivery_sent(delivery.id, reference=result.reference, now=datetime.now(UTC))
+            self._metrics.escalations_sent.labels(delivery.channel, delivery.escalation.kind).inc()
+            await log.ainfo("escalation sent", **fields)
+            return
+        self._metrics.escalation_failures.labels(delivery.channel, result.outcome.value).inc()
+        error = result.error or "no detail"
+        if result.outcome is SendOutcome.GIVE_UP:
+            await self._store.delivery_failed(delivery.id, error=error)
+            await log.aerror("escalation refused by the channel; given up", error=error, **fields)
+            return
+        wait = self._backoff(delivery.attempts, result.retry_after)
+        await self._store.delivery_retry(delivery.id, error=error, next_attempt_at=datetime.now(UTC) + wait)
+        await log.aerror("escalation not delivered; will retry", error=error, retry_in=wait.total_seconds(), **fields)
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> timedelta:
+        if retry_after is not None:
+            return timedelta(seconds=max(retry_after, 0.0))
+        initial, ceiling = self._settings.retry_initial, self._settings.retry_max
+        wait: timedelta = min(initial * (2 ** max(attempts - 1, 0)), ceiling)
+        return wait
+
+
+def _choose(policy: EscalationPolicy, escalation: Escalation, event: AlertEvent | None) -> list[str]:
+    severity = event.labels.get("severity") if event is not None else None
+    return channels_for(policy, trigger=escalation.trigger, rule=escalation.rule, severity=severity)
+
+
+def _about(delivery: ClaimedDelivery) -> About:
+    event, escalation = delivery.event, delivery.escalation
+    return About(
+        kind=escalation.kind,
+        trigger=escalation.trigger,
+        detail=escalation.detail,
+        fingerprint=escalation.fingerprint,
+        rule=escalation.rule,
+        run=delivery.run,
+        labels=event.labels if event else {},
+        annotations=event.annotations if event else {},
+        generator_url=event.generator_url if event else "",
+        alert_status=event.status if event else "firing",
+    )

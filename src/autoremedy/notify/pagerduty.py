@@ -1,0 +1,91 @@
+"""PagerDuty Events API v2: a trigger opens (or repeats into) the incident of its dedup_key, a resolve closes it."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import aiohttp
+
+from autoremedy.config.settings import PagerDutySettings
+from autoremedy.models.notifications import Notification, NotificationKind, SendResult
+from autoremedy.notify.render import component, ellipsize, fit_key, http_result, severity, step_line, unreachable
+
+SUMMARY_MAX: Final = 1024
+DEDUP_KEY_MAX: Final = 255
+CLIENT: Final = "autoremedy"
+
+
+class PagerDutyChannel:
+    """POSTs events to `{settings.url}/v2/enqueue`; 202 is sent, with the dedup_key as the reference."""
+
+    name: str = "pagerduty"
+
+    def __init__(self, settings: PagerDutySettings, request_timeout: float) -> None:
+        if settings.routing_key is None:
+            raise ValueError("pagerduty: no routing_key configured")
+        self._routing_key = settings.routing_key
+        self._url = settings.url.rstrip("/") + "/v2/enqueue"
+        self._timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, notification: Notification) -> SendResult:
+        dedup_key = fit_key(notification.dedup_key, DEDUP_KEY_MAX)
+        event: dict[str, Any] = {
+            "routing_key": self._routing_key.get_secret_value(),
+            "event_action": "resolve" if notification.kind is NotificationKind.RESOLVE else "trigger",
+            "dedup_key": dedup_key,
+        }
+        if notification.kind is NotificationKind.TRIGGER:
+            event |= trigger_fields(notification)
+        secrets = (self._routing_key.get_secret_value(),)
+        try:
+            async with self._http().post(self._url, json=event) as response:
+                body = (await response.read()).decode("utf-8", "replace")
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return unreachable("pagerduty", exc, secrets, timeout=self._timeout)
+        return http_result("pagerduty", status, body, retry_after, reference=dedup_key, secrets=secrets)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return self._session
+
+
+def trigger_fields(notification: Notification) -> dict[str, Any]:
+    """`payload`, `links` and `client` of a trigger event (everything but the routing key and dedup_key)."""
+    labels = notification.labels
+    payload: dict[str, Any] = {
+        "summary": ellipsize(notification.title.strip() or notification.summary.strip() or "autoremedy", SUMMARY_MAX),
+        "source": labels.get("instance") or labels.get("job") or "autoremedy",
+        "severity": severity(notification),
+        "class": notification.trigger,
+        "custom_details": {
+            "summary": notification.summary,
+            "rule": notification.rule,
+            "run_id": notification.run_id,
+            "fingerprint": notification.fingerprint,
+            "alert_status": notification.alert_status,
+            "steps": [step_line(step) for step in notification.steps],
+            "labels": dict(labels),
+            "annotations": dict(notification.annotations),
+        },
+    }
+    if component(labels):
+        payload["component"] = component(labels)
+    if labels.get("alertname"):
+        payload["group"] = labels["alertname"]
+    links = [
+        {"href": url, "text": text}
+        for url, text in ((notification.generator_url, "Prometheus"), (notification.runbook_url, "Runbook"))
+        if url
+    ]
+    fields: dict[str, Any] = {"payload": payload, "client": CLIENT}
+    if links:
+        fields["links"] = links
+    return fields

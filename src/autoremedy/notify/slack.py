@@ -1,0 +1,240 @@
+"""Slack: a Block Kit message per trigger (chat.postMessage), the resolve as a reply in its thread."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from autoremedy.config.settings import SlackSettings
+from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult
+from autoremedy.notify.render import (
+    ellipsize,
+    fit_lines,
+    one_line,
+    parse_retry_after,
+    scrub,
+    slack_escape,
+    slack_escape_fit,
+    step_line,
+    unreachable,
+)
+
+HEADER_MAX: Final = 150
+SECTION_MAX: Final = 3000
+CONTEXT_MAX: Final = 3000
+FALLBACK_MAX: Final = 3000
+LABEL_VALUE_MAX: Final = 300
+_RETRY_ERRORS: Final = frozenset(
+    {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+_LOST_THREAD_ERRORS: Final = frozenset({"thread_not_found", "message_not_found"})
+
+Block = dict[str, Any]
+
+
+class SlackChannel:
+    """Posts to `settings.channel` with the bot token; no slack-sdk retry handlers (the outbox retries)."""
+
+    name: str = "slack"
+
+    def __init__(self, settings: SlackSettings, request_timeout: float) -> None:
+        if settings.token is None:
+            raise ValueError("slack: no token configured")
+        self._token = settings.token
+        self._channel = settings.channel
+        self._base_url = settings.base_url
+        self._timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    async def send(self, notification: Notification) -> SendResult:
+        try:
+            if notification.kind is NotificationKind.RESOLVE:
+                return await self._resolve(notification)
+            return await self._post(self._channel, trigger_blocks(notification), fallback_text(notification))
+        except SlackApiError as exc:
+            return self._api_error(exc)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return unreachable("slack", exc, self._secrets, timeout=self._timeout)
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = self._client = None
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    @property
+    def _secrets(self) -> tuple[str]:
+        return (self._token.get_secret_value(),)
+
+    def _web_client(self) -> AsyncWebClient:
+        # Built on first use, inside the running loop; one session (connection pool) for every call.
+        if self._client is None or self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            self._client = AsyncWebClient(
+                token=self._token.get_secret_value(),
+                base_url=self._base_url,
+                timeout=max(1, math.ceil(self._timeout)),
+                session=self._session,
+                retry_handlers=[],
+            )
+        return self._client
+
+    async def _post(self, channel: str, blocks: list[Block], text: str, thread_ts: str | None = None) -> SendResult:
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        response = await self._web_client().chat_postMessage(
+            channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False, **extra
+        )
+        return SendResult(SendOutcome.SENT, reference=f"{response['channel']}:{response['ts']}")
+
+    async def _resolve(self, notification: Notification) -> SendResult:
+        channel, _, ts = (notification.thread_reference or "").rpartition(":")
+        if not (channel and ts):
+            return await self._post(self._channel, resolve_blocks(notification), fallback_text(notification))
+        try:
+            return await self._post(
+                channel, resolve_blocks(notification, in_thread=True), fallback_text(notification), thread_ts=ts
+            )
+        except SlackApiError as exc:
+            if _error_code(exc) not in _LOST_THREAD_ERRORS:
+                raise
+        # The trigger's message is gone (deleted, or the channel was switched): say it in the channel instead.
+        return await self._post(self._channel, resolve_blocks(notification), fallback_text(notification))
+
+    def _api_error(self, exc: SlackApiError) -> SendResult:
+        status = _status_of(exc)
+        code = _error_code(exc)
+        said = code or f"HTTP {status}"
+        error = scrub(f"slack: {said}" + (_block_errors(exc) if code == "invalid_blocks" else ""), self._secrets)
+        if status == 429 or code in {"ratelimited", "rate_limited"}:
+            retry_after = parse_retry_after(_header(exc, "Retry-After"))
+            return SendResult(SendOutcome.RETRY, error=error, retry_after=retry_after)
+        if (status is not None and status >= 500) or code in _RETRY_ERRORS:
+            return SendResult(SendOutcome.RETRY, error=error)
+        return SendResult(SendOutcome.GIVE_UP, error=error)
+
+
+# -- the answer of a failed call ---------------------------------------------------------------------------
+
+
+def _status_of(exc: SlackApiError) -> int | None:
+    response = exc.response
+    # An AsyncSlackResponse has status_code; a body slack-sdk could not parse leaves an aiohttp response.
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def _data_of(exc: SlackApiError) -> Mapping[str, Any]:
+    data = getattr(exc.response, "data", None)
+    return data if isinstance(data, Mapping) else {}
+
+
+def _error_code(exc: SlackApiError) -> str | None:
+    error = _data_of(exc).get("error")
+    return error if isinstance(error, str) and error else None
+
+
+def _block_errors(exc: SlackApiError) -> str:
+    errors = _data_of(exc).get("errors")
+    if isinstance(errors, list) and errors:
+        return ": " + ellipsize("; ".join(str(e) for e in errors), 500)
+    return ""
+
+
+def _header(exc: SlackApiError, name: str) -> str | None:
+    headers = getattr(exc.response, "headers", None)
+    if not isinstance(headers, Mapping):
+        return None
+    for key, value in headers.items():
+        if str(key).lower() == name.lower():
+            return str(value)
+    return None
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+
+
+def _header_block(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": ellipsize(one_line(text), HEADER_MAX) or "-"}}
+
+
+def _section(mrkdwn: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+
+
+def _context(*texts: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text} for text in texts[:10]]}
+
+
+def _link(url: str, label: str) -> str | None:
+    target = slack_escape(url.strip()).replace("|", "%7C")
+    text = f"<{target}|{label}>"
+    return text if url.strip() and len(text) <= CONTEXT_MAX else None
+
+
+def _labels_block(labels: Mapping[str, str]) -> Block | None:
+    if not labels:
+        return None
+    lines = [
+        f"*{slack_escape(key)}*: {slack_escape_fit(one_line(value), LABEL_VALUE_MAX)}" for key, value in labels.items()
+    ]
+    return _section(fit_lines(["*Labels*", *lines], SECTION_MAX, noun="labels"))
+
+
+def _steps_block(notification: Notification) -> Block | None:
+    if not notification.steps:
+        return None
+    lines = [slack_escape(step_line(step)) for step in notification.steps]
+    return _section(fit_lines(["*Steps*", *lines], SECTION_MAX, noun="steps"))
+
+
+def _links_block(notification: Notification) -> Block | None:
+    links = [
+        link
+        for link in (_link(notification.generator_url, "Prometheus"), _link(notification.runbook_url, "Runbook"))
+        if link is not None
+    ]
+    return _context(*links) if links else None
+
+
+def _meta_block(notification: Notification) -> Block:
+    parts = [f"run `{notification.run_id}`"] if notification.run_id else []
+    parts += [
+        f"rule `{notification.rule}`",
+        f"fingerprint `{notification.fingerprint}`",
+        f"trigger `{notification.trigger}`",
+    ]
+    return _context(slack_escape_fit(" · ".join(parts), CONTEXT_MAX))
+
+
+def trigger_blocks(notification: Notification) -> list[Block]:
+    """Header, summary, labels, links, steps and a context with run id, rule and fingerprint."""
+    blocks = [
+        _header_block(notification.title),
+        _section(slack_escape_fit(notification.summary or notification.title, SECTION_MAX)),
+        _labels_block(notification.labels),
+        _links_block(notification),
+        _steps_block(notification),
+        _meta_block(notification),
+    ]
+    return [block for block in blocks if block is not None]
+
+
+def resolve_blocks(notification: Notification, *, in_thread: bool = False) -> list[Block]:
+    """A thread reply says it is resolved and why; in the channel it also carries the title."""
+    said = slack_escape_fit(notification.summary or notification.title, SECTION_MAX - 20)
+    blocks = [] if in_thread else [_header_block(notification.title)]
+    return [*blocks, _section(f"✅ *Resolved:* {said}"), _meta_block(notification)]
+
+
+def fallback_text(notification: Notification) -> str:
+    """The notification text (push notifications, screen readers, clients without blocks)."""
+    prefix = "Resolved: " if notification.kind is NotificationKind.RESOLVE else ""
+    summary = f" — {notification.summary}" if notification.summary else ""
+    return slack_escape_fit(one_line(f"{prefix}{notification.title}{summary}"), FALLBACK_MAX)
