@@ -176,25 +176,27 @@ def _scrape_configs(targets: Sequence[str], job_name: str) -> list[dict[str, Any
 
 
 def prometheus_config(
-    *, scrape_targets: Sequence[str], alertmanager_url: str, rule_file: str, job_name: str = "demo"
+    *, scrape_targets: Sequence[str], alertmanager_url: str | None, rule_file: str, job_name: str = "demo"
 ) -> dict[str, Any]:
-    am = urlsplit(alertmanager_url)
-    am_config: dict[str, Any] = {"scheme": am.scheme or "http", "static_configs": [{"targets": [am.netloc]}]}
-    if am.path.strip("/"):
-        am_config["path_prefix"] = am.path
-    return {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "100ms", "evaluation_interval": "100ms"},
         "rule_files": [rule_file],
-        "alerting": {"alertmanagers": [am_config]},
         "scrape_configs": _scrape_configs(scrape_targets, job_name),
     }
+    if alertmanager_url is not None:
+        am = urlsplit(alertmanager_url)
+        am_config: dict[str, Any] = {"scheme": am.scheme or "http", "static_configs": [{"targets": [am.netloc]}]}
+        if am.path.strip("/"):
+            am_config["path_prefix"] = am.path
+        config["alerting"] = {"alertmanagers": [am_config]}
+    return config
 
 
 async def start_prometheus(
     tmpdir: Path,
     *,
     scrape_targets: Sequence[str],
-    alertmanager_url: str,
+    alertmanager_url: str | None,
     rules_yaml: str,
     job_name: str = "demo",
     wait_targets_up: bool = True,
@@ -242,7 +244,8 @@ async def start_prometheus(
     proc = await _start_on_free_port(build, "/-/ready", deadline_s)
     try:
         deadline = time.monotonic() + deadline_s
-        await wait_until_alertmanager_active(proc, alertmanager_url, deadline_s=deadline - time.monotonic())
+        if alertmanager_url is not None:  # None: Prometheus alone, for queries
+            await wait_until_alertmanager_active(proc, alertmanager_url, deadline_s=deadline - time.monotonic())
         if wait_targets_up and scrape_targets:
             await wait_until_targets_up(proc, len(scrape_targets), deadline_s=deadline - time.monotonic())
     except BaseException:
