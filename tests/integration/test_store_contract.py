@@ -318,3 +318,127 @@ async def test_pause_all_and_per_rule(store: Store) -> None:
     assert await decide(store, alert, new_run("p2", alert.id)) == [RunStatus.SKIPPED]
     run = await store.get_run("p2")
     assert run is not None and run.guardrail == "paused" and "all automation" in run.reason
+
+
+# -- escalation outbox ---------------------------------------------------------------------------------------
+
+
+async def failed_run(store: Store, alert: AlertEvent, run_id: str = "r1") -> None:
+    await decide(store, alert, new_run(run_id, alert.id))
+    await store.claim_run(now=NOW)
+    await store.finish_run(run_id, RunStatus.FAILED, "step 0 failed", [], now=NOW, escalation="run_failed")
+
+
+async def test_a_failure_escalates_in_the_same_transaction_and_fans_out(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    (escalation,) = await store.escalations(limit=5)
+    assert (escalation.trigger, escalation.kind, escalation.run_id) == ("run_failed", "trigger", "r1")
+    seen: list[tuple[str, dict[str, str] | None]] = []
+
+    def choose(e: Any, ev: AlertEvent | None) -> list[str]:
+        seen.append((e.trigger, ev.labels if ev else None))
+        return ["slack", "pagerduty"]
+
+    assert await store.fan_out(choose, now=NOW, limit=10) == [(escalation.id, ["slack", "pagerduty"])]
+    assert seen == [("run_failed", {"alertname": "A", "namespace": "ns"})]
+    assert await store.fan_out(choose, now=NOW, limit=10) == []  # once
+
+
+async def test_deliveries_are_leased_retried_and_settled(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    await store.fan_out(lambda e, ev: ["slack", "pagerduty"], now=NOW, limit=10)
+    lease = timedelta(minutes=2)
+    claimed = await store.claim_deliveries(now=NOW, limit=10, lease=lease)
+    assert sorted(c.channel for c in claimed) == ["pagerduty", "slack"]
+    assert all(c.run is not None and c.run.id == "r1" and c.attempts == 1 for c in claimed)
+    assert await store.claim_deliveries(now=NOW, limit=10, lease=lease) == []  # leased
+    slack = next(c for c in claimed if c.channel == "slack")
+    pagerduty = next(c for c in claimed if c.channel == "pagerduty")
+    await store.delivery_retry(slack.id, error="slack: ratelimited", next_attempt_at=NOW + timedelta(seconds=30))
+    await store.delivery_sent(pagerduty.id, reference="autoremedy-x", now=NOW)
+    assert await store.claim_deliveries(now=NOW + timedelta(seconds=29), limit=10, lease=lease) == []
+    (again,) = await store.claim_deliveries(now=NOW + timedelta(seconds=30), limit=10, lease=lease)
+    assert (again.channel, again.attempts) == ("slack", 2)
+    await store.delivery_failed(again.id, error="slack: channel_not_found")
+    states = {d.channel: (d.state, d.last_error) for d in await store.deliveries(limit=10)}
+    assert states == {"slack": ("failed", "slack: channel_not_found"), "pagerduty": ("sent", None)}
+
+
+async def test_a_crashed_senders_lease_expires(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    await store.fan_out(lambda e, ev: ["slack"], now=NOW, limit=10)
+    await store.claim_deliveries(now=NOW, limit=10, lease=timedelta(minutes=2))
+    assert await store.claim_deliveries(now=NOW + timedelta(minutes=1), limit=10, lease=timedelta(minutes=2)) == []
+    (taken_over,) = await store.claim_deliveries(now=NOW + timedelta(minutes=2), limit=10, lease=timedelta(minutes=2))
+    assert taken_over.attempts == 2
+
+
+async def test_resolve_follows_the_trigger_and_finds_its_thread(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    await store.fan_out(lambda e, ev: ["slack", "pagerduty"], now=NOW, limit=10)
+    for delivery in await store.claim_deliveries(now=NOW, limit=10, lease=timedelta(minutes=1)):
+        await store.delivery_sent(delivery.id, reference=f"{delivery.channel}-ref", now=NOW)
+    resolved = await stored(store, event(status="resolved"))
+    await store.record_decision(resolved, [], [], guard=guard(), now=NOW)
+    (resolve, _trigger) = await store.escalations(limit=5)
+    assert (resolve.kind, resolve.trigger, resolve.rule) == ("resolve", "alert_resolved", "r")
+    never_asked: list[str] = []
+    fanned = await store.fan_out(lambda e, ev: never_asked or ["opsgenie"], now=NOW, limit=10)
+    assert fanned == [(resolve.id, ["pagerduty", "slack"])]  # where the trigger went, not the policy
+    claimed = {c.channel: c for c in await store.claim_deliveries(now=NOW, limit=10, lease=timedelta(minutes=1))}
+    assert claimed["slack"].thread_reference == "slack-ref"
+    assert claimed["slack"].escalation.kind == "resolve"
+    resolved_again = await stored(store, event(status="resolved", starts_at="2026-11-26T23:00:00.000000Z"))
+    await store.record_decision(resolved_again, [], [], guard=guard(), now=NOW)
+    assert len(await store.escalations(limit=5)) == 2  # already resolved: nothing new
+
+
+async def test_a_later_success_resolves_what_the_rule_escalated(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert, "r1")
+    await decide(store, alert, new_run("r2", alert.id))
+    await store.claim_run(now=NOW)
+    await store.finish_run("r2", RunStatus.SUCCEEDED, "ok", [], now=NOW)
+    (resolve, _) = await store.escalations(limit=5)
+    assert (resolve.kind, resolve.trigger) == ("resolve", "fixed")
+
+
+async def test_guardrail_notices_are_not_resolved_by_the_alert(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("a1", alert.id), approval="required")
+    resolved = await stored(store, event(status="resolved"))
+    await store.record_decision(resolved, [], [], guard=guard(), now=NOW)
+    assert [e.kind for e in await store.escalations(limit=5)] == ["trigger"]
+
+
+async def test_a_waiting_run_is_woken_by_its_resolved_alert(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("w1", alert.id))
+    await store.claim_run(now=NOW)
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW)
+    assert await store.claim_run(now=NOW + timedelta(minutes=5)) is None
+    assert await store.resolution_of(alert.id) is None
+    resolved = await stored(store, event(status="resolved"), now=NOW + timedelta(minutes=6))
+    decision = await store.record_decision(resolved, [], [], guard=guard(), now=NOW + timedelta(minutes=6))
+    assert decision.woken == ["w1"]
+    assert await store.resolution_of(alert.id) == NOW + timedelta(minutes=6)
+    claimed = await store.claim_run(now=NOW + timedelta(minutes=6))
+    assert claimed is not None and claimed.id == "w1"
+
+
+async def test_a_waiting_run_is_due_at_its_deadline_and_a_late_suspend_is_not_lost(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("w1", alert.id))
+    await store.claim_run(now=NOW)
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(minutes=1), now=NOW)
+    claimed = await store.claim_run(now=NOW + timedelta(minutes=1))
+    assert claimed is not None and claimed.wait_until == NOW + timedelta(minutes=1)
+    # The resolution arrives while the run is looking; suspending then puts it straight back to be claimed.
+    await stored(store, event(status="resolved"))
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW)
+    again = await store.claim_run(now=NOW + timedelta(minutes=2))
+    assert again is not None and again.id == "w1"
