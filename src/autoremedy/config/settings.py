@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autoremedy.config.errors import problems_from_validation
+from autoremedy.config.integrations import CrowdSecSettings, DatabaseSettings
 from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Problem, load_yaml_file
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.models.durations import Duration
@@ -175,6 +176,8 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    crowdsec: CrowdSecSettings | None = None
+    databases: dict[str, DatabaseSettings] = Field(default_factory=dict, description="by name, for postgres.promote")
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
     playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
     dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
