@@ -18,16 +18,18 @@ from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor
-from autoremedy.engine.worker import Worker
+from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.ingest.common import Services
 from autoremedy.ingest.server import build_app
 from autoremedy.models.events import NewEvent
 from autoremedy.notify.channels import build_channels, escalation_policy
 from autoremedy.notify.outbox import Outbox
 from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import InsertOutcome, Store
+from autoremedy.store.base import InsertOutcome
 from autoremedy.store.groupcommit import GroupCommitter
+from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
+from autoremedy.store.sqlstore import SqlStore
 
 log = get_logger("autoremedy")
 RESTART_REASON = "the daemon stopped while the run was in progress (crash or kill); not resumed"
@@ -37,12 +39,15 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says why."""
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings) -> SqlStore:
+    store, takeover = settings.store, settings.engine.takeover_after
+    if settings.is_postgres:
+        return PostgresStore(store.url, pool_size=store.pool_size, takeover_after=takeover)
     path = settings.sqlite_path
     if path is None:
-        raise ConfigError(f"store.url {settings.store.url!r}: only sqlite:///path is supported in this version")
-    busy_ms = int(settings.store.busy_timeout.total_seconds() * 1000)
-    return SQLiteStore(path, synchronous=settings.store.synchronous, busy_timeout_ms=busy_ms)
+        raise ConfigError("store.url must be sqlite:///path or postgresql://user@host/db")
+    busy_ms = int(store.busy_timeout.total_seconds() * 1000)
+    return SQLiteStore(path, synchronous=store.synchronous, busy_timeout_ms=busy_ms, takeover_after=takeover)
 
 
 def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
@@ -93,6 +98,7 @@ class Daemon:
             windows=[compile_window(window) for window in self.settings.guardrails.maintenance_windows],
             concurrency=engine.concurrency,
             poll_interval=engine.poll_interval.total_seconds(),
+            upkeep=Upkeep(heartbeat_interval=engine.heartbeat_interval, retention=self.settings.store.retention),
         )
         self._outbox = Outbox(
             store=self.store,
@@ -102,7 +108,15 @@ class Daemon:
             metrics=self.metrics,
             poll_interval=engine.poll_interval.total_seconds(),
         )
-        self._committer.on_commit = self._worker.wake
+        worker = self._worker
+
+        def committed(stored: int) -> None:
+            self.metrics.backlog.add(stored)
+            worker.wake()
+
+        self._committer.on_commit = committed
+        if isinstance(self.store, PostgresStore):
+            self.store.on_notify = worker.wake
         self._worker.on_outcome = self._outbox.wake
         self._committer.start()
         self._worker.start()
@@ -115,6 +129,7 @@ class Daemon:
             is_ready=lambda: True,
             rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
             wake=self._worker.wake,
+            backlog=lambda: self.metrics.backlog.value,
         )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
         await self._runner.setup()

@@ -35,6 +35,22 @@ def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     return logger
 
 
+class Backlog:
+    """How many stored alert events wait to be decided, as this daemon knows it: raised by every commit of new
+    events, set to the store's count by the worker. The webhook refuses new work (503) above a limit."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+        self.value = 0
+
+    def add(self, count: int) -> None:
+        self.set(self.value + count)
+
+    def set(self, count: int) -> None:
+        self.value = count
+        self._gauge.set(count)
+
+
 class Metrics:
     """One registry per daemon, so several can live in one test process."""
 
@@ -83,6 +99,7 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
+        self.backlog = Backlog(self.queue_depth)
         self.config_reloads = Counter(
             "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
         )

@@ -196,7 +196,7 @@ async def test_stop_escalates_to_sigkill_for_the_whole_group(tmp_path: Path) -> 
     proc = ManagedProcess([sys.executable, "-c", script], log_dir=tmp_path, name="stubborn").start()
     try:
         line: str = await wait_for(
-            lambda: next((ln for ln in proc.log_tail().splitlines() if ln.startswith("child ")), ""),
+            lambda: _complete_line(proc, "child"),
             timeout=DEADLINE_S,
             message="child never started",
         )
@@ -225,7 +225,7 @@ async def test_managed_process_dies_with_a_killed_test_runner(tmp_path: Path) ->
     ).start()
     try:
         line: str = await wait_for(
-            lambda: next((ln for ln in runner.log_tail().splitlines() if ln.startswith("pid ")), ""),
+            lambda: _complete_line(runner, "pid"),
             timeout=DEADLINE_S,
             message=lambda: f"runner did not start its process: {runner.log_tail()}",
         )
@@ -270,3 +270,9 @@ async def test_gauge_exporter_renders_text_format(gauge_exporter: GaugeExporter)
         text = await resp.text()
     assert text == '# TYPE g gauge\ng NaN\ng{a="1",b="x\\"y"} 1.0\n# TYPE h gauge\nh 2.5\n'
     assert gauge_exporter.scrape_count == 1
+
+
+def _complete_line(proc: ManagedProcess, word: str) -> str:
+    """`word N` once the whole line is in the log (a line being written may be seen half-way)."""
+    match = re.search(rf"^{word} \d+\n", proc.log_path.read_text(errors="replace"), re.M)
+    return match.group(0).strip() if match else ""

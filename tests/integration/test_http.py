@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -155,8 +156,10 @@ async def test_store_that_cannot_commit_answers_503_with_retry_after(start_daemo
     d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK], extra={"store": {"busy_timeout": "200ms"}})
     path = d.daemon.settings.sqlite_path
     assert path is not None
-    blocker = sqlite3.connect(Path(path), isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")  # another process holding the database: our commit cannot happen
+    blocker = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False)
+    # Another process holding the database: our commit cannot happen. Taken from a thread, so the daemon's
+    # loop goes on and finishes whatever transaction it has in flight.
+    await asyncio.to_thread(blocker.execute, "BEGIN EXCLUSIVE")
     try:
         response = await d.post_alerts(FIRING)
         assert response.status == 503

@@ -100,7 +100,11 @@ async def test_duplicate_key_is_counted_not_stored(store: Store) -> None:
 
 async def test_events_are_claimed_once_in_arrival_order(store: Store) -> None:
     ids = [o.event_id for o in await store.insert_events([event("a"), event("b")], now=NOW)]
-    first, second, none = await store.claim_event(), await store.claim_event(), await store.claim_event()
+    first, second, none = (
+        await store.claim_event(now=NOW),
+        await store.claim_event(now=NOW),
+        await store.claim_event(now=NOW),
+    )
     assert first is not None and second is not None
     assert [first.id, second.id] == ids
     assert none is None
@@ -109,7 +113,7 @@ async def test_events_are_claimed_once_in_arrival_order(store: Store) -> None:
 
 async def test_decision_marks_event_done_and_creates_runs_atomically(store: Store) -> None:
     alert = await stored(store, event())
-    await store.claim_event()
+    await store.claim_event(now=NOW)
     assert await decide(store, alert, new_run("r1", alert.id)) == [RunStatus.PLANNED]
     assert await store.pending_events() == 0
     run = await store.get_run("r1")
@@ -120,13 +124,14 @@ async def test_decision_marks_event_done_and_creates_runs_atomically(store: Stor
 
 async def test_a_failing_decision_leaves_the_event_queued(store: Store) -> None:
     alert = await stored(store, event())
-    await store.claim_event()
+    await store.claim_event(now=NOW)
     with pytest.raises(Exception, match="sqlite"):
         await decide(store, alert, new_run("same", alert.id, target="a"), new_run("same", alert.id, target="b"))
     assert await store.get_run("same") is None
-    recovery = await store.recover(reason="restart", now=NOW)
+    assert (await store.recover(reason="stale", now=NOW + timedelta(seconds=1))).requeued_events == 0  # still ours
+    recovery = await store.recover(reason="stale", now=NOW + timedelta(minutes=10))
     assert recovery.requeued_events == 1
-    assert await store.claim_event() is not None
+    assert await store.claim_event(now=NOW + timedelta(minutes=10)) is not None
 
 
 async def test_run_lifecycle(store: Store) -> None:
@@ -162,21 +167,43 @@ async def test_unrendered_plans_are_failed_and_never_claimed(store: Store) -> No
     assert {s.outcome for s in bad.steps} == {StepOutcome.NOT_RUN}
 
 
-async def test_recover_requeues_events_and_interrupts_running_runs(store: Store) -> None:
+async def test_a_dead_instances_events_are_requeued_and_its_runs_resumed(store: Store) -> None:
     ids = [o.event_id for o in await store.insert_events([event("a"), event("b")], now=NOW)]
-    await store.claim_event()
+    await store.claim_event(now=NOW)
     second = await store.get_event(ids[1])
     assert second is not None
     await decide(store, second, new_run("r1", ids[1]))
-    await store.claim_run(now=NOW)
-    recovery = await store.recover(reason="crashed", now=NOW)
-    assert recovery.requeued_events == 1
+    await store.claim_run(now=NOW)  # ...and the instance dies
+    recovery = await store.recover(reason="crashed", now=NOW + timedelta(minutes=10))
+    assert recovery.requeued_events == 1 and recovery.interrupted_runs == []
+    claimed = await store.claim_event(now=NOW + timedelta(minutes=10))
+    assert claimed is not None and claimed.id == ids[0]
+    taken = await store.claim_run(now=NOW + timedelta(minutes=10))
+    assert taken is not None and taken.id == "r1" and taken.status is RunStatus.RUNNING
+    assert [a.kind for a in await store.list_audit(run_id="r1", limit=5)][0] == "run_taken_over"
+
+
+async def test_a_run_taken_over_too_often_is_interrupted(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("r1", alert.id))
+    at = NOW
+    await store.claim_run(now=at)
+    for _ in range(3):  # it keeps killing whoever runs it
+        at += timedelta(minutes=10)
+        assert await store.claim_run(now=at) is not None
+    at += timedelta(minutes=10)
+    recovery = await store.recover(reason="taken over 3 times", now=at)
     assert recovery.interrupted_runs == ["r1"]
     run = await store.get_run("r1")
-    assert run is not None and (run.status, run.reason) == (RunStatus.INTERRUPTED, "crashed")
-    assert [a.kind for a in await store.list_audit(run_id="r1", limit=5)] == ["run_interrupted", "verdict_allowed"]
-    claimed = await store.claim_event()
-    assert claimed is not None and claimed.id == ids[0]
+    assert run is not None and (run.status, run.reason) == (RunStatus.INTERRUPTED, "taken over 3 times")
+
+
+async def test_heartbeats_keep_runs_owned(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("r1", alert.id))
+    await store.claim_run(now=NOW)
+    assert await store.heartbeat(now=datetime.now(UTC)) == 1
+    assert await store.claim_run(now=datetime.now(UTC)) is None  # fresh heartbeat: nobody takes it
 
 
 async def test_list_runs_filters_and_limits_newest_first(store: Store) -> None:

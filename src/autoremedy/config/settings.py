@@ -90,10 +90,21 @@ class StoreSettings(_Section):
     busy_timeout: Duration = Field(
         default=timedelta(seconds=5), description="SQLite: how long a write waits for a lock before it fails (503)"
     )
+    retention: Duration | None = Field(
+        default=timedelta(days=30), description="finished runs, events and audit older than this are pruned"
+    )
+    pool_size: int = Field(default=10, ge=1, le=100, description="PostgreSQL: connections per instance")
 
 
 class EngineSettings(_Section):
     concurrency: int = Field(default=4, ge=1, le=256, description="runs executed at once")
+    max_queue_depth: int = Field(
+        default=10_000, ge=1, description="stored alerts waiting to be decided above which webhooks get 503"
+    )
+    heartbeat_interval: Duration = Field(default=timedelta(seconds=5), description="how often runs are heartbeaten")
+    takeover_after: Duration = Field(
+        default=timedelta(seconds=30), description="a run without heartbeat this long is taken over by a replica"
+    )
     poll_interval: Duration = Field(default=timedelta(seconds=2), description="fallback when no wake-up arrives")
     retry_backoff: Duration = Field(
         default=timedelta(seconds=1), description="first wait between a step's attempts; doubles up to 60s"
@@ -204,6 +215,10 @@ class Settings(BaseSettings):
             "bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: true "
             "to accept that)"
         )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.store.url.startswith(("postgresql://", "postgres://"))
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -12,7 +12,8 @@ import contextlib
 import functools
 import secrets
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -27,6 +28,17 @@ from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, Store, StoreUnavailable
 
 log = get_logger("autoremedy.worker")
+TAKEN_OVER_TOO_OFTEN = "taken over 3 times: every instance that ran it stopped while running it; not resumed again"
+PRUNE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Upkeep:
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    retention: timedelta | None = timedelta(days=30)
+    """Records older than this are pruned; None keeps everything."""
+
+
 SHUTDOWN_REASON = "the daemon shut down before the run finished (grace period expired)"
 
 
@@ -43,6 +55,7 @@ class Worker:
         windows: Sequence[CompiledWindow],
         concurrency: int,
         poll_interval: float,
+        upkeep: Upkeep | None = None,
     ) -> None:
         self._store = store
         self._executor = executor
@@ -53,6 +66,9 @@ class Worker:
         self._windows = windows
         self._slots = concurrency
         self._poll = poll_interval
+        self._upkeep = upkeep or Upkeep()
+        self._last_heartbeat = datetime.min.replace(tzinfo=UTC)
+        self._last_prune = datetime.now(UTC)  # not at start: a restart loop should not prune every time
         self._wakeup = asyncio.Event()
         self.on_outcome: Callable[[], None] = lambda: None
         """Called after a run's outcome is recorded (wakes the escalation sender)."""
@@ -86,17 +102,39 @@ class Worker:
                 await self._decide_pending()
                 await self._expire_approvals()
                 await self._start_planned()
-                self._metrics.queue_depth.set(await self._store.pending_events())
+                self._metrics.backlog.set(await self._store.pending_events())
+                await self._housekeeping()
             except StoreUnavailable as exc:
                 await log.aerror("store unavailable; will retry", error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
 
+    async def _housekeeping(self) -> None:
+        """Now and then: heartbeat the runs this instance executes, requeue or interrupt what dead instances left,
+        and prune old records."""
+        now = datetime.now(UTC)
+        if now - self._last_heartbeat < self._upkeep.heartbeat_interval:
+            return
+        self._last_heartbeat = now
+        await self._store.heartbeat(now=now)
+        recovery = await self._store.recover(reason=TAKEN_OVER_TOO_OFTEN, now=now)
+        if recovery.requeued_events or recovery.interrupted_runs:
+            await log.awarning(
+                "work of a dead instance recovered",
+                requeued_events=recovery.requeued_events,
+                interrupted_runs=recovery.interrupted_runs,
+            )
+        retention = self._upkeep.retention
+        if retention is not None and now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            pruned = await self._store.prune(before=now - retention)
+            await log.ainfo("pruned records past retention", **pruned)
+
     # -- stage 1: events become runs -----------------------------------------------------------------------
 
     async def _decide_pending(self) -> None:
         while not self._stopping:
-            event = await self._store.claim_event()
+            event = await self._store.claim_event(now=datetime.now(UTC))
             if event is None:
                 return
             await self._decide(event)

@@ -25,6 +25,8 @@ class Services:
     is_ready: Callable[[], bool]
     rule_names: Callable[[], set[str]]
     wake: Callable[[], None]
+    backlog: Callable[[], int]
+    """Stored alert events waiting to be decided, as this instance last knew it."""
 
 
 SERVICES = web.AppKey("services", Services)

@@ -24,6 +24,7 @@ from autoremedy.store.base import StoreUnavailable
 log = get_logger("autoremedy.http")
 RETRY_AFTER_SECONDS = "5"
 MAX_LIST_LIMIT = 1000
+MAX_WAITING_BATCHES = 1000
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,8 +55,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _unavailable()
 
 
-def _unavailable() -> web.Response:
-    response = error_response(503, "store unavailable, retry later")
+def _unavailable(message: str = "store unavailable, retry later") -> web.Response:
+    response = error_response(503, message)
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     return response
 
@@ -86,6 +87,13 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
         return error_response(
             413, f"body of {request.content_length} bytes is larger than server.max_body_bytes ({limit})"
         )
+    if (
+        services.committer.waiting > MAX_WAITING_BATCHES
+        or services.backlog() > services.settings.engine.max_queue_depth
+    ):
+        # Backpressure: more stored alerts wait than the workers can take; Alertmanager retries later instead of
+        # this process growing its memory.
+        return _unavailable("too many alerts waiting to be processed, retry later")
     body = await request.read()
     try:
         payload = WebhookPayload.model_validate_json(body)

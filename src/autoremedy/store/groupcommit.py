@@ -24,7 +24,8 @@ class GroupCommitter:
         self._max_events = max_events
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self.on_commit: Callable[[], None] = lambda: None
+        self.on_commit: Callable[[int], None] = lambda stored: None
+        """Called after each commit with how many new (not duplicate) events it stored."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="group-commit")
@@ -67,4 +68,4 @@ class GroupCommitter:
             if not future.done():
                 future.set_result(outcomes[offset : offset + len(pending_events)])
             offset += len(pending_events)
-        self.on_commit()
+        self.on_commit(sum(not outcome.duplicate for outcome in outcomes))

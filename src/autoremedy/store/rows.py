@@ -14,10 +14,14 @@ from autoremedy.store.base import AuditRecord, Escalation
 Row = Mapping[str, Any]
 
 
-def _time(value: Any) -> datetime | None:
+def time_of(value: Any) -> datetime | None:
+    """A time column: SQLite stores ISO text, PostgreSQL timestamptz."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(str(value))
+
+
+_time = time_of
 
 
 def _json(value: Any) -> Any:

@@ -1,4 +1,6 @@
--- Named queries for the SQLite store. A query starts at its `-- name:` line and ends before the next one.
+-- Named queries shared by every backend. A query starts at its `-- name:` line and ends before the next one.
+-- Parameters are written :name (SQLite's style); the PostgreSQL backend turns them into $n. A backend may override
+-- a query in its own folder (sql/<dialect>/queries.sql), e.g. to add FOR UPDATE SKIP LOCKED.
 
 -- name: insert_event
 INSERT INTO events (fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver,
@@ -10,7 +12,7 @@ DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_rece
 RETURNING id, deliveries;
 
 -- name: claim_event
-UPDATE events SET state = 'processing'
+UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
 WHERE id = (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT 1)
 RETURNING *;
 
@@ -18,10 +20,11 @@ RETURNING *;
 UPDATE events SET state = 'done', processed_at = :now WHERE id = :id;
 
 -- name: requeue_processing_events
-UPDATE events SET state = 'pending' WHERE state = 'processing';
+UPDATE events SET state = 'pending', claimed_by = NULL
+WHERE state = 'processing' AND claimed_at < :stale_before;
 
 -- name: count_pending_events
-SELECT count(*) FROM events WHERE state IN ('pending', 'processing');
+SELECT count(*) AS n FROM events WHERE state IN ('pending', 'processing');
 
 -- name: get_event
 SELECT * FROM events WHERE id = :id;
@@ -40,7 +43,7 @@ UPDATE runs SET status = :status, reason = :reason, finished_at = :now WHERE id 
 
 -- name: interrupt_running_runs
 UPDATE runs SET status = 'interrupted', reason = :reason, finished_at = :now
-WHERE status = 'running'
+WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before AND takeovers >= :max_takeovers
 RETURNING id, fingerprint;
 
 -- name: close_unfinished_steps
@@ -64,15 +67,18 @@ VALUES (:at, :kind, :run_id, :fingerprint, :actor, :message, :data);
 SELECT * FROM audit WHERE (:run_id IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
 
 -- name: claim_due_run
-UPDATE runs SET status = 'running', started_at = :now
+UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
+                heartbeat_at = :now,
+                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END
 WHERE id = (
     SELECT id FROM runs
     WHERE status = 'planned'
        OR (status IN ('delayed', 'deferred') AND not_before <= :now)
        OR (status = 'waiting' AND wait_until <= :now)
+       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before)
     ORDER BY created_at, id LIMIT 1
 )
-RETURNING id;
+RETURNING id, takeovers;
 
 -- name: insert_guarded_run
 INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
@@ -94,9 +100,13 @@ WHERE rule = :rule AND target = :target AND counted = 1 AND created_at >= :since
 ORDER BY created_at DESC;
 
 -- name: count_counted_runs
-SELECT count(*) FROM runs WHERE counted = 1 AND created_at >= :since;
+SELECT count(*) AS n FROM runs WHERE counted = 1 AND created_at >= :since;
 
 -- name: read_breaker
+SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
+
+-- name: lock_breaker
+-- SQLite: the write transaction is already exclusive; PostgreSQL overrides this with FOR UPDATE.
 SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
 
 -- name: write_breaker
@@ -218,3 +228,43 @@ SELECT * FROM events WHERE fingerprint = :fingerprint ORDER BY id DESC LIMIT 1;
 
 -- name: wake_run
 UPDATE runs SET status = 'planned' WHERE id = :id AND status = 'waiting';
+
+-- name: heartbeat
+UPDATE runs SET heartbeat_at = :now WHERE owner = :owner AND status = 'running';
+
+-- name: run_brief
+SELECT id, status, fingerprint, rule, event_id FROM runs WHERE id = :id;
+
+-- name: event_of_run
+SELECT e.* FROM events e JOIN runs r ON r.event_id = e.id WHERE r.id = :id;
+
+-- name: select_one
+SELECT 1;
+
+-- name: prune_steps
+DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE created_at < :before AND finished_at IS NOT NULL);
+
+-- name: prune_runs
+DELETE FROM runs WHERE created_at < :before AND finished_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM escalations e WHERE e.run_id = runs.id AND e.created_at >= :before);
+
+-- name: prune_deliveries
+DELETE FROM escalation_deliveries
+WHERE escalation_id IN (SELECT id FROM escalations WHERE created_at < :before) AND state IN ('sent', 'failed');
+
+-- name: prune_escalations
+DELETE FROM escalations WHERE created_at < :before
+  AND NOT EXISTS (SELECT 1 FROM escalation_deliveries d WHERE d.escalation_id = escalations.id);
+
+-- name: prune_events
+DELETE FROM events WHERE last_received_at < :before AND state = 'done'
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id);
+
+-- name: prune_audit
+DELETE FROM audit WHERE at < :before;
+
+-- name: orphan_other_owners_runs
+UPDATE runs SET heartbeat_at = :epoch WHERE status = 'running' AND coalesce(owner, '') <> :owner;
+
+-- name: orphan_other_owners_events
+UPDATE events SET claimed_at = :epoch WHERE state = 'processing' AND coalesce(claimed_by, '') <> :owner;

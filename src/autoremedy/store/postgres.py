@@ -1,0 +1,177 @@
+"""The PostgreSQL store, for several replicas on one database (asyncpg).
+
+Replicas share the work through the database alone: claims skip rows another replica holds (`FOR UPDATE SKIP
+LOCKED`), decisions serialise on the breaker row, one active run per target is a unique index, and a replica's
+runs carry its heartbeat so another takes them over when it dies. A commit NOTIFYs the others, so they wake at
+once instead of at their next poll. Any database error is StoreUnavailable: the webhook answers 503 and the
+worker retries, and the pool reconnects by itself when the database is back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+
+from autoremedy.models.events import NewEvent
+from autoremedy.store.base import InsertOutcome, StoreUnavailable
+from autoremedy.store.queries import load_queries, migrations, positional
+from autoremedy.store.sqlstore import SqlStore
+from autoremedy.store.tx import Row
+
+Q = {name: positional(sql) for name, sql in load_queries("postgres").items()}
+_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ConnectionError)
+MIGRATION_LOCK = 720_461_001  # pg_advisory_xact_lock key: one replica migrates, the others wait
+CHANNEL = "autoremedy_events"
+
+
+def _args(query: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
+    sql, names = Q[query]
+    return sql, [params.get(name) for name in names]
+
+
+class PostgresTx:
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._connection = connection
+
+    async def rows(self, query: str, **params: Any) -> list[Row]:
+        sql, args = _args(query, params)
+        found: list[Row] = await self._connection.fetch(sql, *args)
+        return found
+
+    async def row(self, query: str, **params: Any) -> Row | None:
+        sql, args = _args(query, params)
+        found: Row | None = await self._connection.fetchrow(sql, *args)
+        return found
+
+    async def run(self, query: str, **params: Any) -> int:
+        sql, args = _args(query, params)
+        status: str = await self._connection.execute(sql, *args)
+        count = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "SELECT 1"
+        return int(count) if count.isdigit() else 0
+
+
+class PostgresStore(SqlStore):
+    def __init__(self, dsn: str, *, pool_size: int = 10, takeover_after: timedelta = timedelta(seconds=30)) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self.owner = f"pg-{uuid4().hex[:12]}"
+        self.takeover_after = takeover_after
+        self.on_notify: Callable[[], None] = lambda: None
+        """Called when another replica committed new events."""
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self._pool_size, timeout=10, command_timeout=30
+            )
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+        async with self._transaction() as connection:
+            await _migrate(connection)
+        await self.listen()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def listen(self) -> None:
+        """(Re)start listening for other replicas' commits; without it, polling still finds the work."""
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await asyncpg.connect(self._dsn, timeout=5)
+            await self._listener.add_listener(CHANNEL, lambda *_: self.on_notify())
+        except _ERRORS:
+            self._listener = None
+
+    # -- plumbing ---------------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._pool is None:
+            raise StoreUnavailable("store is closed")
+        try:
+            async with self._pool.acquire(timeout=10) as connection, connection.transaction():
+                yield connection
+        except _ERRORS as exc:
+            raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[PostgresTx]:
+        async with self._transaction() as connection:
+            yield PostgresTx(connection)
+
+    _read = _write
+
+    # -- the webhook's hot path -------------------------------------------------------------------------------
+
+    async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]:
+        keys, counts = _fold(events)
+        columns = _columns([events[index] for index in keys.values()], [counts[key] for key in keys])
+        async with self._transaction() as connection:
+            sql, args = _args("insert_events_batch", {"now": now, **columns})
+            rows = await connection.fetch(sql, *args)
+            if any(row["inserted"] for row in rows):
+                await connection.execute(Q["notify_events"][0])
+        stored = {(r["fingerprint"], r["status"], r["starts_at"]): (int(r["id"]), bool(r["inserted"])) for r in rows}
+        outcomes, seen = [], set()
+        for event in events:
+            key = (event.fingerprint, event.status, event.starts_at)
+            event_id, inserted = stored[key]
+            outcomes.append(InsertOutcome(event_id=event_id, duplicate=key in seen or not inserted))
+            seen.add(key)
+        return outcomes
+
+
+Key = tuple[str, str, str]
+
+
+def _fold(events: Sequence[NewEvent]) -> tuple[dict[Key, int], dict[Key, int]]:
+    """First index and count of each (fingerprint, status, startsAt): one row per key in one INSERT."""
+    first: dict[Key, int] = {}
+    counts: dict[Key, int] = {}
+    for index, event in enumerate(events):
+        key = (event.fingerprint, event.status, event.starts_at)
+        first.setdefault(key, index)
+        counts[key] = counts.get(key, 0) + 1
+    return first, counts
+
+
+def _columns(events: list[NewEvent], counts: list[int]) -> dict[str, list[Any]]:
+    return {
+        "fingerprints": [e.fingerprint for e in events],
+        "statuses": [e.status for e in events],
+        "starts": [e.starts_at for e in events],
+        "ends": [e.ends_at for e in events],
+        "labels": [json.dumps(e.labels, sort_keys=True) for e in events],
+        "annotations": [json.dumps(e.annotations, sort_keys=True) for e in events],
+        "generator_urls": [e.generator_url for e in events],
+        "receivers": [e.receiver for e in events],
+        "external_urls": [e.external_url for e in events],
+        "group_keys": [e.group_key for e in events],
+        "counts": counts,
+    }
+
+
+async def _migrate(connection: asyncpg.Connection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+    await connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TIMESTAMPTZ)"
+    )
+    applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
+    for version, name, sql in migrations("postgres"):
+        if version not in applied:
+            await connection.execute(sql)
+            await connection.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name)

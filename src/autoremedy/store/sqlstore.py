@@ -1,0 +1,284 @@
+"""The Store contract implemented once over a `Tx`; each backend provides transactions, reads and its hot path.
+
+A backend subclasses SqlStore and implements `_write()` (a transaction), `_read()` (a read session), `open`,
+`close`, `insert_events` (the webhook's hot path, batched its own way) and `stale_before` (when a run's owner
+counts as dead).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+
+from autoremedy.decide.guardrails import BreakerState, Guard
+from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.runs import Run, RunStatus, StepRecord
+from autoremedy.store import transactions as t
+from autoremedy.store.base import (
+    AuditEntry,
+    AuditRecord,
+    ClaimedDelivery,
+    Decision,
+    DeliveryRecord,
+    Escalation,
+    InsertOutcome,
+    NewRun,
+    NotAwaitingApproval,
+    Pause,
+    Recovery,
+)
+from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows, time_of
+from autoremedy.store.tx import Tx
+
+MAX_TAKEOVERS = 3
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PRUNE_STEPS = ("prune_steps", "prune_runs", "prune_deliveries", "prune_escalations", "prune_events", "prune_audit")
+
+
+class SqlStore(ABC):
+    owner: str
+    """This daemon instance: the owner of the runs it executes."""
+    takeover_after: timedelta
+    """A run whose heartbeat is older than this belongs to a dead instance and is taken over."""
+    solo = False
+    """True when only one process can use the store (SQLite): at start, every other owner is known dead."""
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def _write(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    @abstractmethod
+    def _read(self) -> AbstractAsyncContextManager[Tx]: ...
+
+    @abstractmethod
+    async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]: ...
+
+    def stale_before(self, now: datetime) -> datetime:
+        return now - self.takeover_after
+
+    async def ping(self) -> None:
+        async with self._read() as tx:
+            await tx.row("select_one")
+
+    # -- events -----------------------------------------------------------------------------------------------
+
+    async def claim_event(self, *, now: datetime) -> AlertEvent | None:
+        async with self._write() as tx:
+            row = await tx.row("claim_event", owner=self.owner, now=now)
+        return event_from_row(row) if row is not None else None
+
+    async def get_event(self, event_id: int) -> AlertEvent | None:
+        async with self._read() as tx:
+            row = await tx.row("get_event", id=event_id)
+        return event_from_row(row) if row is not None else None
+
+    async def pending_events(self) -> int:
+        async with self._read() as tx:
+            row = await tx.row("count_pending_events")
+        return int(row["n"]) if row else 0
+
+    async def record_decision(
+        self, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
+    ) -> Decision:
+        async with self._write() as tx:
+            return await t.decide(tx, event, runs, audit, guard=guard, now=now)
+
+    # -- runs -------------------------------------------------------------------------------------------------
+
+    async def claim_run(self, *, now: datetime) -> Run | None:
+        async with self._write() as tx:
+            return await t.claim_run(tx, owner=self.owner, now=now, stale_before=self.stale_before(now))
+
+    async def heartbeat(self, *, now: datetime) -> int:
+        async with self._write() as tx:
+            return await tx.run("heartbeat", owner=self.owner, now=now)
+
+    async def update_step(self, run_id: str, step: StepRecord) -> None:
+        async with self._write() as tx:
+            await tx.run(
+                "update_step",
+                run_id=run_id,
+                idx=step.index,
+                attempts=step.attempts,
+                outcome=step.outcome.value,
+                error=step.error,
+                result=json.dumps(step.result) if step.result is not None else None,
+                started_at=step.started_at,
+                finished_at=step.finished_at,
+            )
+
+    async def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        reason: str,
+        audit: Sequence[AuditEntry],
+        *,
+        now: datetime,
+        escalation: str | None = None,
+    ) -> None:
+        async with self._write() as tx:
+            await t.finish_run(tx, run_id, status, reason, audit, now=now, escalation=escalation)
+
+    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None:
+        async with self._write() as tx:
+            await t.suspend_run(tx, run_id, reason=reason, wait_until=wait_until, now=now)
+
+    async def resolution_of(self, event_id: int) -> datetime | None:
+        async with self._read() as tx:
+            row = await tx.row("resolution_of_event", event_id=event_id)
+        return time_of(row["received_at"]) if row is not None else None
+
+    async def recover(self, *, reason: str, now: datetime) -> Recovery:
+        """Events a dead instance was deciding go back to the queue; runs it was executing are resumed by whoever
+        claims them next, unless they were taken over too often (then interrupted with the reason)."""
+        stale = self.stale_before(now)
+        async with self._write() as tx:
+            if self.solo:
+                await tx.run("orphan_other_owners_runs", owner=self.owner, epoch=EPOCH)
+                await tx.run("orphan_other_owners_events", owner=self.owner, epoch=EPOCH)
+            requeued = await tx.run("requeue_processing_events", stale_before=stale)
+            rows = await tx.rows(
+                "interrupt_running_runs", reason=reason, now=now, stale_before=stale, max_takeovers=MAX_TAKEOVERS
+            )
+            for row in rows:
+                await tx.run("close_unfinished_steps", run_id=row["id"])
+                message = f"run interrupted: {reason}"
+                await t.insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
+        return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
+
+    async def get_run(self, run_id: str) -> Run | None:
+        async with self._read() as tx:
+            return await t.load_run(tx, run_id)
+
+    async def list_runs(self, *, status: RunStatus | None, limit: int) -> list[Run]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_runs", status=status.value if status else None, limit=limit)
+            return [run_from_rows(row, await tx.rows("list_steps", run_id=row["id"])) for row in rows]
+
+    async def list_audit(self, *, run_id: str | None, limit: int) -> list[AuditRecord]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_audit", run_id=run_id, limit=limit)
+        return [audit_from_row(row) for row in rows]
+
+    # -- approvals, pauses, breaker ----------------------------------------------------------------------------
+
+    async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+        return await self._approval(run_id, approved=True, actor=actor, reason=reason, now=now)
+
+    async def deny(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+        return await self._approval(run_id, approved=False, actor=actor, reason=reason, now=now)
+
+    async def _approval(self, run_id: str, *, approved: bool, actor: str, reason: str, now: datetime) -> Run | None:
+        async with self._write() as tx:
+            result = await t.decide_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
+        if result is False:
+            raise NotAwaitingApproval(f"run {run_id} is not awaiting approval")
+        return result if isinstance(result, Run) else None
+
+    async def expire_approvals(self, *, now: datetime) -> list[str]:
+        async with self._write() as tx:
+            return await t.expire_approvals(tx, now)
+
+    async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None:
+        async with self._write() as tx:
+            await tx.run("set_pause", scope=scope, actor=actor, reason=reason, at=now)
+            entry = AuditEntry("paused", f"{scope} paused: {reason}", actor=actor, data={"scope": scope})
+            await t.insert_audit(tx, [entry], now)
+
+    async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool:
+        async with self._write() as tx:
+            removed = await tx.run("clear_pause", scope=scope) > 0
+            if removed:
+                entry = AuditEntry("resumed", f"{scope} resumed", actor=actor, data={"scope": scope})
+                await t.insert_audit(tx, [entry], now)
+            return removed
+
+    async def pauses(self) -> list[Pause]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_pauses")
+        return [Pause(r["scope"], r["actor"], r["reason"], time_of(r["at"]) or _now()) for r in rows]
+
+    async def breaker(self) -> BreakerState:
+        async with self._read() as tx:
+            return await t.read_breaker(tx)
+
+    async def close_breaker(self, *, actor: str, now: datetime) -> bool:
+        async with self._write() as tx:
+            was_open = (await t.read_breaker(tx, lock=True)).open
+            await t.write_breaker(tx, BreakerState(closed_at=now))
+            if was_open:
+                entry = AuditEntry("breaker_closed", "circuit breaker closed by command", actor=actor)
+                await t.insert_audit(tx, [entry], now)
+            return was_open
+
+    async def escalations(self, *, limit: int) -> list[Escalation]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_escalations", limit=limit)
+        return [escalation_from_row(row) for row in rows]
+
+    async def active_counts(self) -> dict[str, int]:
+        async with self._read() as tx:
+            rows = await tx.rows("count_runs_by_status")
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    # -- escalation outbox ------------------------------------------------------------------------------------
+
+    async def fan_out(self, choose: t.ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
+        async with self._write() as tx:
+            return await t.fan_out(tx, choose, now, limit)
+
+    async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
+        async with self._write() as tx:
+            return await t.claim_deliveries(tx, now, limit=limit, lease=lease)
+
+    async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None:
+        async with self._write() as tx:
+            await tx.run("delivery_sent", id=delivery_id, reference=reference, now=now)
+
+    async def delivery_retry(self, delivery_id: int, *, error: str, next_attempt_at: datetime) -> None:
+        async with self._write() as tx:
+            await tx.run("delivery_retry", id=delivery_id, error=error, next_attempt_at=next_attempt_at)
+
+    async def delivery_failed(self, delivery_id: int, *, error: str) -> None:
+        async with self._write() as tx:
+            await tx.run("delivery_failed", id=delivery_id, error=error)
+
+    async def deliveries(self, *, limit: int) -> list[DeliveryRecord]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_deliveries", limit=limit)
+        return [
+            DeliveryRecord(
+                id=r["id"],
+                escalation_id=r["escalation_id"],
+                channel=r["channel"],
+                state=r["state"],
+                attempts=r["attempts"],
+                last_error=r["last_error"],
+                reference=r["reference"],
+                trigger=r["trigger"],
+                kind=r["kind"],
+                fingerprint=r["fingerprint"],
+                rule=r["rule"],
+            )
+            for r in rows
+        ]
+
+    # -- retention --------------------------------------------------------------------------------------------
+
+    async def prune(self, *, before: datetime) -> dict[str, int]:
+        """Delete finished runs, their steps, sent escalations, done events and audit entries older than `before`."""
+        async with self._write() as tx:
+            return {name.removeprefix("prune_"): await tx.run(name, before=before) for name in PRUNE_STEPS}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
