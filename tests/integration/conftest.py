@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,24 @@ import yaml
 from autoremedy.app import Daemon
 from autoremedy.config.settings import load_settings
 from tests.support.ports import free_port
+from tests.support.postgres import PostgresServer, start_postgres
+
 
 # Copies of ../shared/fixtures/alertmanager-0.25 (bodies a real Alertmanager 0.25 sent), kept in the repo.
+@pytest.fixture(scope="session")
+def shared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (initdb costs about a second); tests take a fresh database each."""
+    server = asyncio.run(start_postgres(tmp_path_factory.mktemp("shared-postgres")))
+    try:
+        yield server
+    finally:
+        server.stop("immediate")
+
+
+async def fresh_database(server: PostgresServer) -> str:
+    return await server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
 FIXTURES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "test-token"
 

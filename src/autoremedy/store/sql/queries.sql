@@ -54,7 +54,7 @@ WHERE run_id = :run_id AND outcome = 'pending';
 SELECT * FROM runs WHERE id = :id;
 
 -- name: list_runs
-SELECT * FROM runs WHERE (:status IS NULL OR status = :status) ORDER BY created_at DESC, id DESC LIMIT :limit;
+SELECT * FROM runs WHERE (CAST(:status AS TEXT) IS NULL OR status = :status) ORDER BY created_at DESC, id DESC LIMIT :limit;
 
 -- name: list_steps
 SELECT * FROM run_steps WHERE run_id = :run_id ORDER BY idx;
@@ -64,7 +64,7 @@ INSERT INTO audit (at, kind, run_id, fingerprint, actor, message, data)
 VALUES (:at, :kind, :run_id, :fingerprint, :actor, :message, :data);
 
 -- name: list_audit
-SELECT * FROM audit WHERE (:run_id IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
+SELECT * FROM audit WHERE (CAST(:run_id AS TEXT) IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
 
 -- name: claim_due_run
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
@@ -168,7 +168,7 @@ WHERE f.id = :event_id;
 SELECT e.rule, max(e.run_id) AS run_id FROM escalations e
 WHERE e.fingerprint = :fingerprint AND e.kind = 'trigger'
   AND e.trigger IN ('run_failed', 'verification_failed', 'plan_failed')
-  AND (:rule IS NULL OR e.rule = :rule)
+  AND (CAST(:rule AS TEXT) IS NULL OR e.rule = :rule)
   AND NOT EXISTS (SELECT 1 FROM escalations r
                   WHERE r.fingerprint = e.fingerprint AND r.rule = e.rule AND r.kind = 'resolve' AND r.id > e.id)
 GROUP BY e.rule;
