@@ -130,6 +130,7 @@ class Daemon:
             rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
             wake=self._worker.wake,
             backlog=lambda: self.metrics.backlog.value,
+            instance=self.store.owner,
         )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -138,6 +139,7 @@ class Daemon:
         await log.ainfo(
             "serving",
             listen=self.settings.server.listen,
+            instance=self.store.owner,
             rules=len(self.ruleset.rules),
             playbooks=len(self.ruleset.playbooks),
             dry_run=self.settings.dry_run,

@@ -7,12 +7,21 @@ import base64
 import copy
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, StartDaemon, fixture_payload
+from autoremedy.config.settings import load_settings
+from autoremedy.ingest.common import Services
+from autoremedy.ingest.server import build_app
+from autoremedy.observability import Metrics
+from autoremedy.store.groupcommit import GroupCommitter
+from autoremedy.store.sqlite import SQLiteStore
+from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, TOKEN, StartDaemon, fixture_payload, write_config
 from tests.support.procs import wait_for
 
 FIRING = fixture_payload("firing.json")
@@ -195,3 +204,49 @@ async def test_health_and_readiness_need_no_credentials(start_daemon: StartDaemo
     for path in ("/healthz", "/readyz"):
         async with d.http.get(f"{d.url}{path}") as response:
             assert response.status == 200, path
+
+
+async def test_backpressure_answers_503_above_the_queue_limit(tmp_path: Path) -> None:
+    """The webhook with no worker draining the queue: new alerts are refused once too many wait, and taken again
+    when the backlog falls (the worker sets it from the store)."""
+    settings = load_settings(
+        write_config(tmp_path, rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK], extra={"engine": {"max_queue_depth": 5}})
+    )
+    store = SQLiteStore(tmp_path / "store.db")
+    await store.open()
+    metrics = Metrics()
+    committer = GroupCommitter(lambda events: store.insert_events(events, now=datetime.now(UTC)))
+    committer.on_commit = metrics.backlog.add
+    committer.start()
+    services = Services(
+        settings=settings,
+        store=store,
+        committer=committer,
+        metrics=metrics,
+        is_ready=lambda: True,
+        rule_names=lambda: {"demo"},
+        wake=lambda: None,
+        backlog=lambda: metrics.backlog.value,
+        instance=store.owner,
+    )
+    runner = web.AppRunner(build_app(services))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/api/v1/alerts"
+    try:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            body = copy.deepcopy(FIRING)
+            body["alerts"] = [{**FIRING["alerts"][0], "fingerprint": f"bp{i}"} for i in range(6)]
+            async with http.post(url, json=body) as first:
+                assert first.status == 200  # 0 waiting: accepted, now 6 wait
+            async with http.post(url, json=FIRING) as refused:
+                assert refused.status == 503 and "too many alerts" in (await refused.json())["error"]
+                assert refused.headers["Retry-After"]
+            metrics.backlog.set(0)  # the worker caught up
+            async with http.post(url, json=FIRING) as accepted:
+                assert accepted.status == 200
+    finally:
+        await runner.cleanup()
+        await committer.stop()
+        await store.close()

@@ -26,6 +26,8 @@ class Services:
     rule_names: Callable[[], set[str]]
     wake: Callable[[], None]
     backlog: Callable[[], int]
+    instance: str
+    """This daemon's identity in the store (the owner of the runs it executes)."""
     """Stored alert events waiting to be decided, as this instance last knew it."""
 
 

@@ -121,6 +121,7 @@ async def status(request: web.Request) -> web.Response:
     breaker = await store.breaker()
     pauses = await store.pauses()
     body: dict[str, Any] = {
+        "instance": request.app[SERVICES].instance,
         "queue_depth": await store.pending_events(),
         "runs": await store.active_counts(),
         "breaker": {
