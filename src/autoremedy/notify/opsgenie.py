@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import quote
 
-import aiohttp
-
 from autoremedy.config.settings import OpsgenieSettings
 from autoremedy.models.notifications import Notification, NotificationKind, SendResult
-from autoremedy.notify.render import component, ellipsize, fit_key, http_result, severity, step_line, unreachable
+from autoremedy.notify.http import JsonPoster
+from autoremedy.notify.render import component, ellipsize, fit_key, severity, step_line
 
 MESSAGE_MAX: Final = 130
 ALIAS_MAX: Final = 512
@@ -36,8 +35,7 @@ class OpsgenieChannel:
             raise ValueError("opsgenie: no api_key configured")
         self._api_key = settings.api_key
         self._alerts_url = settings.url.rstrip("/") + "/v2/alerts"
-        self._timeout = request_timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = JsonPoster("opsgenie", timeout=request_timeout, secrets=(settings.api_key.get_secret_value(),))
 
     async def send(self, notification: Notification) -> SendResult:
         alias = fit_key(notification.dedup_key, ALIAS_MAX)
@@ -46,25 +44,11 @@ class OpsgenieChannel:
             body = close_body(notification)
         else:
             url, body = self._alerts_url, create_body(notification, alias)
-        secrets = (self._api_key.get_secret_value(),)
         headers = {"Authorization": f"GenieKey {self._api_key.get_secret_value()}"}
-        try:
-            async with self._http().post(url, json=body, headers=headers) as response:
-                text = (await response.read()).decode("utf-8", "replace")
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return unreachable("opsgenie", exc, secrets, timeout=self._timeout)
-        return http_result("opsgenie", status, text, retry_after, reference=alias, secrets=secrets)
+        return await self._poster.post(url, body, reference=alias, headers=headers)
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
-        return self._session
+        await self._poster.close()
 
 
 def create_body(notification: Notification, alias: str) -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import aiohttp
-
 from autoremedy.config.settings import PagerDutySettings
 from autoremedy.models.notifications import Notification, NotificationKind, SendResult
-from autoremedy.notify.render import component, ellipsize, fit_key, http_result, severity, step_line, unreachable
+from autoremedy.notify.http import JsonPoster
+from autoremedy.notify.render import component, ellipsize, fit_key, severity, step_line
 
 SUMMARY_MAX: Final = 1024
 DEDUP_KEY_MAX: Final = 255
@@ -25,8 +24,9 @@ class PagerDutyChannel:
             raise ValueError("pagerduty: no routing_key configured")
         self._routing_key = settings.routing_key
         self._url = settings.url.rstrip("/") + "/v2/enqueue"
-        self._timeout = request_timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = JsonPoster(
+            "pagerduty", timeout=request_timeout, secrets=(settings.routing_key.get_secret_value(),)
+        )
 
     async def send(self, notification: Notification) -> SendResult:
         dedup_key = fit_key(notification.dedup_key, DEDUP_KEY_MAX)
@@ -37,24 +37,10 @@ class PagerDutyChannel:
         }
         if notification.kind is NotificationKind.TRIGGER:
             event |= trigger_fields(notification)
-        secrets = (self._routing_key.get_secret_value(),)
-        try:
-            async with self._http().post(self._url, json=event) as response:
-                body = (await response.read()).decode("utf-8", "replace")
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return unreachable("pagerduty", exc, secrets, timeout=self._timeout)
-        return http_result("pagerduty", status, body, retry_after, reference=dedup_key, secrets=secrets)
+        return await self._poster.post(self._url, event, reference=dedup_key)
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
-        return self._session
+        await self._poster.close()
 
 
 def trigger_fields(notification: Notification) -> dict[str, Any]:
