@@ -1,4 +1,4 @@
-"""The `autoremedy` command: serve, validate, simulate, runs."""
+"""The `autoremedy` command: serve, validate, simulate, schema, runs and the control commands."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoremedy import __version__
+from autoremedy.actions.reference import actions_markdown
 from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
 from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
+from autoremedy.config.schema import PLAYBOOK_SCHEMA, RULES_SCHEMA, playbook_schema, rules_schema
 from autoremedy.config.settings import Settings, load_settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.planning import decide, matching_rules
@@ -26,6 +28,7 @@ from autoremedy.observability import configure_logging
 from autoremedy.store.base import StoreUnavailable
 
 DEFAULT_CONFIG = Path("autoremedy.yaml")
+DEFAULT_SCHEMA_DIR = Path("schemas")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="show what an alert would do, touching nothing")
     simulate.add_argument("alert_file", type=Path, help="an Alertmanager webhook body, or one alert, as JSON")
     simulate.set_defaults(handler=_simulate)
+    schema = commands.add_parser("schema", help="write JSON Schema for rules and playbook files (for editors)")
+    schema.add_argument("--output", type=Path, default=DEFAULT_SCHEMA_DIR, help="folder (default: ./schemas)")
+    schema.add_argument("--actions-doc", type=Path, help="also write the action reference (Markdown) here")
+    schema.set_defaults(handler=_schema)
 
     runs = commands.add_parser("runs", help="list and show runs (through the HTTP API)")
     runs.add_argument("--url", help="daemon base URL (default: from server.listen)")
@@ -159,6 +166,22 @@ def _simulate(args: argparse.Namespace) -> int:
             }
         )
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    # Every action this build has, whatever the config says: the files are the same on every machine.
+    registry = default_registry()
+    files = {
+        args.output / RULES_SCHEMA: json.dumps(rules_schema(), indent=2) + "\n",
+        args.output / PLAYBOOK_SCHEMA: json.dumps(playbook_schema(registry.input_models()), indent=2) + "\n",
+    }
+    if args.actions_doc is not None:
+        files[args.actions_doc] = actions_markdown(registry)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

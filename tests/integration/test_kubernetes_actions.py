@@ -344,7 +344,7 @@ async def test_forbidden_names_the_missing_permission(kube: Kube) -> None:
     result = await kube.actions.restart(RestartInputs(namespace=NS, name="web"), kube.ctx())
     assert result.outcome is Outcome.GIVE_UP
     assert 'cannot patch resource "deployments" in API group "apps" in the namespace "prod"' in result.message
-    assert "deploy/kubernetes/rbac.yaml" in result.message
+    assert "deploy/kubernetes/base/rbac.yaml" in result.message
 
 
 @pytest.mark.parametrize("status", [409, 500, 503, 429])

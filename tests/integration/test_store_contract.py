@@ -485,14 +485,16 @@ async def test_retention_prunes_old_finished_records_only(store: Store) -> None:
     await store.claim_event(now=NOW)
     await decide(store, old, new_run("old-run", old.id, fingerprint="old", target="t/old"))
     await store.claim_run(now=NOW)
-    await store.finish_run("old-run", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "old-run")],
-                           now=NOW)
+    await store.finish_run(
+        "old-run", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "old-run")], now=NOW
+    )
     later = NOW + timedelta(days=40)
     fresh = await stored(store, event("fresh"), now=later)
     await decide(store, fresh, new_run("fresh-run", fresh.id, fingerprint="fresh", target="t/fresh"), now=later)
     waiting = await stored(store, event("waiting"))
-    await decide(store, waiting, new_run("held", waiting.id, fingerprint="waiting", target="t/held"),
-                 approval="required")
+    await decide(
+        store, waiting, new_run("held", waiting.id, fingerprint="waiting", target="t/held"), approval="required"
+    )
     pruned = await store.prune(before=later - timedelta(days=30))
     assert pruned["runs"] == 1 and pruned["events"] == 1 and pruned["steps"] == 2
     assert await store.get_run("old-run") is None

@@ -197,6 +197,21 @@ class CrowdSecLapi:
     def log_tail(self, n: int = 40) -> str:
         return self.proc.log_tail(n)
 
+    async def restart(self, *, deadline_s: float = STARTUP_TIMEOUT_S) -> None:
+        """Stop the LAPI and start it again on the same port, config and database. It signs JWTs with a secret
+        drawn at each start (unless ``CS_LAPI_SECRET`` is set), so every token issued before is now refused
+        with 401 ``signature is invalid``: the real way to see a token go stale without waiting an hour."""
+        self.proc.stop()
+        env = {k: v for k, v in os.environ.items() if k != "CS_LAPI_SECRET"}
+        self.proc = ManagedProcess(
+            self.proc.argv, log_dir=self.tmpdir, name="crowdsec", cwd=self.tmpdir, env=env, base_url=self.url
+        ).start()
+        try:
+            await self.proc.wait_http_ok(f"{self.url}/health", deadline_s)
+        except BaseException:
+            self.proc.stop()
+            raise
+
     async def watcher_token(self) -> str:
         """Log in as the watcher (``POST /v1/watchers/login``) and return the JWT."""
         async with (

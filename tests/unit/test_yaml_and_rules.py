@@ -210,22 +210,33 @@ def test_repository_rules_and_playbooks_load(repo_ruleset: Ruleset) -> None:
         "crashloop-restart",
         "failed-deploy-rollback",
         "latency-scale-out",
+        "abusive-client-ban",
+        "blocklisted-client-ban",
+        "blocklisted-client-unban",
+        "postgres-primary-failover",
     ]
     assert sorted(repo_ruleset.playbooks) == [
+        "ban-abusive-ip",
+        "failover-postgres",
         "open-incident",
         "record-alert",
         "restart-deployment",
         "rollback-deployment",
         "scale-out",
+        "unban-ip",
     ]
     sources = [compiled.source.rsplit("/", 1)[-1] for compiled in repo_ruleset.rules]
     assert sources == [
-        "10-demo.yaml:6",
-        "10-demo.yaml:14",
-        "20-latency.yaml:4",
-        "30-kubernetes.yaml:4",
-        "30-kubernetes.yaml:14",
-        "30-kubernetes.yaml:21",
+        "10-demo.yaml:7",
+        "10-demo.yaml:15",
+        "20-latency.yaml:5",
+        "30-kubernetes.yaml:5",
+        "30-kubernetes.yaml:15",
+        "30-kubernetes.yaml:22",
+        "40-security-and-db.yaml:7",
+        "40-security-and-db.yaml:21",
+        "40-security-and-db.yaml:31",
+        "40-security-and-db.yaml:44",
     ]
     assert repo_ruleset.rules[1].rule.on == frozenset({"resolved"})
 
@@ -253,6 +264,30 @@ REPO_DECIDE_CASES = [
         [],
         id="latency-in-sandbox-ignored",
     ),
+    pytest.param(
+        "firing", {"alertname": "AbusiveClientIP", "client_ip": "203.0.113.7"}, ["abusive-client-ban"], id="abuse-ban"
+    ),
+    pytest.param(
+        "resolved", {"alertname": "AbusiveClientIP", "client_ip": "203.0.113.7"}, [], id="abuse-ban-left-to-expire"
+    ),
+    pytest.param(
+        "firing",
+        {"alertname": "ClientOnBlocklist", "client_ip": "203.0.113.7"},
+        ["blocklisted-client-ban"],
+        id="blocklist-ban",
+    ),
+    pytest.param(
+        "resolved",
+        {"alertname": "ClientOnBlocklist", "client_ip": "203.0.113.7"},
+        ["blocklisted-client-unban"],
+        id="blocklist-unban",
+    ),
+    pytest.param(
+        "firing",
+        {"alertname": "PostgresPrimaryDown", "database": "orders", "namespace": "prod"},
+        ["postgres-primary-failover"],
+        id="postgres-failover",
+    ),
 ]
 
 
@@ -263,6 +298,31 @@ def test_repository_rules_decide(
     plans = decide(repo_ruleset, _event_view(status, **labels), dry_run=False)
     assert [plan.rule for plan in plans] == expected
     assert all(plan.error is None for plan in plans)
+
+
+def test_repository_failover_plan(repo_ruleset: Ruleset) -> None:
+    labels = {"alertname": "PostgresPrimaryDown", "database": "orders", "namespace": "prod"}
+    [plan] = decide(repo_ruleset, _event_view("firing", **labels), dry_run=False)
+    assert plan.target == "database/orders"
+    assert [(step.action, step.inputs) for step in plan.steps] == [
+        ("postgres.promote", {"database": "orders"}),
+        (
+            "kubernetes.patch_service_selector",
+            {
+                "namespace": "prod",
+                "name": "orders-primary",
+                "selector": {"app": "orders", "statefulset.kubernetes.io/pod-name": "orders-1"},
+            },
+        ),
+        ("postgres.check_writable", {"database": "orders", "server": "replica"}),
+    ]
+
+
+def test_repository_ban_plan(repo_ruleset: Ruleset) -> None:
+    labels = {"alertname": "ClientOnBlocklist", "client_ip": "203.0.113.7", "list": "spamhaus-drop"}
+    [plan] = decide(repo_ruleset, _event_view("firing", **labels), dry_run=False)
+    assert (plan.target, plan.steps[0].action) == ("ip/203.0.113.7", "crowdsec.ban")
+    assert plan.steps[0].inputs == {"ip": "203.0.113.7", "duration": "7d", "reason": "listed by spamhaus-drop"}
 
 
 # --- load_ruleset on a broken set: every problem, each at its line -----------------------------------------------

@@ -66,6 +66,19 @@ class ActionInputs(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Permission:
+    """A Kubernetes RBAC rule an action needs: `verbs` on `resource` in `api_group` ("" is the core group).
+
+    Declared next to the code that makes the calls, so the action reference (docs/actions.md) and the RBAC in
+    deploy/kubernetes are checked against one list rather than kept in step by hand.
+    """
+
+    api_group: str
+    resource: str
+    verbs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ActionSpec:
     name: str
     inputs: type[ActionInputs]
@@ -75,6 +88,9 @@ class ActionSpec:
     """True when the action honours ActionContext.dry_run; other actions are not called at all in a dry run."""
     time_input: str | None = None
     """An input (a duration) that bounds how long the action itself takes; the step's timeout stretches to it."""
+    permissions: tuple[Permission, ...] = ()
+    """The Kubernetes RBAC the action needs from autoremedy's service account; empty for actions that do not
+    call the Kubernetes API."""
 
 
 class ActionRegistry(Mapping[str, ActionSpec]):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from autoremedy.actions.base import ActionRegistry
 from autoremedy.actions.builtin import LOG, WAIT, WAIT_FOR_RESOLUTION
+from autoremedy.actions.crowdsec import CrowdSecActions
 from autoremedy.actions.http import HTTP_REQUEST
 from autoremedy.actions.kubernetes.actions import KubernetesActions
 from autoremedy.actions.kubernetes.client import KubeClient
+from autoremedy.actions.postgres import PostgresActions
 from autoremedy.actions.prometheus import PrometheusActions, PrometheusReader
 from autoremedy.config.settings import Settings
 
@@ -20,5 +22,11 @@ def default_registry(settings: Settings | None = None) -> ActionRegistry:
         registry.register(spec)
     registry.add_closer(kube.close)
     for spec in PrometheusActions(PrometheusReader(settings.prometheus)).specs():
+        registry.register(spec)
+    # Registered even without a `crowdsec:` section or `databases:`, so playbooks that use them validate
+    # everywhere; a step then gives up saying what is missing from the config.
+    for spec in CrowdSecActions(settings.crowdsec).specs():
+        registry.register(spec)
+    for spec in PostgresActions(settings.databases).specs():
         registry.register(spec)
     return registry

@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from autoremedy.actions.base import ActionContext, ActionResult, ActionSpec
+from autoremedy.actions.base import ActionContext, ActionResult, ActionSpec, Permission
 from autoremedy.actions.kubernetes.client import KubeClient
 from autoremedy.actions.kubernetes.guard import dry_run_arg, target_problem, with_retries
 from autoremedy.actions.kubernetes.inputs import (
@@ -37,6 +37,31 @@ RESTART_MARK = "autoremedy.io/restart"
 SCALE_MARK = "autoremedy.io/scale"
 ROLLBACK_MARK = "autoremedy.io/rollback"
 
+# The RBAC each action needs: exactly the calls it makes (tests/integration/test_action_permissions.py records
+# them against the fake API server), and what deploy/kubernetes/base/rbac.yaml grants.
+_READ_PATCH = ("get", "patch")
+SCALE_PERMISSIONS = (
+    Permission("apps", "deployments", _READ_PATCH),
+    Permission("apps", "statefulsets", _READ_PATCH),
+    Permission("autoscaling", "horizontalpodautoscalers", ("list", "patch")),  # an HPA's bounds are raised instead
+)
+RESTART_PERMISSIONS = (
+    Permission("apps", "deployments", _READ_PATCH),
+    Permission("apps", "statefulsets", _READ_PATCH),
+    Permission("apps", "daemonsets", _READ_PATCH),
+)
+DELETE_POD_PERMISSIONS = (Permission("", "pods", ("get", "delete")),)
+ROLLBACK_PERMISSIONS = (
+    Permission("apps", "deployments", _READ_PATCH),
+    Permission("apps", "replicasets", ("list",)),  # the revisions to go back to
+)
+PATCH_SERVICE_PERMISSIONS = (Permission("", "services", _READ_PATCH),)
+WAIT_ROLLOUT_PERMISSIONS = (
+    Permission("apps", "deployments", ("get",)),
+    Permission("apps", "statefulsets", ("get",)),
+    Permission("apps", "daemonsets", ("get",)),
+)
+
 
 class KubernetesActions:
     def __init__(self, client: KubeClient, policy: NamespacePolicy) -> None:
@@ -52,6 +77,7 @@ class KubernetesActions:
                 self.scale,
                 "Scale a Deployment or StatefulSet within min/max; raises an HPA's bounds instead of fighting it.",
                 dry_run=True,
+                permissions=SCALE_PERMISSIONS,
             ),
             ActionSpec(
                 "kubernetes.restart",
@@ -59,6 +85,7 @@ class KubernetesActions:
                 self.restart,
                 "Rollout restart, as `kubectl rollout restart` does it.",
                 dry_run=True,
+                permissions=RESTART_PERMISSIONS,
             ),
             ActionSpec(
                 "kubernetes.delete_pod",
@@ -66,6 +93,7 @@ class KubernetesActions:
                 self.delete_pod,
                 "Delete a pod so its controller replaces it.",
                 dry_run=True,
+                permissions=DELETE_POD_PERMISSIONS,
             ),
             ActionSpec(
                 "kubernetes.rollback",
@@ -73,6 +101,7 @@ class KubernetesActions:
                 self.rollback,
                 "Restore a Deployment's previous (or a given) revision, as `kubectl rollout undo`.",
                 dry_run=True,
+                permissions=ROLLBACK_PERMISSIONS,
             ),
             ActionSpec(
                 "kubernetes.patch_service_selector",
@@ -80,6 +109,7 @@ class KubernetesActions:
                 self.patch_service_selector,
                 "Point a Service at other pods by replacing its selector.",
                 dry_run=True,
+                permissions=PATCH_SERVICE_PERMISSIONS,
             ),
             ActionSpec(
                 "kubernetes.wait_rollout",
@@ -87,6 +117,7 @@ class KubernetesActions:
                 self.wait_rollout,
                 "Wait until a rollout is complete, within the step timeout.",
                 dry_run=True,
+                permissions=WAIT_ROLLOUT_PERMISSIONS,
             ),
         ]
 

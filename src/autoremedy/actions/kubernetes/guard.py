@@ -18,7 +18,7 @@ from autoremedy.actions.base import ActionContext, ActionResult
 from autoremedy.config.settings import NamespacePolicy
 from autoremedy.decide.kubernetes import name_problem, namespace_problem
 
-RBAC_HINT = "grant it in the autoremedy Role (deploy/kubernetes/rbac.yaml)"
+RBAC_HINT = "grant it in the autoremedy ClusterRole (deploy/kubernetes/base/rbac.yaml)"
 _FIRST_BACKOFF = 0.1
 _MAX_BACKOFF = 2.0
 _MARGIN = 0.05  # stop retrying this long before the deadline so the last error, not a timeout, is reported
