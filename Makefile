@@ -44,5 +44,11 @@ unit: install-test
 test: install-test system-deps lint
 	$(BIN)/pytest -q
 
+# The ingest benchmark (docs/benchmarks.md): installs wrk (and, if missing, PostgreSQL 15) from Debian and py-spy
+# into the venv, then runs every server on this machine in turn; about 6 minutes.
+bench: install-test
+	bash bench/install-deps.sh $(BIN)/python
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

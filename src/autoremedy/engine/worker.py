@@ -30,6 +30,7 @@ from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, Store, 
 log = get_logger("autoremedy.worker")
 TAKEN_OVER_TOO_OFTEN = "taken over 3 times: every instance that ran it stopped while running it; not resumed again"
 PRUNE_EVERY = timedelta(hours=1)
+DECIDE_BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,6 @@ class Worker:
             self._wakeup.clear()
             try:
                 await self._decide_pending()
-                await self._expire_approvals()
                 await self._start_planned()
                 self._metrics.backlog.set(await self._store.pending_events())
                 await self._housekeeping()
@@ -117,6 +117,7 @@ class Worker:
             return
         self._last_heartbeat = now
         await self._store.heartbeat(now=now)
+        await self._expire_approvals()
         recovery = await self._store.recover(reason=TAKEN_OVER_TOO_OFTEN, now=now)
         if recovery.requeued_events or recovery.interrupted_runs:
             await log.awarning(
@@ -133,11 +134,16 @@ class Worker:
     # -- stage 1: events become runs -----------------------------------------------------------------------
 
     async def _decide_pending(self) -> None:
-        while not self._stopping:
+        # A bounded batch, then planned runs get their turn: under a backlog, runs already decided must not wait
+        # for every queued event to be decided first. More events mean another turn of the loop at once.
+        for _ in range(DECIDE_BATCH):
+            if self._stopping:
+                return
             event = await self._store.claim_event(now=datetime.now(UTC))
             if event is None:
                 return
             await self._decide(event)
+        self.wake()
 
     async def _decide(self, event: AlertEvent) -> None:
         now = datetime.now(UTC)

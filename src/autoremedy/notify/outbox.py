@@ -72,6 +72,8 @@ class Outbox:
 
     async def run_once(self) -> None:
         now = datetime.now(UTC)
+        if not await self._store.outbox_has_work(now=now):  # a read: most wake-ups find nothing to send
+            return
         policy = self._policy()
         for escalation_id, channels in await self._store.fan_out(
             lambda e, ev: _choose(policy, e, ev), now=now, limit=BATCH

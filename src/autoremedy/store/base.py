@@ -181,6 +181,9 @@ class Store(Protocol):
     ) -> list[tuple[int, list[str]]]:
         """Deliveries for new escalations: a trigger where `choose` says, a resolve where its triggers went."""
 
+    async def outbox_has_work(self, *, now: datetime) -> bool:
+        """Whether an escalation waits to be fanned out or a delivery is due (read only)."""
+
     async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]: ...
     async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None: ...
     async def delivery_retry(self, delivery_id: int, *, error: str, next_attempt_at: datetime) -> None: ...

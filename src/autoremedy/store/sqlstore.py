@@ -236,6 +236,10 @@ class SqlStore(ABC):
         async with self._write() as tx:
             return await t.fan_out(tx, choose, now, limit)
 
+    async def outbox_has_work(self, *, now: datetime) -> bool:
+        async with self._read() as tx:
+            return await tx.row("outbox_has_work", now=now) is not None
+
     async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
         async with self._write() as tx:
             return await t.claim_deliveries(tx, now, limit=limit, lease=lease)

@@ -268,3 +268,8 @@ UPDATE runs SET heartbeat_at = :epoch WHERE status = 'running' AND coalesce(owne
 
 -- name: orphan_other_owners_events
 UPDATE events SET claimed_at = :epoch WHERE state = 'processing' AND coalesce(claimed_by, '') <> :owner;
+
+-- name: outbox_has_work
+SELECT 1 AS found WHERE EXISTS (SELECT 1 FROM escalations WHERE fanned_out = 0)
+   OR EXISTS (SELECT 1 FROM escalation_deliveries
+              WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now));

@@ -1,0 +1,381 @@
+"""`make bench`: autoremedy's ingest benchmark, every server on this machine, one after another, over loopback.
+
+1. Webhook throughput with wrk (-t1 -c32 -d10s --latency, after a warm-up): a bare aiohttp handler (the ceiling),
+   autoremedy on SQLite and on PostgreSQL; 1-alert webhooks with new alerts, the same webhook again and again
+   (duplicate deliveries), 50-alert webhooks with new alerts. Each autoremedy row is a fresh daemon and database.
+2. Alert-to-first-action latency at a steady 100 alerts/s (open loop) on SQLite and PostgreSQL.
+3. py-spy profiles of autoremedy on SQLite under the 1-alert and the 50-alert load.
+4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the worker decides the backlog.
+
+Results: bench/results/latest.json, bench/results/latest.md (also printed), and the generated part of
+docs/benchmarks.md. Options shorten it for a quick look (`--quick`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from tests.support.postgres import PostgresServer, start_postgres  # noqa: E402
+
+from bench import harness, ingest, latency, profile, report  # noqa: E402
+from bench.harness import Load, Server, Template  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+ONE = Load(1, "unique", "1 alert, new alerts")
+DUPLICATE = Load(1, "duplicate", "1 alert, duplicate deliveries")
+FIFTY = Load(50, "unique", "50 alerts, new alerts")
+ONE_128 = Load(1, "unique", "1 alert, new alerts, 128 connections (diagnostic)", connections=128)
+SQLITE_URL = "sqlite:///var/autoremedy.db"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="each measured wrk run")
+    parser.add_argument("--warmup", type=int, default=3, help="wrk warm-up before each measured run")
+    parser.add_argument("--latency-rate", type=float, default=100.0, help="alerts per second")
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument("--ingest-alerts", type=int, default=1_000_000)
+    parser.add_argument("--ingest-max-seconds", type=float, default=240.0, help="give up the ingest after this")
+    parser.add_argument("--drain-seconds", type=float, default=60.0, help="how long to watch the worker drain")
+    parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument(
+        "--decide-seconds",
+        type=float,
+        default=10.0,
+        help="after the 50-alert load: watch the worker decide the backlog",
+    )
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
+    parser.add_argument("--quick", action="store_true", help="short runs and 100,000 alerts: a smoke test")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.warmup, args.latency_seconds, args.profile_seconds = 3, 1, 5.0, 3
+        args.ingest_alerts, args.drain_seconds, args.decide_seconds, args.no_doc = 100_000, 6.0, 4.0, True
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- throughput ------------------------------------------------------------------------------------------------
+
+
+async def throughput(server: Server, template_path: Path, load: Load, args: argparse.Namespace) -> dict[str, Any]:
+    is_autoremedy = server.config_dir is not None
+    if args.warmup > 0:
+        await asyncio.to_thread(harness.run_wrk, server.url, template_path, load, seconds=args.warmup)
+    async with aiohttp.ClientSession() as session:
+        before = await harness.alert_counters(session, server) if is_autoremedy else {}
+        summary, cpu = await harness.measure_wrk(server, template_path, load, seconds=args.seconds, warmup_s=0)
+        after = await harness.alert_counters(session, server) if is_autoremedy else {}
+        backlog = await harness.queue_depth(session, server) if is_autoremedy else None
+    seconds = summary["duration_us"] / 1e6
+    row: dict[str, Any] = {
+        "server": server.name,
+        "load": load.label,
+        "load_key": f"{load.per_request}-{load.mode}" + ("" if load.connections == 32 else f"-c{load.connections}"),
+        "connections": load.connections,
+        "alerts_per_request": load.per_request,
+        "requests_per_s": round(summary["requests"] / seconds, 1),
+        "alerts_per_s": round(summary["requests"] * load.per_request / seconds, 1),
+        "wrk": summary,
+        "cpu": cpu,
+        "server_cpu_us_per_request": round(cpu["server_cores"] * 1e6 * seconds / max(1, summary["requests"]), 1),
+        "backlog_after": backlog,
+    }
+    if is_autoremedy:
+        # What the daemon itself counted: at least what wrk saw answered (requests in flight at the end add more).
+        row["server_counted_alerts"] = after["received"] - before["received"]
+        row["server_counted_duplicates"] = after["duplicates"] - before["duplicates"]
+    log(
+        f"{server.name:<24} {load.label:<30} {row['requests_per_s']:>9,.0f} req/s {row['alerts_per_s']:>9,.0f} alerts/s"
+        f"  p50 {summary['p50_us'] / 1000:.1f} ms  p99 {summary['p99_us'] / 1000:.1f} ms  cpu {cpu}"
+    )
+    return row
+
+
+async def bare_rows(workdir: Path, template_path: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    server = await harness.start_bare(workdir / "bare")
+    try:
+        return [await throughput(server, template_path, load, args) for load in (ONE, FIFTY)]
+    finally:
+        server.stop()
+
+
+async def autoremedy_rows(
+    workdir: Path, template_path: Path, args: argparse.Namespace, store: str, pg: PostgresServer | None
+) -> list[dict[str, Any]]:
+    rows = []
+    loads = (ONE, DUPLICATE, FIFTY, ONE_128) if pg is None else (ONE, DUPLICATE, FIFTY)
+    for index, load in enumerate(loads):
+        url = SQLITE_URL if pg is None else await pg.create_database(f"bench_{index}")
+        server = await harness.start_autoremedy(
+            workdir / f"{store}-{index}",
+            f"autoremedy ({store})",
+            store_url=url,
+            extra_pids=pg.pids if pg is not None else lambda: [],
+        )
+        try:
+            rows.append(await throughput(server, template_path, load, args))
+            if load is FIFTY and args.decide_seconds > 0:
+                # The worker shares the process with the webhook: how fast it decides once the load stops.
+                rows[-1]["worker_after_load"] = await ingest.drain(server, max_seconds=args.decide_seconds)
+                log(f"{server.name}: worker decides {rows[-1]['worker_after_load']['decided_per_s']} events/s")
+        finally:
+            server.stop()
+    return rows
+
+
+# -- alert to first action -------------------------------------------------------------------------------------
+
+
+async def latency_row(
+    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+) -> dict[str, Any]:
+    receiver = await latency.Receiver().start()
+    rule, playbook = harness.action_rule_and_playbook(receiver.url)
+    url = SQLITE_URL if pg is None else await pg.create_database("bench_latency")
+    server = await harness.start_autoremedy(
+        workdir / f"{store}-latency",
+        f"autoremedy ({store})",
+        store_url=url,
+        rules=[rule],
+        playbooks=[playbook],
+        extra_pids=pg.pids if pg is not None else lambda: [],
+    )
+    try:
+        before = await pg_counters(pg, "bench_latency") if pg is not None else None
+        row = await latency.measure_latency(
+            server, receiver, template, rate=args.latency_rate, seconds=args.latency_seconds, warmup_s=2.0
+        )
+        if pg is not None and before is not None:
+            await asyncio.sleep(1.5)  # backends report their statistics at most once a second
+            after = await pg_counters(pg, "bench_latency")
+            alerts = int(args.latency_rate * 2.0) + int(args.latency_rate * args.latency_seconds)
+            row["postgres_per_alert"] = {name: round((after[name] - before[name]) / alerts, 1) for name in after}
+        if args.profile_seconds > 0:  # a separate window: the sampler's CPU does not touch the numbers above
+            raw = RESULTS / f"profile-latency-{store.lower()}.txt"
+            count = int(args.latency_rate * (args.profile_seconds + 1))
+            _, sampled = await asyncio.gather(
+                latency.open_loop(server, template, rate=args.latency_rate, count=count),
+                sample(server, args.profile_seconds, raw),
+            )
+            title = f"{server.name} at {args.latency_rate:.0f} alerts/s, each alert acted on (the latency scenario)"
+            row["profile"] = {"title": title, "load_text": f"{args.latency_rate:.0f} alerts/s", **sampled}
+    finally:
+        server.stop()
+        await receiver.stop()
+    if pg is None:
+        db = (server.config_dir or workdir) / "var" / "autoremedy.db"
+        rows = await asyncio.to_thread(latency.stage_rows_sqlite, db)
+    else:
+        rows = await latency.stage_rows_postgres(url)
+    row["stages"] = latency.stages(row.pop("sent_wall"), receiver.arrivals_wall, rows)
+    row["server"] = server.name
+    log(f"{server.name}: alert to first action {row}")
+    return row
+
+
+# -- postgres --------------------------------------------------------------------------------------------------
+
+
+async def postgres_settings(pg: PostgresServer) -> str:
+    # tests.support.postgres runs with fsync=off (fast tests); a benchmark of a durable store runs with the
+    # server's defaults: WAL flushed to disk at every commit.
+    await pg.fetchval("ALTER SYSTEM SET fsync = on")
+    await pg.fetchval("SELECT pg_reload_conf()")
+    await asyncio.sleep(0.5)
+    names = ("fsync", "synchronous_commit", "wal_sync_method", "shared_buffers")
+    values = [f"{name}={await pg.fetchval(f'SHOW {name}')}" for name in names]
+    return ", ".join(values)
+
+
+async def pg_counters(pg: PostgresServer, dbname: str) -> dict[str, float]:
+    """Commits in one database and WAL flushes to disk (fsync) of the server, so far."""
+    commits = await pg.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", dbname)
+    syncs = await pg.fetchval("SELECT wal_sync FROM pg_stat_wal")
+    return {"commits": float(commits or 0), "wal_syncs": float(syncs or 0)}
+
+
+async def postgres_part(workdir: Path, template: Template, template_path: Path, args: argparse.Namespace) -> Any:
+    pg = await start_postgres(workdir / "postgres")
+    try:
+        settings = await postgres_settings(pg)
+        log(f"PostgreSQL on port {pg.port}: {settings}")
+        rows = await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
+        lat = await latency_row(workdir, template, args, "PostgreSQL", pg)
+    finally:
+        pg.stop("immediate")
+    return settings, rows, lat
+
+
+# -- profiles --------------------------------------------------------------------------------------------------
+
+
+async def profile_run(
+    workdir: Path, template_path: Path, args: argparse.Namespace, load: Load, *, name: str, svg: bool
+) -> dict[str, Any]:
+    server = await harness.start_autoremedy(workdir / f"profile-{name}", "autoremedy (SQLite)", store_url=SQLITE_URL)
+    seconds = args.profile_seconds
+    wrk_seconds = args.warmup + seconds * (2 if svg else 1) + 2
+    outcome: dict[str, Any] = {}
+
+    def load_it() -> None:
+        outcome["wrk"] = harness.run_wrk(server.url, template_path, load, seconds=wrk_seconds)
+
+    thread = threading.Thread(target=load_it, name="wrk")
+    try:
+        thread.start()
+        await asyncio.sleep(args.warmup)
+        raw = RESULTS / f"profile-{name}.txt"
+        sampled = await sample(server, seconds, raw)
+        if svg:
+            await asyncio.to_thread(profile.record, server.pid, seconds, RESULTS / "profile.svg", raw=False)
+        await asyncio.to_thread(thread.join)
+    finally:
+        server.stop()
+    summary = outcome["wrk"]
+    rps = summary["requests"] / (summary["duration_us"] / 1e6)
+    log(f"profile {name}: {rps:,.0f} req/s while sampled; collapsed stacks in {raw}")
+    return {
+        "title": f"autoremedy (SQLite) under wrk, {load.label}",
+        "load_text": f"{rps:,.0f} requests/s",
+        **sampled,
+    }
+
+
+async def sample(server: Server, seconds: int, raw: Path) -> dict[str, Any]:
+    """py-spy on the daemon for `seconds` (collapsed stacks to `raw`), with each thread's CPU from /proc and the
+    CPU of the server's other processes (PostgreSQL's) meanwhile."""
+    before, others, started = profile.thread_cpu(server.pid), harness.cpu_seconds(server.extra_pids()), time.monotonic()
+    await asyncio.to_thread(profile.record, server.pid, seconds, raw, raw=True)
+    wall = time.monotonic() - started
+    after, others = profile.thread_cpu(server.pid), harness.cpu_seconds(server.extra_pids()) - others
+    cores = {tid: round((cpu - before.get(tid, 0.0)) / wall, 2) for tid, cpu in after.items()}
+    return {
+        "raw_file": str(raw.relative_to(ROOT)),
+        "summary": profile.summarise(raw, seconds, cores),
+        "process_cores": round(sum(cores.values()), 2),
+        "other_server_processes_cores": round(others / wall, 2) if server.extra_pids() else None,
+    }
+
+
+# -- 1,000,000 alerts ------------------------------------------------------------------------------------------
+
+
+async def ingest_part(workdir: Path, template: Template, args: argparse.Namespace) -> dict[str, Any]:
+    server = await harness.start_autoremedy(workdir / "ingest", "autoremedy (SQLite)", store_url=SQLITE_URL)
+    try:
+        result = await ingest.ingest(
+            server,
+            template,
+            alerts=args.ingest_alerts,
+            per_request=50,
+            connections=32,
+            max_seconds=args.ingest_max_seconds,
+        )
+        log(
+            f"ingested {result['alerts_acked']:,} alerts in {result['seconds']} s; VmHWM {result['vm_hwm_mb']} MB, "
+            f"queue depth {result['queue_depth_after']:,}"
+        )
+        result["drain"] = await ingest.drain(server, max_seconds=args.drain_seconds)
+        db = (server.config_dir or workdir) / "var" / "autoremedy.db"
+        result["sqlite_file_mb"] = round(db.stat().st_size / 2**20, 1)
+        log(f"worker afterwards: {result['drain']['decided_per_s']} decisions/s, drained={result['drain']['drained']}")
+    finally:
+        server.stop()
+    return result
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    bare = {
+        r["alerts_per_request"]: r["requests_per_s"]
+        for r in rows
+        if r["server"] == "bare aiohttp" and r["connections"] == 32
+    }
+    for row in rows:
+        if row["server"] != "bare aiohttp" and row["alerts_per_request"] in bare and row["connections"] == 32:
+            row["bare_requests_per_s"] = bare[row["alerts_per_request"]]
+            row["ratio_to_bare"] = round(row["requests_per_s"] / bare[row["alerts_per_request"]], 3)
+
+
+def settings_text(args: argparse.Namespace, pg_settings: str | None) -> str:
+    text = (
+        f"wrk -t1 -c32 -d{args.seconds}s --latency after a {args.warmup} s warm-up (bench/webhook.lua: bodies from "
+        "examples/firing.json, a new fingerprint per alert); autoremedy with logging at warning, "
+        "engine.max_queue_depth 10,000,000 (no backpressure), breaker max_runs 10^9, engine.concurrency 4 "
+        "(default), one rule that matches nothing (the worker still claims and decides every event); "
+        "SQLite WAL with synchronous=NORMAL (default); a fresh daemon and database for every row"
+    )
+    if pg_settings:
+        text += f"; PostgreSQL 15 on loopback TCP, pool_size 10 (default), {pg_settings}"
+    return text + "."
+
+
+async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "machine": harness.machine_info(),
+        "args": vars(args),
+    }
+    template = Template.from_example()
+    template_path = template.write(workdir / "template.txt")
+    log(f"machine: {results['machine']}")
+    rows = await bare_rows(workdir, template_path, args)
+    rows += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
+    latencies = [await latency_row(workdir, template, args, "SQLite", None)]
+    pg_settings = None
+    if not args.no_postgres:
+        pg_settings, pg_rows, pg_latency = await postgres_part(workdir, template, template_path, args)
+        rows += pg_rows
+        latencies.append(pg_latency)
+    add_ratios(rows)
+    results["throughput"], results["latency"] = rows, latencies
+    results["settings"] = settings_text(args, pg_settings)
+    results["profiles"] = [
+        await profile_run(workdir, template_path, args, ONE, name="1-alert", svg=True),
+        await profile_run(workdir, template_path, args, FIFTY, name="50-alert", svg=False),
+        *(row.pop("profile") for row in latencies if "profile" in row),
+    ]
+    results["ingest"] = await ingest_part(workdir, template, args)
+    results["targets"] = report.targets(results)
+    results["total_seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def main() -> None:
+    args = parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="autoremedy-bench-") as tmp:
+        results = asyncio.run(run(args, Path(tmp)))
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    generated = report.markdown(results)
+    (RESULTS / "latest.md").write_text(generated)
+    print(generated)
+    if not args.no_doc and report.update_doc(DOC, generated):
+        log(f"updated the generated part of {DOC.relative_to(ROOT)}")
+    log(f"results in {RESULTS.relative_to(ROOT)}/latest.json and latest.md")
+
+
+if __name__ == "__main__":
+    main()
