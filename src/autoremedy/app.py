@@ -16,7 +16,7 @@ from autoremedy.config.ruleset import load_ruleset
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.guardrails import compile_window
-from autoremedy.decide.planning import Ruleset
+from autoremedy.decide.planning import Ruleset, matching_rules
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.ingest.common import Services
@@ -131,6 +131,7 @@ class Daemon:
             wake=self._worker.wake,
             backlog=lambda: self.metrics.backlog.value,
             instance=self.store.owner,
+            match_rules=lambda labels: [c.rule.name for c in matching_rules(self.ruleset, labels, "firing")],
         )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
         await self._runner.setup()

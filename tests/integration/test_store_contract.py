@@ -501,3 +501,33 @@ async def test_retention_prunes_old_finished_records_only(store: Store) -> None:
     assert await store.get_run("fresh-run") is not None
     assert await store.get_run("held") is not None  # not finished: kept, whatever its age
     assert await store.get_event(old.id) is None and await store.get_event(fresh.id) is not None
+
+
+async def test_record_audit_stores_entries_without_a_run(store: Store) -> None:
+    entry = AuditEntry("chatops", "/autoremedy status: ok", actor="slack:U1", data={"user": "U1", "allowed": True})
+    await store.record_audit([entry], now=NOW)
+    (found,) = await store.list_audit(run_id=None, limit=10)
+    assert (found.kind, found.actor, found.run_id, found.data) == ("chatops", "slack:U1", None, entry.data)
+    assert found.at == NOW
+
+
+async def test_a_request_signature_is_remembered_once_and_forgotten_when_old(store: Store) -> None:
+    keep = timedelta(minutes=10)
+    assert await store.remember_request("v0=abc", now=NOW, keep=keep)
+    assert not await store.remember_request("v0=abc", now=NOW + timedelta(minutes=1), keep=keep)
+    assert await store.remember_request("v0=def", now=NOW, keep=keep)
+    # Past `keep`, the old signature is pruned (its timestamp is refused as stale before the store is asked).
+    assert await store.remember_request("v0=abc", now=NOW + timedelta(minutes=11), keep=keep)
+
+
+async def test_fingerprint_audit_has_the_verdicts_and_the_runs_entries(store: Store) -> None:
+    alert = await stored(store, event("f1"))
+    other = await stored(store, event("f2"))
+    await decide(store, alert, new_run("r1", alert.id, fingerprint="f1"))
+    await decide(store, other, new_run("r2", other.id, fingerprint="f2", target="t/y"))
+    await store.claim_run(now=NOW)
+    await store.finish_run("r1", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "r1")], now=NOW)
+    entries = await store.fingerprint_audit("f1", limit=10)
+    assert [e.kind for e in reversed(entries)] == ["verdict_allowed", "run_succeeded"]
+    assert entries[-1].data["rule"] == "r" and entries[-1].data["guardrail"] == "allowed"
+    assert await store.fingerprint_audit("nope", limit=10) == []

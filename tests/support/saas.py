@@ -32,7 +32,7 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from .procs import wait_for
@@ -40,6 +40,7 @@ from .receiver import RecordedRequest, _LocalServer
 
 #: Default credentials of the fakes (any syntactically valid values would do).
 SLACK_BOT_TOKEN: Final = "xoxb-1000000000-2000000000-fakeSlackBotToken0"
+SLACK_APP_TOKEN: Final = "xapp-1-A0FAKEAPP-3000000000-fakeSlackAppToken0"
 PAGERDUTY_ROUTING_KEY: Final = "0123456789abcdef0123456789abcdef"
 OPSGENIE_API_KEY: Final = "8c5e1b7a-3f2d-4c6e-9a0b-1d2e3f4a5b6c"
 
@@ -370,7 +371,14 @@ class FakeSlack(_FakeService):
         self.updates: list[SlackUpdate] = []
         self._by_ts: dict[str, SlackMessage] = {}
         self._seq = 0
+        #: Socket Mode: the app-level token apps.connections.open accepts, the open sockets, every message a
+        #: client sent on one (acknowledgements), and how many connections were opened.
+        self.app_token = SLACK_APP_TOKEN
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_messages: list[dict[str, Any]] = []
+        self.socket_connections = 0
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "apps.connections.open": self._connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -396,6 +404,14 @@ class FakeSlack(_FakeService):
     def calls(self, method: str) -> list[Mapping[str, Any]]:
         """The arguments of every call of ``method`` (whatever was answered)."""
         return [r.args for r in self.requests if r.path == f"/api/{method}"]
+
+    def response_url(self, key: str = "1") -> str:
+        """A ``response_url`` as Slack puts in slash commands and interactions; what is posted to it is kept."""
+        return f"{self.url}/response/{key}"
+
+    def responses(self, key: str = "1") -> list[Any]:
+        """The JSON bodies posted to ``response_url(key)``, in order."""
+        return [r.json for r in self.requests if r.path == f"/response/{key}"]
 
     # -- fault injection -------------------------------------------------------------------------------
 
@@ -423,7 +439,75 @@ class FakeSlack(_FakeService):
     def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._wrap(self._handle))
+        app.router.add_post("/response/{key}", self._wrap(self._response))
+        app.router.add_get("/socket-mode", self._socket)
         return app
+
+    # -- Socket Mode -----------------------------------------------------------------------------------
+
+    def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        del args
+        return {"url": f"ws://127.0.0.1:{self.port}/socket-mode?ticket=fake"}
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Slack's Socket Mode: a `hello`, then envelopes sent by the test; what the client sends is kept."""
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        self.socket_connections += 1
+        await socket.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0FAKEAPP"}})
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    self.socket_messages.append(json.loads(message.data))
+        finally:
+            if socket in self.sockets:
+                self.sockets.remove(socket)
+        return socket
+
+    async def send_envelope(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = True,
+        envelope_id: str | None = None,
+    ) -> str:
+        """Send a Socket Mode envelope (``slash_commands``, ``interactive``, ...) on the newest socket; its id.
+        Give ``envelope_id`` to redeliver an envelope as Slack does when its acknowledgement is late."""
+        if not self.sockets:
+            raise RuntimeError("no Socket Mode client connected")
+        self._seq += 1
+        envelope_id = envelope_id or f"env-{self._seq}"
+        await self.sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": accepts_response_payload,
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        return envelope_id
+
+    def ack(self, envelope_id: str) -> dict[str, Any] | None:
+        """The client's acknowledgement of an envelope (with its response payload, if any), or None yet."""
+        return next((m for m in self.socket_messages if m.get("envelope_id") == envelope_id), None)
+
+    async def drop_sockets(self) -> None:
+        """Close every socket as Slack does before a refresh; a client is expected to reconnect."""
+        for socket in list(self.sockets):
+            await socket.close()
+
+    async def stop(self) -> None:
+        await self.drop_sockets()
+        await super().stop()
+
+    async def _response(self, request: web.Request, body: bytes) -> _Reply:
+        # Slack answers a response_url post with a plain "ok"; JSON is close enough for the client.
+        del request, body
+        return _Reply(200, {"ok": True})
 
     async def _handle(self, request: web.Request, body: bytes) -> _Reply:
         method = request.match_info["method"]
@@ -433,7 +517,9 @@ class FakeSlack(_FakeService):
         args: dict[str, Any] = {}
         try:
             args, form_token = _slack_args(request, body)
-            self._authenticate(request, form_token)
+            # apps.connections.open takes the app-level token (xapp-...), every other method the bot token.
+            expected = self.app_token if method == "apps.connections.open" else None
+            self._authenticate(request, form_token, expected=expected)
             implementation = self._methods.get(method)
             if implementation is None:
                 raise _SlackError("unknown_method", req_method=method)
@@ -441,7 +527,7 @@ class FakeSlack(_FakeService):
         except _SlackError as exc:
             return _Reply(200, {"ok": False, "error": exc.error, **exc.extra}, args=args)
 
-    def _authenticate(self, request: web.Request, form_token: str | None) -> None:
+    def _authenticate(self, request: web.Request, form_token: str | None, *, expected: str | None = None) -> None:
         header = request.headers.get("Authorization")
         token = form_token
         if header is not None:
@@ -450,7 +536,7 @@ class FakeSlack(_FakeService):
                 raise _SlackError("invalid_auth")
         if not token:
             raise _SlackError("not_authed")
-        if token.strip() != self.token:
+        if token.strip() != (expected or self.token):
             raise _SlackError("invalid_auth")
 
     # -- methods ---------------------------------------------------------------------------------------

@@ -368,3 +368,10 @@ def test_template_view_names_are_visible() -> None:
     assert plan.steps[0].inputs == {
         "message": "resolved 2024-05-01T10:00:00.000000Z http://prom/graph disk full autoremedy http://am"
     }
+
+
+def test_a_dry_run_label_rehearses_whatever_the_rule_says() -> None:
+    ruleset = _ruleset(_rule("r", "alertname=A", dry_run=False))
+    [real] = decide(ruleset, _alert(alertname="A"), dry_run=False)
+    [rehearsed] = decide(ruleset, _alert(alertname="A", autoremedy_dry_run="true"), dry_run=False)
+    assert (real.dry_run, rehearsed.dry_run) == (False, True)

@@ -319,3 +319,46 @@ def test_repository_example_config_loads() -> None:
     assert settings.server.is_loopback()
     assert settings.server.auth.has_credentials
     assert settings.rules_dir == config.parent / "rules"
+
+
+CHATOPS = """
+notify:
+  slack: {token: xoxb-1, channel: C0ONCALL}
+chatops:
+  slack: {signing_secret_file: slack-signing}
+  roles: {U0ALICE: approver, C0ONCALL: viewer}
+  approvers: {failover-postgres: [U0DBA]}
+"""
+
+
+def test_chatops_reads_the_signing_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "slack-signing").write_text("abc123\n")
+    settings = _load(tmp_path, CHATOPS)
+    assert settings.chatops.slack is not None and settings.chatops.slack.signing_secret is not None
+    assert settings.chatops.slack.signing_secret.get_secret_value() == "abc123"
+    assert settings.chatops.roles == {"U0ALICE": "approver", "C0ONCALL": "viewer"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("notify: {slack: {token: xoxb-1}}\nchatops: {slack: {}}", "needs signing_secret", id="no-secret"),
+        pytest.param("chatops: {slack: {signing_secret: s}}", "needs notify.slack", id="no-bot-token"),
+        pytest.param("chatops: {roles: {S0DBTEAM: admin}}", "is a user group", id="user-group"),
+        pytest.param("chatops: {roles: {alice: admin}}", "is not a Slack user id", id="a-name"),
+        pytest.param("chatops: {roles: {U0ALICE: root}}", "viewer", id="unknown-role"),
+        pytest.param("chatops: {approvers: {failover-postgres: []}}", "at least one", id="no-approvers"),
+    ],
+)
+def test_chatops_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
+    _, problems = _problems(tmp_path, text)
+    assert any(message in problem for problem in problems), problems
+
+
+def test_chatops_socket_mode_needs_an_app_token_and_no_signing_secret(tmp_path: Path) -> None:
+    (tmp_path / "app-token").write_text("xapp-1-A1-2-abc\n")
+    text = "notify: {slack: {token: xoxb-1}}\nchatops: {slack: {app_token_file: app-token}}"
+    slack = _load(tmp_path, text).chatops.slack
+    assert slack is not None and slack.socket_mode and slack.signing_secret is None
+    _, problems = _problems(tmp_path, "notify: {slack: {token: xoxb-1}}\nchatops: {slack: {app_token: xoxb-2}}")
+    assert any("app-level token (xapp-...)" in problem for problem in problems), problems

@@ -8,6 +8,7 @@ file, so tokens need not be written into it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -165,6 +166,66 @@ class EscalationSettings(_Section):
     retry_max: Duration = Field(default=timedelta(minutes=10), description="longest wait between sends")
 
 
+ChatRole = Literal["viewer", "operator", "approver", "admin"]
+_SLACK_ID = re.compile(r"^[UWCG][A-Z0-9]{2,}$")
+
+
+def _check_slack_ids(ids: list[str], where: str) -> None:
+    for slack_id in ids:
+        if slack_id.startswith("S"):
+            raise ValueError(
+                f"{where}: {slack_id!r} is a user group; groups are not resolved (that needs a usergroups API "
+                "call per command), list its members' user ids (U...) or a channel id (C...) instead"
+            )
+        if not _SLACK_ID.match(slack_id):
+            raise ValueError(f"{where}: {slack_id!r} is not a Slack user id (U..., W...) or channel id (C..., G...)")
+
+
+class ChatopsSlackSettings(_Section):
+    signing_secret: SecretStr | None = Field(
+        default=None, description="the Slack app's signing secret (Basic Information); or signing_secret_file, or env"
+    )
+    signing_secret_file: Path | None = Field(default=None, description="a file holding the signing secret")
+    app_token: SecretStr | None = Field(
+        default=None, description="app-level token (xapp-...): when set, Socket Mode is used instead of HTTP"
+    )
+    app_token_file: Path | None = Field(default=None, description="a file holding the app-level token")
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+
+class ChatopsSettings(_Section):
+    slack: ChatopsSlackSettings | None = Field(
+        default=None, description="serve POST /slack/commands and /slack/interactions (bot token: notify.slack)"
+    )
+    roles: dict[str, ChatRole] = Field(
+        default_factory=dict,
+        description="Slack user id (U..., W...) or channel id (C..., G...) to role: viewer < operator < approver < "
+        "admin; a user gets the higher of their own role and the channel's",
+    )
+    approvers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="playbook to the users/channels who alone may approve or deny its runs (with the approver role)",
+    )
+
+    @field_validator("roles")
+    @classmethod
+    def _role_ids(cls, roles: dict[str, str]) -> dict[str, str]:
+        _check_slack_ids(list(roles), "chatops.roles")
+        return roles
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, approvers: dict[str, list[str]]) -> dict[str, list[str]]:
+        for playbook, ids in approvers.items():
+            if not ids:
+                raise ValueError(f"chatops.approvers.{playbook}: name at least one user or channel")
+            _check_slack_ids(ids, f"chatops.approvers.{playbook}")
+        return approvers
+
+
 class PrometheusSettings(_Section):
     url: str = Field(default="http://127.0.0.1:9090", description="Prometheus base URL for verify and query steps")
     timeout: Duration = Field(default=timedelta(seconds=10), description="per query")
@@ -187,6 +248,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    chatops: ChatopsSettings = Field(default_factory=ChatopsSettings)
     crowdsec: CrowdSecSettings | None = None
     databases: dict[str, DatabaseSettings] = Field(default_factory=dict, description="by name, for postgres.promote")
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
@@ -240,6 +302,10 @@ def load_settings(path: Path | None) -> Settings:
     if problem is not None:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("server", "listen")), problem)])
     settings = _read_secret_files(settings, path.parent if path is not None else Path.cwd(), loaded)
+    settings = _read_chatops_secret(settings, path.parent if path is not None else Path.cwd(), loaded)
+    chatops_problem = _chatops_problem(settings)
+    if chatops_problem:
+        raise FileProblems([Problem(loaded.file, loaded.line_of(("chatops",)), chatops_problem)])
     channel_problems = _channel_problems(settings)
     if channel_problems:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("escalation",)), p) for p in channel_problems])
@@ -296,6 +362,40 @@ def _read_secret_files(settings: Settings, base: Path, loaded: LoadedYaml) -> Se
             ) from exc
         notify = notify.model_copy(update={channel: section.model_copy(update={key: SecretStr(secret)})})
     return settings.model_copy(update={"notify": notify})
+
+
+def _read_chatops_secret(settings: Settings, base: Path, loaded: LoadedYaml) -> Settings:
+    slack = settings.chatops.slack
+    if slack is None:
+        return settings
+    for key in ("signing_secret", "app_token"):
+        file = getattr(slack, f"{key}_file")
+        if file is None:
+            continue
+        try:
+            secret = (base / file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            line = loaded.line_of(("chatops", "slack", f"{key}_file"))
+            raise FileProblems([Problem(loaded.file, line, f"chatops.slack.{key}_file: cannot read: {exc}")]) from exc
+        slack = slack.model_copy(update={key: SecretStr(secret)})
+    return settings.model_copy(update={"chatops": settings.chatops.model_copy(update={"slack": slack})})
+
+
+def _chatops_problem(settings: Settings) -> str | None:
+    slack = settings.chatops.slack
+    if slack is None:
+        return None
+    if slack.app_token is not None:
+        if not slack.app_token.get_secret_value().startswith("xapp-"):
+            return "chatops.slack.app_token must be an app-level token (xapp-...) with connections:write"
+    elif slack.signing_secret is None or not slack.signing_secret.get_secret_value().strip():
+        return (
+            "chatops.slack needs signing_secret (or signing_secret_file): requests are checked against it; "
+            "or app_token for Socket Mode"
+        )
+    if settings.notify.slack is None or settings.notify.slack.token is None:
+        return "chatops.slack needs notify.slack with its token: approval messages are updated with it"
+    return None
 
 
 def configured_channels(settings: Settings) -> frozenset[str]:

@@ -7,7 +7,7 @@ what simulate prints is what the daemon would do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoremedy.decide.matchers import Matcher
@@ -56,6 +56,9 @@ class Plan:
     error: str | None = None
 
 
+DRY_RUN_LABEL = "autoremedy_dry_run"
+
+
 def matching_rules(ruleset: Ruleset, labels: Mapping[str, str], status: str) -> list[CompiledRule]:
     """Rules in order; the first match ends the search unless that rule says `continue`."""
     matched: list[CompiledRule] = []
@@ -68,11 +71,15 @@ def matching_rules(ruleset: Ruleset, labels: Mapping[str, str], status: str) -> 
 
 
 def decide(ruleset: Ruleset, alert: Mapping[str, Any], *, dry_run: bool) -> list[Plan]:
-    """Every plan an alert leads to; `alert` is the event's template view."""
-    return [
+    """Every plan an alert leads to; `alert` is the event's template view. An alert labelled
+    `autoremedy_dry_run="true"` (a manual run asked as a dry run) is rehearsed whatever the rule says."""
+    plans = [
         plan_for(compiled.rule, ruleset.playbooks.get(compiled.rule.playbook), alert, dry_run=dry_run)
         for compiled in matching_rules(ruleset, alert["labels"], alert["status"])
     ]
+    if alert["labels"].get(DRY_RUN_LABEL) == "true":
+        plans = [replace(plan, dry_run=True) for plan in plans]
+    return plans
 
 
 def plan_for(rule: Rule, playbook: Playbook | None, alert: Mapping[str, Any], *, dry_run: bool) -> Plan:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +26,11 @@ class Services:
     rule_names: Callable[[], set[str]]
     wake: Callable[[], None]
     backlog: Callable[[], int]
+    """Stored alert events waiting to be decided, as this instance last knew it."""
     instance: str
     """This daemon's identity in the store (the owner of the runs it executes)."""
-    """Stored alert events waiting to be decided, as this instance last knew it."""
+    match_rules: Callable[[Mapping[str, str]], list[str]] = lambda labels: []
+    """The names of the rules a firing alert with these labels would go to (for manual runs from chat)."""
 
 
 SERVICES = web.AppKey("services", Services)

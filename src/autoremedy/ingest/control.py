@@ -1,5 +1,8 @@
 """People steering automation through the API: approve or deny a held run, pause and resume, close the breaker,
-see the status. Every call is authenticated and lands in the audit log with who made it."""
+see the status. Every call is authenticated and lands in the audit log with who made it.
+
+The functions here (decide_run, pause_scope, resume_scope, status_of) are also what chat commands call.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autoremedy.ingest.common import PRINCIPAL, SERVICES, compact_json, error_response, run_json
+from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
 from autoremedy.models.runs import Run
 from autoremedy.store.base import NotAwaitingApproval
 
@@ -65,23 +68,70 @@ async def deny(request: web.Request) -> web.Response:
     return await _decide(request, approved=False)
 
 
-async def _decide(request: web.Request, *, approved: bool) -> web.Response:
-    body = await _body(request, DecisionRequest)
-    if isinstance(body, web.Response):
-        return body
-    services = request.app[SERVICES]
-    run_id = request.match_info["run_id"]
+class UnknownRun(LookupError):
+    """No run has this id."""
+
+
+class UnknownRule(LookupError):
+    """No loaded rule has this name."""
+
+
+async def decide_run(services: Services, run_id: str, *, approved: bool, actor: str, reason: str) -> Run:
+    """Approve or deny a held run: the one way the API and chat commands do it (raises NotAwaitingApproval)."""
     decide = services.store.approve if approved else services.store.deny
-    try:
-        run: Run | None = await decide(run_id, actor=_actor(request, body), reason=body.reason, now=_now())
-    except NotAwaitingApproval as exc:
-        return error_response(409, str(exc))
+    run = await decide(run_id, actor=actor, reason=reason, now=_now())
     if run is None:
-        return error_response(404, f"no run {run_id!r}")
+        raise UnknownRun(f"no run {run_id!r}")
     if approved:
         services.wake()
     else:
         services.metrics.runs.labels(run.status.value).inc()
+    return run
+
+
+async def pause_scope(services: Services, rule: str | None, *, actor: str, reason: str) -> str:
+    scope = rule or ALL
+    if rule is not None and rule not in services.rule_names():
+        raise UnknownRule(f"no rule {rule!r}")
+    await services.store.set_pause(scope, actor=actor, reason=reason, now=_now())
+    return scope
+
+
+async def resume_scope(services: Services, rule: str | None, *, actor: str) -> tuple[str, bool]:
+    scope = rule or ALL
+    return scope, await services.store.clear_pause(scope, actor=actor, now=_now())
+
+
+async def status_of(services: Services) -> dict[str, Any]:
+    store = services.store
+    breaker = await store.breaker()
+    pauses = await store.pauses()
+    return {
+        "instance": services.instance,
+        "queue_depth": await store.pending_events(),
+        "runs": await store.active_counts(),
+        "breaker": {
+            "open": breaker.open,
+            "opened_at": breaker.opened_at.isoformat() if breaker.opened_at else None,
+            "last_attempt_at": breaker.last_attempt_at.isoformat() if breaker.last_attempt_at else None,
+        },
+        "paused": [{"scope": p.scope, "by": p.actor, "reason": p.reason, "at": p.at.isoformat()} for p in pauses],
+    }
+
+
+async def _decide(request: web.Request, *, approved: bool) -> web.Response:
+    body = await _body(request, DecisionRequest)
+    if isinstance(body, web.Response):
+        return body
+    run_id = request.match_info["run_id"]
+    try:
+        run = await decide_run(
+            request.app[SERVICES], run_id, approved=approved, actor=_actor(request, body), reason=body.reason
+        )
+    except NotAwaitingApproval as exc:
+        return error_response(409, str(exc))
+    except UnknownRun as exc:
+        return error_response(404, str(exc))
     return web.json_response(run_json(run), dumps=compact_json)
 
 
@@ -90,11 +140,10 @@ async def pause(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     assert isinstance(body, PauseRequest)
-    services = request.app[SERVICES]
-    scope = body.rule or ALL
-    if body.rule is not None and body.rule not in services.rule_names():
-        return error_response(404, f"no rule {body.rule!r}")
-    await services.store.set_pause(scope, actor=_actor(request, body), reason=body.reason, now=_now())
+    try:
+        scope = await pause_scope(request.app[SERVICES], body.rule, actor=_actor(request, body), reason=body.reason)
+    except UnknownRule as exc:
+        return error_response(404, str(exc))
     return web.json_response({"paused": scope})
 
 
@@ -103,8 +152,7 @@ async def resume(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     assert isinstance(body, PauseRequest)
-    scope = body.rule or ALL
-    removed = await request.app[SERVICES].store.clear_pause(scope, actor=_actor(request, body), now=_now())
+    scope, removed = await resume_scope(request.app[SERVICES], body.rule, actor=_actor(request, body))
     return web.json_response({"resumed": scope, "was_paused": removed})
 
 
@@ -117,21 +165,7 @@ async def close_breaker(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    store = request.app[SERVICES].store
-    breaker = await store.breaker()
-    pauses = await store.pauses()
-    body: dict[str, Any] = {
-        "instance": request.app[SERVICES].instance,
-        "queue_depth": await store.pending_events(),
-        "runs": await store.active_counts(),
-        "breaker": {
-            "open": breaker.open,
-            "opened_at": breaker.opened_at.isoformat() if breaker.opened_at else None,
-            "last_attempt_at": breaker.last_attempt_at.isoformat() if breaker.last_attempt_at else None,
-        },
-        "paused": [{"scope": p.scope, "by": p.actor, "reason": p.reason, "at": p.at.isoformat()} for p in pauses],
-    }
-    return web.json_response(body)
+    return web.json_response(await status_of(request.app[SERVICES]))
 
 
 def _now() -> datetime:

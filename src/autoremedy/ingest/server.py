@@ -1,4 +1,4 @@
-"""HTTP: the Alertmanager webhook, the runs API, health and metrics.
+"""HTTP: the Alertmanager webhook, the runs API, Slack chatops (ingest/slack.py), health and metrics.
 
 The webhook handler only authenticates, validates and stores; matching and everything after happen in the worker.
 Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the field, our own failure a 503.
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from autoremedy.ingest.auth import identify
 from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
 from autoremedy.ingest.control import control_routes
+from autoremedy.ingest.slack import install as install_slack
 from autoremedy.models.events import events_from_payload
 from autoremedy.models.runs import RunStatus
 from autoremedy.models.webhook import WebhookPayload
@@ -38,6 +39,7 @@ def build_app(services: Services) -> web.Application:
     app.router.add_get("/api/v1/runs/{run_id}", _authenticated(get_run))
     for method, path, handler in control_routes():
         app.router.add_route(method, path, _authenticated(handler))
+    install_slack(app, services)  # signed by Slack, not the API's credentials
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -1,4 +1,8 @@
-"""Slack: a Block Kit message per trigger (chat.postMessage), the resolve as a reply in its thread."""
+"""Slack: a Block Kit message per trigger (chat.postMessage), the resolve as a reply in its thread.
+
+A run awaiting approval gets Approve and Deny buttons (value: the run id); pressing one reaches chatops
+(ingest/slack.py), which replaces the buttons with who decided and when (`decided_blocks`, chat.update).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,10 @@ _RETRY_ERRORS: Final = frozenset(
 )
 _LOST_THREAD_ERRORS: Final = frozenset({"thread_not_found", "message_not_found"})
 
+APPROVE_ACTION: Final = "autoremedy_approve"
+DENY_ACTION: Final = "autoremedy_deny"
+APPROVAL_BLOCK_ID: Final = "autoremedy_approval"
+
 Block = dict[str, Any]
 
 
@@ -61,6 +69,10 @@ class SlackChannel:
             return self._api_error(exc)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return unreachable("slack", exc, self._secrets, timeout=self._timeout)
+
+    async def update(self, channel: str, ts: str, blocks: list[Block], text: str) -> None:
+        """chat.update of a message this bot posted (raises SlackApiError or a connection error)."""
+        await self._web_client().chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -222,8 +234,31 @@ def trigger_blocks(notification: Notification) -> list[Block]:
         _links_block(notification),
         _steps_block(notification),
         _meta_block(notification),
+        _approval_block(notification),
     ]
     return [block for block in blocks if block is not None]
+
+
+def _approval_block(notification: Notification) -> Block | None:
+    if notification.trigger != "approval_requested" or not notification.run_id:
+        return None
+
+    def button(action_id: str, label: str, style: str) -> Block:
+        text = {"type": "plain_text", "text": label}
+        return {"type": "button", "action_id": action_id, "text": text, "style": style, "value": notification.run_id}
+
+    return {
+        "type": "actions",
+        "block_id": APPROVAL_BLOCK_ID,
+        "elements": [button(APPROVE_ACTION, "Approve", "primary"), button(DENY_ACTION, "Deny", "danger")],
+    }
+
+
+def decided_blocks(blocks: list[Block], said: str) -> list[Block]:
+    """The approval message with its buttons replaced by what was decided; `said` is mrkdwn the caller escaped
+    (e.g. `Approved by <@U1> at ...`)."""
+    kept = [block for block in blocks if block.get("block_id") != APPROVAL_BLOCK_ID and block.get("type") != "actions"]
+    return [*kept, _context(ellipsize(said, CONTEXT_MAX))]
 
 
 def resolve_blocks(notification: Notification, *, in_thread: bool = False) -> list[Block]:

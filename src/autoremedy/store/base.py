@@ -218,3 +218,12 @@ class Store(Protocol):
     async def get_run(self, run_id: str) -> Run | None: ...
     async def list_runs(self, *, status: RunStatus | None, limit: int) -> list[Run]: ...
     async def list_audit(self, *, run_id: str | None, limit: int) -> list[AuditRecord]: ...
+    async def fingerprint_audit(self, fingerprint: str, *, limit: int) -> list[AuditRecord]:
+        """The newest audit entries about an alert: its decisions and verdicts, and its runs' entries."""
+
+    async def record_audit(self, entries: Sequence[AuditEntry], *, now: datetime) -> None:
+        """Audit entries on their own (e.g. a chat command, allowed or refused)."""
+
+    async def remember_request(self, signature: str, *, now: datetime, keep: timedelta) -> bool:
+        """True the first time a (Slack) request signature is seen, False for a replay; signatures older than
+        `keep` are forgotten in the same transaction."""

@@ -169,6 +169,20 @@ class SqlStore(ABC):
             rows = await tx.rows("list_audit", run_id=run_id, limit=limit)
         return [audit_from_row(row) for row in rows]
 
+    async def fingerprint_audit(self, fingerprint: str, *, limit: int) -> list[AuditRecord]:
+        async with self._read() as tx:
+            rows = await tx.rows("list_audit_of_fingerprint", fingerprint=fingerprint, limit=limit)
+        return [audit_from_row(row) for row in rows]
+
+    async def record_audit(self, entries: Sequence[AuditEntry], *, now: datetime) -> None:
+        async with self._write() as tx:
+            await t.insert_audit(tx, entries, now)
+
+    async def remember_request(self, signature: str, *, now: datetime, keep: timedelta) -> bool:
+        async with self._write() as tx:
+            await tx.run("prune_slack_signatures", before=now - keep)
+            return await tx.run("remember_slack_signature", signature=signature, at=now) > 0
+
     # -- approvals, pauses, breaker ----------------------------------------------------------------------------
 
     async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:

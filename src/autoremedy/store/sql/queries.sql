@@ -273,3 +273,14 @@ UPDATE events SET claimed_at = :epoch WHERE state = 'processing' AND coalesce(cl
 SELECT 1 AS found WHERE EXISTS (SELECT 1 FROM escalations WHERE fanned_out = 0)
    OR EXISTS (SELECT 1 FROM escalation_deliveries
               WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now));
+
+-- name: remember_slack_signature
+INSERT INTO slack_requests (signature, at) VALUES (:signature, :at) ON CONFLICT (signature) DO NOTHING;
+
+-- name: prune_slack_signatures
+DELETE FROM slack_requests WHERE at < :before;
+
+-- name: list_audit_of_fingerprint
+SELECT * FROM audit
+WHERE fingerprint = :fingerprint OR run_id IN (SELECT id FROM runs WHERE fingerprint = :fingerprint)
+ORDER BY id DESC LIMIT :limit;
