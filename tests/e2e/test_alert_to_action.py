@@ -16,22 +16,12 @@ import pytest
 from tests.support.daemon import TOKEN, DaemonProcess, DaemonProcesses, write_daemon_config
 from tests.support.fixtures import PromStackFactory
 from tests.support.procs import wait_for
+from tests.support.prometheus import demo_down_rules
 from tests.support.receiver import GaugeExporter, RecordingReceiver
 
 DEADLINE_S = 30.0
 LABELS = {"namespace": "shop", "app": "checkout"}
-PROMETHEUS_RULES = """
-groups:
-  - name: demo
-    rules:
-      - alert: DemoAppDown
-        expr: demo_healthy == 0
-        for: 0s
-        labels:
-          severity: critical
-        annotations:
-          summary: "{{ $labels.app }} unhealthy"
-"""
+PROMETHEUS_RULES = demo_down_rules()
 
 
 def playbook(hook_url: str) -> dict[str, Any]:

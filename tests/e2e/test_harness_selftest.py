@@ -18,23 +18,13 @@ import pytest
 
 from tests.support.fixtures import PromStackFactory
 from tests.support.procs import ManagedProcess, ProcessNotReady, wait_for
+from tests.support.prometheus import demo_down_rules
 from tests.support.receiver import GaugeExporter, RecordedRequest, RecordingReceiver
 
 DEADLINE_S = 30.0
 TOKEN = "s3cret-token"
 LABELS = {"namespace": "default", "app": "web"}
-RULES = """
-groups:
-  - name: demo
-    rules:
-      - alert: DemoAppDown
-        expr: demo_healthy == 0
-        for: 0s
-        labels:
-          severity: critical
-        annotations:
-          summary: "{{ $labels.app }} unhealthy"
-"""
+RULES = demo_down_rules()
 
 
 def _webhooks(receiver: RecordingReceiver, status: str) -> list[RecordedRequest]:

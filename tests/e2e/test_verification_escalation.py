@@ -19,23 +19,12 @@ from tests.support.daemon import TOKEN, DaemonProcess, DaemonProcesses, write_da
 from tests.support.fixtures import PromStackFactory
 from tests.support.ports import free_port
 from tests.support.procs import wait_for
+from tests.support.prometheus import demo_down_rules
 from tests.support.receiver import GaugeExporter
 from tests.support.saas import PAGERDUTY_ROUTING_KEY, SLACK_BOT_TOKEN, FakePagerDuty, FakeSlack
 
 LABELS = {"namespace": "shop", "app": "checkout"}
-RULES = """
-groups:
-  - name: demo
-    rules:
-      - alert: DemoAppDown
-        expr: demo_healthy == 0
-        for: 0s
-        labels:
-          severity: critical
-        annotations:
-          summary: "{{ $labels.app }} unhealthy"
-          runbook_url: https://runbooks.example/checkout
-"""
+RULES = demo_down_rules(runbook_url="https://runbooks.example/checkout")
 PLAYBOOK = {
     "name": "restart-and-verify",
     "target": "app/{{ alert.labels.namespace }}/{{ alert.labels.app }}",

@@ -427,3 +427,20 @@ __all__ = [
     "wait_until_alertmanager_active",
     "wait_until_targets_up",
 ]
+
+
+def demo_down_rules(*, runbook_url: str | None = None) -> str:
+    """Prometheus rules for the tests' DemoAppDown alert: `demo_healthy == 0` fires at once, severity critical."""
+    runbook = f"\n          runbook_url: {runbook_url}" if runbook_url else ""
+    return f"""
+groups:
+  - name: demo
+    rules:
+      - alert: DemoAppDown
+        expr: demo_healthy == 0
+        for: 0s
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{{{ $labels.app }}}} unhealthy"{runbook}
+"""
