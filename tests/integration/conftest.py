@@ -12,11 +12,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from autoremedy.app import Daemon
 from autoremedy.config.settings import load_settings
-from tests.support.ports import free_port
+from tests.support.daemon import write_daemon_config
 from tests.support.postgres import PostgresServer, start_postgres
 
 
@@ -74,24 +73,11 @@ class RunningDaemon:
 def write_config(
     root: Path, *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
 ) -> Path:
-    (root / "rules").mkdir(parents=True, exist_ok=True)
-    (root / "playbooks").mkdir(parents=True, exist_ok=True)
-    (root / "rules" / "rules.yaml").write_text(yaml.safe_dump({"rules": rules}, sort_keys=False))
-    for playbook in playbooks:
-        (root / "playbooks" / f"{playbook['name']}.yaml").write_text(yaml.safe_dump(playbook, sort_keys=False))
-    config: dict[str, Any] = {
-        "server": {"listen": f"127.0.0.1:{free_port()}", "auth": {"bearer_tokens": [TOKEN]}},
-        "store": {"url": "sqlite:///store.db"},
-        "engine": {"poll_interval": "100ms"},
-    }
+    """The process tests' config dir, with this module's token and its store file name."""
+    overrides: dict[str, Any] = {"server": {"auth": {"bearer_tokens": [TOKEN]}}, "store": {"url": "sqlite:///store.db"}}
     for key, value in (extra or {}).items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
-    path = root / "autoremedy.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
+        overrides[key] = {**overrides[key], **value} if isinstance(value, dict) and key in overrides else value
+    return write_daemon_config(root, rules=rules, playbooks=playbooks, **overrides)
 
 
 StartDaemon = Callable[..., Awaitable[RunningDaemon]]
