@@ -11,9 +11,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from autoremedy.config.settings import Settings
+from autoremedy.config.settings import ScopeName, Settings
 
 TIMEOUT_SECONDS = 10
+TOKEN_ENV = "AUTOREMEDY_TOKEN"
 
 
 class ApiError(Exception):
@@ -26,12 +27,14 @@ class ApiClient:
     authorization: str | None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, url: str | None) -> ApiClient:
+    def from_settings(cls, settings: Settings, *, url: str | None, scope: ScopeName = "read") -> ApiClient:
+        """A client for commands that need `scope`: its credential is $AUTOREMEDY_TOKEN, else the first one in
+        the config that has the scope (control commands need a token with `control`)."""
         host, port = settings.server.host_port
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         base = url or os.environ.get("AUTOREMEDY_URL") or f"http://{host}:{port}"
-        return cls(base.rstrip("/"), _authorization(settings))
+        return cls(base.rstrip("/"), _authorization(settings, scope))
 
     def list_runs(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({k: v for k, v in {"status": status, "limit": limit}.items() if v})
@@ -63,13 +66,23 @@ class ApiClient:
             raise ApiError(f"cannot reach {self.base_url}: {exc}") from exc
 
 
-def _authorization(settings: Settings) -> str | None:
-    token = os.environ.get("AUTOREMEDY_TOKEN")
-    auth = settings.server.auth
-    if token is None and auth.bearer_tokens:
-        token = auth.bearer_tokens[0].get_secret_value()
+def _authorization(settings: Settings, scope: ScopeName) -> str | None:
+    token = os.environ.get(TOKEN_ENV)
     if token:
         return f"Bearer {token}"
+    auth = settings.server.auth
+    scoped = next((t.token for t in auth.tokens if scope in t.scopes and t.token is not None), None)
+    if scoped is not None:
+        return f"Bearer {scoped.get_secret_value()}"
+    if scope == "control":
+        if auth.has_credentials:
+            raise ApiError(
+                f"this command needs a token with the control scope: set {TOKEN_ENV}, or add one to "
+                "server.auth.tokens (bearer_tokens and basic_users only ingest and read)"
+            )
+        return None
+    if auth.bearer_tokens:
+        return f"Bearer {auth.bearer_tokens[0].get_secret_value()}"
     if auth.basic_users:
         user, password = next(iter(auth.basic_users.items()))
         pair = f"{user}:{password.get_secret_value()}".encode()

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from autoremedy.ingest.chatops import COMMANDS, MANUAL, ROLES
+from autoremedy.chatops.rights import COMMANDS, MANUAL, ROLES
 from tests.integration.conftest import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.saas import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakeSlack, SlackMessage
@@ -205,7 +205,7 @@ async def test_roles_against_every_command(start_daemon: StartDaemon, fake_slack
     audit = await chat_audit(d)
     assert [(e["user"], e["command"], e["allowed"]) for e in audit] == expected
     refused = audit[0]
-    assert (refused["channel"], refused["actor"]) == ("C0RANDOM", "u0nobody (via slack:U0NOBODY)")
+    assert (refused["channel"], refused["actor"], refused["name"]) == ("C0RANDOM", "slack:U0NOBODY", "u0nobody")
     assert refused["result"].startswith("refused: `status` needs the role `viewer`")
 
 
@@ -226,10 +226,10 @@ async def test_status_pause_resume_and_runs(start_daemon: StartDaemon, fake_slac
     assert paused["response_type"] == "in_channel" and "paused rule `demo`" in paused["text"]
     assert "<redacted>" in paused["text"]
     (pause,) = await d.daemon.store.pauses()
-    assert (pause.scope, pause.actor) == ("demo", "u0ops (via slack:U0OPS)") and SLACK_BOT_TOKEN not in pause.reason
+    assert (pause.scope, pause.actor) == ("demo", "slack:U0OPS") and SLACK_BOT_TOKEN not in pause.reason
     assert "no rule 'nope'" in (await slash(d, "pause nope", "U0OPS"))["text"]
     status = (await slash(d, "status", "U0VIEWER"))["text"]
-    assert "awaiting_approval 1" in status and "`demo` by u0ops" in status and "Breaker: closed" in status
+    assert "awaiting_approval 1" in status and "`demo` by slack:U0OPS" in status and "Breaker: closed" in status
     resumed = await slash(d, "resume demo", "U0OPS")
     assert resumed["response_type"] == "in_channel" and "resumed rule `demo`" in resumed["text"]
     assert "was not paused" in (await slash(d, "resume demo", "U0OPS"))["text"]
@@ -255,7 +255,7 @@ async def test_approve_by_command_runs_the_playbook(start_daemon: StartDaemon, f
     await wait_for(succeeded, timeout=15, message="the approved run succeeds")
     audit = await d.daemon.store.list_audit(run_id=held["id"], limit=50)
     approved = next(a for a in audit if a.kind == "approved")
-    assert approved.actor == "u0approver (via slack:U0APPROVER)" and "looks safe" in approved.message
+    assert approved.actor == "slack:U0APPROVER" and "looks safe" in approved.message
     chat = next(a for a in audit if a.kind == "chatops")
     assert chat.data["allowed"] is True and chat.data["user"] == "U0APPROVER"
 
@@ -270,7 +270,7 @@ async def test_explain_shows_the_rules_verdicts_and_decisions(start_daemon: Star
     assert held["fingerprint"] in lines[0]
     verdict = next(line for line in lines if "matched" in line)
     assert "rule `demo` matched → playbook `note`" in verdict and "guardrail *awaiting_approval*" in verdict
-    assert any("approved run `" in line and "u0approver (via slack:U0APPROVER)" in line for line in lines)
+    assert any("approved run `" in line and "slack:U0APPROVER" in line for line in lines)
     assert "nothing recorded" in (await slash(d, "explain nope", "U0VIEWER"))["text"]
 
 
@@ -303,7 +303,7 @@ async def test_manual_runs_go_through_the_rules_and_guardrails(
     assert (first["rule"], first["target"], first["dry_run"]) == ("manual-note", "app/shop/web", False)
     event = await d.daemon.store.get_event(first["event_id"])
     assert event is not None and event.labels["alertname"] == "manual"
-    assert event.labels["autoremedy_requested_by"] == "U0OPS"
+    assert event.labels["autoremedy_requested_by"] == "slack:U0OPS"
 
     again = await slash(d, "run note namespace=shop app=web", "U0ADMIN")
     cooled = await runs_of(d, fingerprint_in(again), "skipped")
@@ -312,7 +312,7 @@ async def test_manual_runs_go_through_the_rules_and_guardrails(
     assert "asked for a dry run" in rehearsed["text"]
     assert (await runs_of(d, fingerprint_in(rehearsed), "dry_run"))["target"] == "app/shop/api"
     story = (await slash(d, f"explain {fingerprint_in(asked)}", "U0VIEWER"))["text"]
-    assert "rule `manual-note` matched" in story and "u0ops (via slack:U0OPS)" in story
+    assert "rule `manual-note` matched" in story and "slack:U0OPS" in story
 
     assert "needs the role `operator`" in (await slash(d, "run note app=web x=y", "U0VIEWER"))["text"]
     assert "no rule takes manual runs of playbook `other`" in (await slash(d, "run other app=web", "U0OPS"))["text"]

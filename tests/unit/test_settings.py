@@ -87,9 +87,9 @@ UNKNOWN_KEY_CASES = [
     pytest.param("bogus: 1\n", 1, "bogus: unknown key 'bogus'", id="top-level"),
     pytest.param("server:\n  listne: 127.0.0.1:9095\n", 2, "server.listne: unknown key 'listne'", id="section"),
     pytest.param(
-        "server:\n  listen: 127.0.0.1:9095\n  auth:\n    tokens: [x]\n",
+        "server:\n  listen: 127.0.0.1:9095\n  auth:\n    tokenz: [x]\n",
         4,
-        "server.auth.tokens: unknown key 'tokens'",
+        "server.auth.tokenz: unknown key 'tokenz'",
         id="nested-section",
     ),
     pytest.param("dry_run: false\nengine:\n  workers: 2\n", 3, "engine.workers: unknown key 'workers'", id="engine"),
