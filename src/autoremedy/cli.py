@@ -107,13 +107,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _decide_run(args: argparse.Namespace) -> int:
-    run = _client(args, "control").post(f"/api/v1/runs/{args.run_id}/{args.decision}", {"reason": args.reason, "by": args.by})
+    run = _client(args, "control").post(
+        f"/api/v1/runs/{args.run_id}/{args.decision}", {"reason": args.reason, "by": args.by}
+    )
     print(f"run {run['id']}: {run['status']} ({run['reason']})")
     return 0
 
 
 def _pause(args: argparse.Namespace) -> int:
-    answer = _client(args, "control").post(f"/api/v1/{args.action}", {"rule": args.rule, "reason": args.reason, "by": args.by})
+    answer = _client(args, "control").post(
+        f"/api/v1/{args.action}", {"rule": args.rule, "reason": args.reason, "by": args.by}
+    )
     scope = answer.get("paused") or answer.get("resumed")
     print(f"{args.action}d: {scope}" if args.action == "pause" else f"resumed: {scope}")
     return 0

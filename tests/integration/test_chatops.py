@@ -18,6 +18,7 @@ import pytest
 from autoremedy.chatops.rights import COMMANDS, MANUAL, ROLES
 from tests.integration.conftest import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
+from tests.support.rawhttp import raw_request
 from tests.support.saas import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakeSlack, SlackMessage
 
 SECRET = "8f742231b10e8888abcd99b1c2d3e4f5"
@@ -445,3 +446,52 @@ async def test_socket_mode_serves_the_same_commands_and_buttons(
     )
     again = await acked(await fake_slack.send_envelope("slash_commands", command_fields("runs 1", "U0VIEWER", "C1")))
     assert held["id"] in again["payload"]["text"]
+
+
+ARABIC_DIGITS = "\u0661\u0667" + "\u0660" * 8
+"""str.isdigit() says yes, int() would take them: Slack's timestamp is ASCII digits only."""
+
+
+def hostile_requests(now: int) -> list[tuple[str, str, bytes, dict[str, str | bytes]]]:
+    """(case, path, body, headers) that must each get 401, never a 5xx."""
+    body = command_body("status", "U0ADMIN", "C0RANDOM")
+    not_utf8 = b"text=\xff\xfe&user_id=U0ADMIN&channel_id=C0RANDOM"
+    payload_not_utf8 = b"payload=%7B%22type%22%3A%22block_actions%22%7D\xc3\x28"
+    cases: list[tuple[str, str, bytes, dict[str, str | bytes]]] = []
+    for path in ("/slack/commands", "/slack/interactions"):
+        cases += [
+            ("timestamp-superscript", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "²".encode()}),
+            ("timestamp-arabic-digits", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": ARABIC_DIGITS}),
+            ("timestamp-huge", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "9" * 400}),
+            ("timestamp-negative", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "-1"}),
+            ("signature-not-ascii", path, body, {**sign(body, now), "X-Slack-Signature": "v0=é".encode()}),
+            ("signature-latin1", path, body, {**sign(body, now), "X-Slack-Signature": b"v0=\xe9\xff"}),
+            ("timestamp-latin1", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": b"17\xb2"}),
+            ("body-not-utf8-forged", path, not_utf8, {**sign(body, now)}),
+            ("body-not-utf8-signed", path, not_utf8, sign(not_utf8, now)),
+            ("payload-not-utf8-signed", path, payload_not_utf8, sign(payload_not_utf8, now)),
+        ]
+    return cases
+
+
+async def test_hostile_slack_requests_get_401_never_5xx(start_daemon: StartDaemon, fake_slack: FakeSlack) -> None:
+    d = await start_daemon(rules=[rule()], playbooks=[LOG_PLAYBOOK], extra=chatops_config(fake_slack))
+    for case, path, body, headers in hostile_requests(int(time.time())):
+        status, answer = await raw_request(d.url, "POST", path, headers=headers, body=body)
+        assert status == 401, (case, path, answer)
+        assert json.loads(answer)["error"], case
+    assert await chat_audit(d) == []  # none of them reached a command
+    async with d.http.get(f"{d.url}/readyz") as response:
+        assert response.status == 200
+
+
+async def test_slack_approvals_are_recorded_as_the_slack_user(start_daemon: StartDaemon, fake_slack: FakeSlack) -> None:
+    d = await start_daemon(rules=[rule()], playbooks=[LOG_PLAYBOOK], extra=chatops_config(fake_slack))
+    await d.post_alerts(FIRING)
+    held = await held_run(d)
+    message = copy.deepcopy(await approval_message(fake_slack))
+    assert await press(d, fake_slack, message, "U0APPROVER", "approve") == 200
+    audit = await d.daemon.store.list_audit(run_id=held["id"], limit=50)
+    assert [a.actor for a in audit if a.kind == "approved"] == ["slack:U0APPROVER"]
+    (chat,) = [a for a in audit if a.kind == "chatops"]
+    assert (chat.actor, chat.data["name"]) == ("slack:U0APPROVER", "u0approver")

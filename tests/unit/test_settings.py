@@ -362,3 +362,65 @@ def test_chatops_socket_mode_needs_an_app_token_and_no_signing_secret(tmp_path: 
     assert slack is not None and slack.socket_mode and slack.signing_secret is None
     _, problems = _problems(tmp_path, "notify: {slack: {token: xoxb-1}}\nchatops: {slack: {app_token: xoxb-2}}")
     assert any("app-level token (xapp-...)" in problem for problem in problems), problems
+
+
+TOKENS = """
+server:
+  auth:
+    tokens:
+      - {name: ops-cli, token_file: ops.token, scopes: [read, control]}
+      - {name: alertmanager, token: am-secret, scopes: [ingest]}
+chatops:
+  approvers: {failover-postgres: [U0DBA, token:ops-cli]}
+"""
+
+
+def test_scoped_tokens_from_the_file_and_token_files(tmp_path: Path) -> None:
+    (tmp_path / "ops.token").write_text("ops-secret\n")
+    auth = _load(tmp_path, TOKENS).server.auth
+    assert [(t.name, t.token.get_secret_value() if t.token else None, t.scopes) for t in auth.tokens] == [
+        ("ops-cli", "ops-secret", ["read", "control"]),
+        ("alertmanager", "am-secret", ["ingest"]),
+    ]
+    assert auth.has_credentials and auth.protect_metrics is False
+
+
+def test_scoped_tokens_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AUTOREMEDY_SERVER__AUTH__TOKENS", '[{"name": "ops-cli", "token": "env-secret", "scopes": ["control"]}]'
+    )
+    auth = _load(tmp_path, "server: {listen: 0.0.0.0:9095}\n").server.auth
+    assert [(t.name, t.token.get_secret_value() if t.token else None) for t in auth.tokens] == [
+        ("ops-cli", "env-secret")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("server: {auth: {tokens: [{name: a, scopes: [read]}]}}", "exactly one of", id="no-token"),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token: x, token_file: f, scopes: [read]}]}}",
+            "exactly one of",
+            id="token-and-file",
+        ),
+        pytest.param("server: {auth: {tokens: [{name: a, token: x, scopes: []}]}}", "at least 1", id="no-scopes"),
+        pytest.param("server: {auth: {tokens: [{name: a, token: x, scopes: [admin]}]}}", "control", id="bad-scope"),
+        pytest.param("server: {auth: {tokens: [{name: a b, token: x, scopes: [read]}]}}", "token name", id="name"),
+        pytest.param("server: {auth: {tokens: [{name: a, token: ' ', scopes: [read]}]}}", "empty", id="blank"),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token: x, scopes: [read]}, {name: a, token: y, scopes: [read]}]}}",
+            "unique",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token_file: missing, scopes: [read]}]}}", "cannot read", id="no-file"
+        ),
+        pytest.param(
+            "chatops: {approvers: {failover: [token:nobody]}}", "is not a configured credential", id="unknown-approver"
+        ),
+    ],
+)
+def test_token_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
+    _, problems = _problems(tmp_path, text)
+    assert any(message in problem for problem in problems), problems

@@ -120,13 +120,7 @@ class ControlService:
         return decided
 
     def _approver_refusal(self, principal: Principal, run: Run) -> str | None:
-        allowed = self._approvers.get(run.playbook)
-        if allowed is None or _identities(principal) & allowed:
-            return None
-        return (
-            f"{principal.name} is not an approver of playbook {run.playbook!r}: runs of it are decided only by "
-            f"those in chatops.approvers.{run.playbook}"
-        )
+        return approver_refusal(principal, run.playbook, self._approvers)
 
     async def _requester_refusal(self, principal: Principal, run: Run) -> str | None:
         event = await self._store.get_event(run.event_id)
@@ -168,6 +162,17 @@ class ControlService:
             ),
             paused=[PauseReport(p.scope, p.actor, p.reason, p.at.isoformat()) for p in await store.pauses()],
         )
+
+
+def approver_refusal(principal: Principal, playbook: str, approvers: Mapping[str, frozenset[str]]) -> str | None:
+    """Why the principal may not decide runs of this playbook (None: they may, or the playbook names nobody)."""
+    allowed = approvers.get(playbook)
+    if allowed is None or _identities(principal) & allowed:
+        return None
+    return (
+        f"{principal.name} is not an approver of playbook {playbook!r}: runs of it are decided only by those in "
+        f"chatops.approvers.{playbook}"
+    )
 
 
 def _require_control(principal: Principal) -> None:
