@@ -4,8 +4,11 @@ approvers whatever the credential claims in `by`, and the requester of a manual 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import os
+import sys
 from typing import Any
 
 import pytest
@@ -209,3 +212,46 @@ async def test_the_requester_of_a_manual_run_cannot_approve_it(
     assert "<@U0APPROVER> approved" in approved["text"]
     audit = await d.daemon.store.list_audit(run_id=held["id"], limit=20)
     assert [a.actor for a in audit if a.kind == "approved"] == ["slack:U0APPROVER"]
+
+
+async def autoremedy_cli(d: RunningDaemon, *args: str, token: str | None = None) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOREMEDY_")}
+    if token is not None:
+        env["AUTOREMEDY_TOKEN"] = token
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "autoremedy",
+        "--config",
+        str(d.config_path),
+        *args,
+        "--url",
+        d.url,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    return int(process.returncode or 0), output.decode()
+
+
+async def test_the_cli_steers_with_a_control_token(start_daemon: StartDaemon) -> None:
+    legacy_only = await start_daemon(
+        rules=RULES, playbooks=[GUARDED], extra={"server": {"auth": {"bearer_tokens": [LEGACY]}}}
+    )
+    # Reads work with the legacy token from the config; steering needs a control token, and the CLI says so.
+    assert (await autoremedy_cli(legacy_only, "status"))[0] == 0
+    code, output = await autoremedy_cli(legacy_only, "pause", "demo")
+    assert code == 1 and "needs a token with the control scope" in output and "AUTOREMEDY_TOKEN" in output
+    code, output = await autoremedy_cli(legacy_only, "pause", "demo", token=LEGACY)
+    assert code == 1 and "403" in output and "lacks the scope `control`" in output
+
+    d = await start(start_daemon)  # its config names ops-cli first among the control tokens
+    code, output = await autoremedy_cli(d, "pause", "demo", "--reason", "freeze", "--by", "carol")
+    assert code == 0, output
+    (pause,) = await d.daemon.store.pauses()
+    assert (pause.actor, pause.reason) == ("token:ops-cli", "freeze; by: carol (as stated by the caller)")
+    code, output = await autoremedy_cli(d, "resume", "demo", token=LEAD)
+    assert code == 0 and "resumed: demo" in output
+    resumed = [a for a in await d.daemon.store.list_audit(run_id=None, limit=10) if a.kind == "resumed"]
+    assert [a.actor for a in resumed] == ["token:oncall-lead"]
