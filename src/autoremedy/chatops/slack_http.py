@@ -14,8 +14,6 @@ and `block_actions` instead, and these endpoints are not served.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +28,7 @@ from slack_sdk.errors import SlackApiError
 
 from autoremedy.chatops.commands import Chatops
 from autoremedy.chatops.context import Answer, Caller, ChatServices
+from autoremedy.chatops.signature import signature_refusal
 from autoremedy.chatops.socketmode import SocketMode
 from autoremedy.chatops.text import secrets_of
 from autoremedy.notify.render import scrub
@@ -42,8 +41,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COMMANDS_PATH: Final = "/slack/commands"
 INTERACTIONS_PATH: Final = "/slack/interactions"
 FORM: Final = "application/x-www-form-urlencoded"
-MAX_AGE_SECONDS: Final = 5 * 60
-MAX_TIMESTAMP_DIGITS: Final = 12
 REPLAY_MEMORY: Final = timedelta(minutes=10)
 """Signatures are remembered longer than a timestamp stays acceptable (both ways: clocks drift)."""
 OUTBOUND_TIMEOUT: Final = 2.0
@@ -117,23 +114,6 @@ class SlackChatops:
                 await response.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await log.awarning("response_url failed", error=scrub(str(exc), self.secrets))
-
-
-def signature_refusal(secret: bytes | None, body: bytes, timestamp: str, signature: str, *, now: float) -> str | None:
-    """Why a request is not Slack's, from its raw bytes and headers (None: it is, within the time window)."""
-    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
-        return "missing or invalid Slack signature headers: X-Slack-Request-Timestamp must be ASCII digits"
-    if not signature or not signature.isascii():
-        return "missing or invalid Slack signature headers"
-    if abs(now - int(timestamp)) > MAX_AGE_SECONDS:
-        return "stale request: timestamp more than 5 minutes away"
-    if secret is None:
-        return "invalid Slack signature"
-    base = b"v0:" + timestamp.encode("ascii") + b":" + body
-    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
-        return "invalid Slack signature"
-    return None
 
 
 SLACK = web.AppKey("slack_chatops", SlackChatops)
