@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from autoremedy.ingest.server import api_routes
 from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.integration.test_chatops import chatops_config, slash
 from tests.support.procs import wait_for
@@ -64,6 +65,12 @@ ROUTES: list[tuple[str, str, Any, str, int]] = [
     ("POST", "/api/v1/resume", {"rule": "demo"}, "control", 200),
     ("POST", "/api/v1/breaker/close", {}, "control", 200),
 ]
+
+
+def test_the_table_covers_every_route_that_needs_a_credential() -> None:
+    scoped = {(method, path, str(scope)) for method, path, _, scope in api_routes() if scope is not None}
+    tested = {(method, path.replace("/nope", "/{run_id}"), scope) for method, path, _, scope, _ in ROUTES}
+    assert scoped == tested
 
 
 async def call(d: RunningDaemon, method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
