@@ -30,8 +30,8 @@ from autoremedy.store.base import StoreUnavailable
 DEFAULT_CONFIG = Path("autoremedy.yaml")
 DEFAULT_SCHEMA_DIR = Path("schemas")
 CREDENTIAL_HELP = (
-    "credential: $AUTOREMEDY_TOKEN, else the first server.auth.tokens entry of the config with the scope the "
-    "command needs (control for approve, deny, pause, resume, breaker; read for status and runs)"
+    "credential: $AUTOREMEDY_TOKEN, else the first server.auth.tokens (then users) entry of the config with the "
+    "scope the command needs (control for approve, deny, pause, resume, breaker; read for status and runs)"
 )
 
 

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from autoremedy.config.settings import ScopeName, Settings
+from autoremedy.config.settings import AuthSettings, ScopeName, Settings
 
 TIMEOUT_SECONDS = 10
 TOKEN_ENV = "AUTOREMEDY_TOKEN"
@@ -71,23 +71,33 @@ def _authorization(settings: Settings, scope: ScopeName) -> str | None:
     if token:
         return f"Bearer {token}"
     auth = settings.server.auth
-    scoped = next((t.token for t in auth.tokens if scope in t.scopes and t.token is not None), None)
-    if scoped is not None:
-        return f"Bearer {scoped.get_secret_value()}"
+    found = _scoped_credential(auth, scope)
+    if found is not None or not auth.has_credentials:
+        return found
     if scope == "control":
-        if auth.has_credentials:
-            raise ApiError(
-                f"this command needs a token with the control scope: set {TOKEN_ENV}, or add one to "
-                "server.auth.tokens (bearer_tokens and basic_users only ingest and read)"
-            )
-        return None
+        raise ApiError(
+            f"this command needs a token with the control scope: set {TOKEN_ENV}, or add one to "
+            "server.auth.tokens (bearer_tokens and basic_users may only ingest and read)"
+        )
     if auth.bearer_tokens:
         return f"Bearer {auth.bearer_tokens[0].get_secret_value()}"
-    if auth.basic_users:
-        user, password = next(iter(auth.basic_users.items()))
-        pair = f"{user}:{password.get_secret_value()}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
+    legacy = next(iter(auth.basic_users.items()), None)
+    return _basic(legacy[0], legacy[1].get_secret_value()) if legacy is not None else None
+
+
+def _scoped_credential(auth: AuthSettings, scope: ScopeName) -> str | None:
+    """The first `tokens`, then `users` entry of the config that has the scope, as an Authorization header."""
+    token = next((t.token for t in auth.tokens if scope in t.scopes and t.token is not None), None)
+    if token is not None:
+        return f"Bearer {token.get_secret_value()}"
+    user = next((u for u in auth.users if scope in u.scopes and u.password is not None), None)
+    if user is not None and user.password is not None:
+        return _basic(user.name, user.password.get_secret_value())
     return None
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def print_runs(runs: list[dict[str, Any]]) -> None:

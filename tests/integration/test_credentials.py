@@ -28,13 +28,14 @@ TOKENS = [
     {"name": "ops-cli", "token": OPS, "scopes": ["read", "control"]},
     {"name": "oncall-lead", "token": LEAD, "scopes": ["read", "control"]},
 ]
-AUTH = {"tokens": TOKENS, "bearer_tokens": [LEGACY], "basic_users": {"am": "basic-pw"}}
+USERS = [{"name": "carol", "password": "carol-pw", "scopes": ["read", "control"]}]
+AUTH = {"tokens": TOKENS, "users": USERS, "bearer_tokens": [LEGACY], "basic_users": {"am": "basic-pw"}}
 GUARDED = {**LOG_PLAYBOOK, "name": "guarded"}
 RULES = [{"name": "demo", "matchers": ["alertname=DemoAppDown"], "playbook": "guarded", "approval": "required"}]
 CONFIG = {
     "server": {"auth": AUTH},
     "engine": {"poll_interval": "50ms"},
-    "chatops": {"approvers": {"guarded": ["U0ONLY", "token:oncall-lead"]}},
+    "chatops": {"approvers": {"guarded": ["U0ONLY", "token:oncall-lead", "basic:carol"]}},
 }
 
 
@@ -52,6 +53,7 @@ CREDENTIALS: dict[str, tuple[dict[str, str], set[str]]] = {
     "control-token": (bearer(OPS), {"read", "control"}),
     "legacy-bearer": (bearer(LEGACY), {"ingest", "read"}),
     "legacy-basic": (basic("am", "basic-pw"), {"ingest", "read"}),
+    "scoped-basic-user": (basic("carol", "carol-pw"), {"read", "control"}),
 }
 # (method, path, body, scope, the status when allowed: the unknown run and rule are 404 past the credential check)
 ROUTES: list[tuple[str, str, Any, str, int]] = [
@@ -108,6 +110,7 @@ REFUSED_HEADERS = [
     pytest.param(bearer(""), id="empty-bearer"),
     pytest.param(basic("am", "wrong"), id="basic-wrong-password"),
     pytest.param(basic("nobody", "basic-pw"), id="basic-unknown-user"),
+    pytest.param(basic("carol", "basic-pw"), id="basic-other-users-password"),
     pytest.param({"Authorization": "Token " + OPS}, id="unknown-scheme"),
 ]
 
@@ -167,6 +170,8 @@ async def test_approval_follows_the_playbook_approvers_not_the_claimed_by(start_
         assert status == 403 and "token:ops-cli is not an approver of playbook 'guarded'" in answer["error"]
     assert (await d.runs())[0]["status"] == "awaiting_approval"
 
+    status, answer = await call(d, "POST", approve, {}, basic("am", "basic-pw"))  # a legacy user cannot steer
+    assert (status, answer["scope"]) == (403, "control")
     status, run = await call(d, "POST", approve, {"by": "U0ONLY", "reason": "checked"}, bearer(LEAD))
     assert (status, run["status"]) == (200, "planned"), run
     _, full = await d.get_json(f"/api/v1/runs/{held['id']}")

@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import SecretStr
 
-from autoremedy.config.settings import ApiToken, AuthSettings
+from autoremedy.config.settings import ApiToken, ApiUser, AuthSettings
 from autoremedy.control.credentials import ALL_SCOPES, LEGACY_SCOPES, Principal, Scope, authenticate
 from autoremedy.control.credentials import authenticate_login as login
 from autoremedy.control.service import approver_refusal
@@ -19,6 +19,7 @@ AUTH = AuthSettings(
     ],
     bearer_tokens=[SecretStr("legacy-secret")],
     basic_users={"alice": SecretStr("pä:ss")},
+    users=[ApiUser(name="carol", password=SecretStr("carol-pw"), scopes=["read", "control"])],
 )
 
 
@@ -33,6 +34,10 @@ def basic(pair: bytes) -> str:
         pytest.param("bearer  am-secret ", Principal("token:am", frozenset({Scope.INGEST})), id="scheme-any-case"),
         pytest.param("Bearer legacy-secret", Principal("bearer", LEGACY_SCOPES), id="legacy-bearer"),
         pytest.param(basic("alice:pä:ss".encode()), Principal("basic:alice", LEGACY_SCOPES), id="legacy-basic"),
+        pytest.param(
+            basic(b"carol:carol-pw"), Principal("basic:carol", frozenset({Scope.READ, Scope.CONTROL})), id="scoped-user"
+        ),
+        pytest.param(basic("carol:pä:ss".encode()), None, id="scoped-user-other-password"),
         pytest.param(None, None, id="no-header"),
         pytest.param("", None, id="empty"),
         pytest.param("Bearer ", None, id="empty-token"),
@@ -66,6 +71,7 @@ def test_without_credentials_loopback_callers_are_anonymous_with_every_scope() -
         ("", "legacy-secret", "bearer"),
         ("alice", "pä:ss", "basic:alice"),
         ("alice", "wrong", None),
+        ("carol", "carol-pw", "basic:carol"),
         ("bob", "pä:ss", None),
         (None, "nope\udcff", None),
     ],

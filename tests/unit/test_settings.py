@@ -424,3 +424,38 @@ def test_scoped_tokens_from_the_environment(tmp_path: Path, monkeypatch: pytest.
 def test_token_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
     _, problems = _problems(tmp_path, text)
     assert any(message in problem for problem in problems), problems
+
+
+def test_scoped_basic_users_and_password_files(tmp_path: Path) -> None:
+    (tmp_path / "carol.pw").write_text("carol-pw\n")
+    text = """
+    server:
+      auth:
+        users:
+          - {name: carol, password_file: carol.pw, scopes: [read, control]}
+    chatops:
+      approvers: {failover-postgres: [basic:carol]}
+    """
+    auth = _load(tmp_path, text).server.auth
+    assert [(u.name, u.password.get_secret_value() if u.password else None) for u in auth.users] == [
+        ("carol", "carol-pw")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("server: {auth: {users: [{name: c, scopes: [read]}]}}", "exactly one of", id="no-password"),
+        pytest.param(
+            "server: {auth: {users: [{name: c, password: p, scopes: [read]}], basic_users: {c: q}}}",
+            "in both users and basic_users",
+            id="both",
+        ),
+        pytest.param(
+            "server: {auth: {users: [{name: c, password_file: nope, scopes: [read]}]}}", "cannot read", id="no-file"
+        ),
+    ],
+)
+def test_user_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
+    _, problems = _problems(tmp_path, text)
+    assert any(message in problem for problem in problems), problems

@@ -79,6 +79,7 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
     found = [token.get_secret_value() for token in auth.bearer_tokens]
     found += [password.get_secret_value() for password in auth.basic_users.values()]
     found += [token.token.get_secret_value() for token in auth.tokens if token.token is not None]
+    found += [user.password.get_secret_value() for user in auth.users if user.password is not None]
     notify = settings.notify
     for secret in (
         notify.slack.token if notify.slack else None,

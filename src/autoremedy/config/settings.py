@@ -11,9 +11,9 @@ import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autoremedy.config.errors import problems_from_validation
@@ -59,6 +59,29 @@ class ApiToken(_Section):
         return token
 
 
+class ApiUser(_Section):
+    """An HTTP basic-auth user with scopes (a person signing in to the console, say); recorded as `basic:<name>`."""
+
+    name: str = Field(description="the user name, recorded in the audit log as `basic:<name>`")
+    password: SecretStr | None = Field(default=None, description="the password; or password_file, or the env")
+    password_file: Path | None = Field(default=None, description="a file holding the password")
+    scopes: list[ScopeName] = Field(min_length=1, description="what the user may do: ingest, read, control")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, name: str) -> str:
+        if not _CREDENTIAL_NAME.match(name):
+            raise ValueError(f"user name {name!r}: 1-64 of letters, digits, `_.@-`, starting with a letter or digit")
+        return name
+
+    @field_validator("password")
+    @classmethod
+    def _password_not_empty(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is not None and not password.get_secret_value():
+            raise ValueError("a password must not be empty")
+        return password
+
+
 class AuthSettings(_Section):
     bearer_tokens: list[SecretStr] = Field(
         default_factory=list, description="legacy `Authorization: Bearer` tokens: scopes ingest and read"
@@ -69,6 +92,7 @@ class AuthSettings(_Section):
     tokens: list[ApiToken] = Field(
         default_factory=list, description="named bearer tokens with scopes (ingest, read, control)"
     )
+    users: list[ApiUser] = Field(default_factory=list, description="HTTP basic-auth users with scopes")
     allow_anonymous: bool = Field(
         default=False,
         description="serve without credentials on a non-loopback address (anonymous callers get ingest and read)",
@@ -77,7 +101,7 @@ class AuthSettings(_Section):
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.bearer_tokens or self.basic_users or self.tokens)
+        return bool(self.bearer_tokens or self.basic_users or self.tokens or self.users)
 
     @field_validator("bearer_tokens")
     @classmethod
@@ -104,6 +128,25 @@ class AuthSettings(_Section):
             if (token.token is None) == (token.token_file is None):
                 raise ValueError(f"token {token.name!r}: set exactly one of token and token_file")
         return tokens
+
+    @field_validator("users")
+    @classmethod
+    def _user_names_unique(cls, users: list[ApiUser]) -> list[ApiUser]:
+        names = [user.name for user in users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"user names must be unique: {', '.join(duplicates)} appear more than once")
+        for user in users:
+            if (user.password is None) == (user.password_file is None):
+                raise ValueError(f"user {user.name!r}: set exactly one of password and password_file")
+        return users
+
+    @model_validator(mode="after")
+    def _one_user_one_entry(self) -> AuthSettings:
+        both = sorted({user.name for user in self.users} & set(self.basic_users))
+        if both:
+            raise ValueError(f"{', '.join(both)}: in both users and basic_users; keep one (users has scopes)")
+        return self
 
 
 class ServerSettings(_Section):
@@ -332,8 +375,8 @@ class Settings(BaseSettings):
             return None
         return (
             f"server.listen {self.server.listen!r} is not a loopback address and server.auth has no "
-            "tokens, bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: "
-            "true to accept that)"
+            "tokens, users, bearer_tokens or basic_users: refusing anonymous webhooks (set "
+            "server.auth.allow_anonymous: true to accept that)"
         )
 
     @property
@@ -445,30 +488,40 @@ def _read_chatops_secret(settings: Settings, base: Path, loaded: LoadedYaml) -> 
 
 
 def _read_token_files(settings: Settings, base: Path, loaded: LoadedYaml) -> Settings:
+    """`server.auth.tokens[].token_file` and `users[].password_file`: each secret read from its file."""
     auth = settings.server.auth
-    tokens = [_with_token_from_file(token, index, base, loaded) for index, token in enumerate(auth.tokens)]
-    server = settings.server.model_copy(update={"auth": auth.model_copy(update={"tokens": tokens})})
+    tokens = [_with_secret_from_file(t, ("tokens", i, "token"), base, loaded) for i, t in enumerate(auth.tokens)]
+    users = [_with_secret_from_file(u, ("users", i, "password"), base, loaded) for i, u in enumerate(auth.users)]
+    server = settings.server.model_copy(update={"auth": auth.model_copy(update={"tokens": tokens, "users": users})})
     return settings.model_copy(update={"server": server})
 
 
-def _with_token_from_file(token: ApiToken, index: int, base: Path, loaded: LoadedYaml) -> ApiToken:
-    if token.token_file is None:
-        return token
-    line = loaded.line_of(("server", "auth", "tokens", index, "token_file"))
+_Credential = TypeVar("_Credential", ApiToken, ApiUser)
+
+
+def _with_secret_from_file(
+    credential: _Credential, where: tuple[str, int, str], base: Path, loaded: LoadedYaml
+) -> _Credential:
+    section, index, key = where
+    file = getattr(credential, f"{key}_file")
+    if file is None:
+        return credential
+    line = loaded.line_of(("server", "auth", section, index, f"{key}_file"))
     try:
-        secret = (base / token.token_file).read_text(encoding="utf-8").strip()
+        secret = (base / file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        where = f"server.auth.tokens.{index}.token_file"
-        raise FileProblems([Problem(loaded.file, line, f"{where}: cannot read: {exc}")]) from exc
+        path = f"server.auth.{section}.{index}.{key}_file"
+        raise FileProblems([Problem(loaded.file, line, f"{path}: cannot read: {exc}")]) from exc
     if not secret:
-        raise FileProblems([Problem(loaded.file, line, f"token {token.name!r}: its token_file is empty")])
-    return token.model_copy(update={"token": SecretStr(secret)})
+        raise FileProblems([Problem(loaded.file, line, f"{credential.name!r}: its {key}_file is empty")])
+    return credential.model_copy(update={key: SecretStr(secret)})
 
 
 def _approver_problems(settings: Settings) -> list[str]:
     """An approver naming a credential that does not exist is a typo that would lock everyone out."""
     auth = settings.server.auth
     known = {f"token:{token.name}" for token in auth.tokens} | {f"basic:{user}" for user in auth.basic_users}
+    known |= {f"basic:{user.name}" for user in auth.users}
     return [
         f"chatops.approvers.{playbook}: {approver!r} is not a configured credential (server.auth.tokens or basic_users)"
         for playbook, approvers in settings.chatops.approvers.items()

@@ -2,6 +2,7 @@
 sends them) or a console sign-in becomes a `Principal`: a name the audit log records and a set of scopes.
 
 - `server.auth.tokens`: named bearer tokens with their scopes; principal `token:<name>`.
+- `server.auth.users`: basic-auth users with their scopes (people signing in to the console); `basic:<user>`.
 - Legacy `server.auth.bearer_tokens` (principal `bearer`) and `basic_users` (`basic:<user>`): ingest and read.
 - No credential configured (loopback): `anonymous` with every scope, as before scopes existed; with
   `allow_anonymous` (a non-loopback address served without credentials): ingest and read only, never control.
@@ -108,8 +109,17 @@ def _basic(value: str, auth: AuthSettings) -> Principal | None:
 
 
 def _basic_pair(user: str, password: bytes, auth: AuthSettings) -> Principal | None:
-    expected = auth.basic_users.get(user)
+    expected, scopes = _user_secret(user, auth)
     # Compare even for an unknown user, so timing does not tell which users exist.
-    secret = expected.get_secret_value().encode() if expected is not None else _UNKNOWN
+    secret = expected.encode() if expected is not None else _UNKNOWN
     matches = hmac.compare_digest(password, secret)
-    return Principal(f"basic:{user}", LEGACY_SCOPES) if matches and expected is not None else None
+    return Principal(f"basic:{user}", scopes) if matches and expected is not None else None
+
+
+def _user_secret(user: str, auth: AuthSettings) -> tuple[str | None, frozenset[Scope]]:
+    """The password and scopes of a basic-auth user: `users` with their scopes, legacy `basic_users` read-only."""
+    scoped = next((u for u in auth.users if u.name == user and u.password is not None), None)
+    if scoped is not None and scoped.password is not None:
+        return scoped.password.get_secret_value(), frozenset(Scope(s) for s in scoped.scopes)
+    legacy = auth.basic_users.get(user)
+    return (legacy.get_secret_value() if legacy is not None else None), LEGACY_SCOPES
