@@ -180,6 +180,24 @@ async def test_approval_follows_the_playbook_approvers_not_the_claimed_by(start_
     assert "checked" in approval["message"] and "by: U0ONLY (as stated by the caller)" in approval["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/runs/nope/approve", {"reason": "ok\u0000"}, "reason"),
+        ("/api/v1/runs/nope/deny", {"by": "mallory\u001b[31m"}, "by"),
+        ("/api/v1/pause", {"rule": "demo\u0000"}, "rule"),
+        ("/api/v1/pause", {"reason": "x" * 2001}, "reason"),
+        ("/api/v1/pause", {"actor": "someone"}, "actor"),
+    ],
+)
+async def test_control_bodies_are_checked_field_by_field(
+    start_daemon: StartDaemon, path: str, body: dict[str, str], field: str
+) -> None:
+    d = await start(start_daemon)
+    status, answer = await call(d, "POST", path, body, bearer(OPS))
+    assert status == 400 and [f["field"] for f in answer["fields"]] == [field], answer
+
+
 async def test_pause_resume_and_breaker_record_the_credential(start_daemon: StartDaemon) -> None:
     d = await start(start_daemon)
     status, _ = await call(d, "POST", "/api/v1/pause", {"rule": "demo", "by": "mallory", "reason": "x"}, bearer(OPS))

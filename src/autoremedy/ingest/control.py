@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autoremedy.control.service import Forbidden, UnknownRule, UnknownRun
 from autoremedy.ingest.common import PRINCIPAL, SERVICES, compact_json, error_response, run_json
@@ -27,6 +27,14 @@ class DecisionRequest(BaseModel):
         default=None, max_length=200, description="a note of who decides; the audit actor is the credential"
     )
     reason: str = Field(default="", max_length=2000)
+
+    @field_validator("by", "reason", "rule", check_fields=False)
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # Stored in the audit log and shown in Slack: no NUL (PostgreSQL refuses it) nor other control characters.
+        if value is not None and any(not ch.isprintable() and ch not in "\n\t" for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
 
     def note(self) -> str:
         """The reason as recorded, with the caller's `by` claim kept as a note."""
