@@ -8,7 +8,14 @@ import pytest
 from pydantic import SecretStr
 
 from autoremedy.config.settings import ApiToken, ApiUser, AuthSettings
-from autoremedy.control.credentials import ALL_SCOPES, LEGACY_SCOPES, Principal, Scope, authenticate
+from autoremedy.control.credentials import (
+    ALL_SCOPES,
+    LEGACY_SCOPES,
+    Principal,
+    Scope,
+    authenticate,
+    configured_scopes,
+)
 from autoremedy.control.credentials import authenticate_login as login
 from autoremedy.control.service import approver_refusal
 
@@ -103,3 +110,22 @@ def test_approvers_apply_to_every_principal(principal: Principal, playbook: str,
     assert (refusal is None) == allowed
     if refusal is not None:
         assert principal.name in refusal and "chatops.approvers.failover" in refusal
+
+
+@pytest.mark.parametrize(
+    ("name", "auth", "scopes"),
+    [
+        pytest.param("token:ops-cli", AUTH, {Scope.READ, Scope.CONTROL}, id="token"),
+        pytest.param("token:gone", AUTH, set(), id="token-removed"),
+        pytest.param("basic:carol", AUTH, {Scope.READ, Scope.CONTROL}, id="scoped-user"),
+        pytest.param("basic:alice", AUTH, set(LEGACY_SCOPES), id="legacy-user"),
+        pytest.param("basic:bob", AUTH, set(), id="user-removed"),
+        pytest.param("bearer", AUTH, set(LEGACY_SCOPES), id="legacy-bearer"),
+        pytest.param("bearer", AuthSettings(tokens=AUTH.tokens), set(), id="legacy-bearer-removed"),
+        pytest.param("anonymous", AUTH, set(), id="anonymous-once-credentials-exist"),
+        pytest.param("anonymous", AuthSettings(), set(ALL_SCOPES), id="anonymous-loopback"),
+        pytest.param("slack:U0X", AUTH, set(), id="not-an-api-principal"),
+    ],
+)
+def test_configured_scopes(name: str, auth: AuthSettings, scopes: set[Scope]) -> None:
+    assert configured_scopes(name, auth) == scopes

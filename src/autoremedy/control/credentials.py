@@ -79,6 +79,24 @@ def authenticate_login(user: str | None, secret: str, auth: AuthSettings) -> Pri
     return _basic_pair(user, given, auth)
 
 
+def configured_scopes(name: str, auth: AuthSettings) -> frozenset[Scope]:
+    """The scopes the configuration gives the principal of this name now (none when it is gone): how a session
+    started earlier (the console's) loses the rights its credential has lost since."""
+    kind, _, who = name.partition(":")
+    if name == "anonymous":
+        return anonymous(auth).scopes if not auth.has_credentials else frozenset()
+    if name == "bearer":
+        return LEGACY_SCOPES if auth.bearer_tokens else frozenset()
+    if kind == "token":
+        return next((frozenset(Scope(s) for s in t.scopes) for t in auth.tokens if t.name == who), frozenset())
+    if kind == "basic":
+        scoped = next((u for u in auth.users if u.name == who), None)
+        if scoped is not None:
+            return frozenset(Scope(s) for s in scoped.scopes)
+        return LEGACY_SCOPES if who in auth.basic_users else frozenset()
+    return frozenset()
+
+
 def _bearer(given: bytes, auth: AuthSettings) -> Principal | None:
     candidates = [
         (token.token.get_secret_value(), Principal(f"token:{token.name}", frozenset(Scope(s) for s in token.scopes)))
