@@ -15,6 +15,7 @@ from autoremedy.actions.registry import default_registry
 from autoremedy.config.ruleset import load_ruleset
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
+from autoremedy.control.service import ControlService
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
 from autoremedy.engine.executor import Executor
@@ -131,6 +132,14 @@ class Daemon:
             wake=self._worker.wake,
             backlog=lambda: self.metrics.backlog.value,
             instance=self.store.owner,
+            control=ControlService(
+                store=self.store,
+                approvers=self.settings.chatops.approvers,
+                rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
+                wake=self._worker.wake,
+                on_denied=lambda run: self.metrics.runs.labels(run.status.value).inc(),
+                instance=self.store.owner,
+            ),
             match_rules=lambda labels: [c.rule.name for c in matching_rules(self.ruleset, labels, "firing")],
         )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)

@@ -18,7 +18,7 @@ from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
 from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
 from autoremedy.config.schema import PLAYBOOK_SCHEMA, RULES_SCHEMA, playbook_schema, rules_schema
-from autoremedy.config.settings import Settings, load_settings
+from autoremedy.config.settings import ScopeName, Settings, load_settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.planning import decide, matching_rules
 from autoremedy.decide.redact import redact
@@ -29,6 +29,10 @@ from autoremedy.store.base import StoreUnavailable
 
 DEFAULT_CONFIG = Path("autoremedy.yaml")
 DEFAULT_SCHEMA_DIR = Path("schemas")
+CREDENTIAL_HELP = (
+    "credential: $AUTOREMEDY_TOKEN, else the first server.auth.tokens (then users) entry of the config with the "
+    "scope the command needs (control for approve, deny, pause, resume, breaker; read for status and runs)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,19 +85,20 @@ def _control_commands(commands: Any) -> None:
         command = commands.add_parser(name, help=helptext)
         command.add_argument("run_id")
         command.add_argument("--reason", default="")
-        command.add_argument("--by", help="who decides (default: the API identity)")
+        command.add_argument("--by", help="a note of who decides (the audit records the token's name)")
         command.set_defaults(handler=_decide_run, decision=name)
     for name, helptext in (("pause", "pause automation, all or one rule"), ("resume", "resume automation")):
         command = commands.add_parser(name, help=helptext)
         command.add_argument("rule", nargs="?", help="a rule's name; absent: all automation")
         command.add_argument("--reason", default="")
-        command.add_argument("--by", help="who (default: the API identity)")
+        command.add_argument("--by", help="a note of who (the audit records the token's name)")
         command.set_defaults(handler=_pause, action=name)
     breaker = commands.add_parser("breaker", help="the global circuit breaker")
     breaker.add_argument("action", choices=["close"])
     breaker.set_defaults(handler=_breaker)
     for command in ("status", "approve", "deny", "pause", "resume", "breaker"):
         commands.choices[command].add_argument("--url", help="daemon base URL (default: from server.listen)")
+        commands.choices[command].epilog = CREDENTIAL_HELP
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -102,20 +107,24 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _decide_run(args: argparse.Namespace) -> int:
-    run = _client(args).post(f"/api/v1/runs/{args.run_id}/{args.decision}", {"reason": args.reason, "by": args.by})
+    run = _client(args, "control").post(
+        f"/api/v1/runs/{args.run_id}/{args.decision}", {"reason": args.reason, "by": args.by}
+    )
     print(f"run {run['id']}: {run['status']} ({run['reason']})")
     return 0
 
 
 def _pause(args: argparse.Namespace) -> int:
-    answer = _client(args).post(f"/api/v1/{args.action}", {"rule": args.rule, "reason": args.reason, "by": args.by})
+    answer = _client(args, "control").post(
+        f"/api/v1/{args.action}", {"rule": args.rule, "reason": args.reason, "by": args.by}
+    )
     scope = answer.get("paused") or answer.get("resumed")
     print(f"{args.action}d: {scope}" if args.action == "pause" else f"resumed: {scope}")
     return 0
 
 
 def _breaker(args: argparse.Namespace) -> int:
-    answer = _client(args).post("/api/v1/breaker/close", {})
+    answer = _client(args, "control").post("/api/v1/breaker/close", {})
     print("circuit breaker closed" + ("" if answer["was_open"] else " (it was not open)"))
     return 0
 
@@ -220,8 +229,8 @@ def _events_from_file(path: Path) -> list[Any]:
     return events_from_payload(payload)
 
 
-def _client(args: argparse.Namespace) -> ApiClient:
-    return ApiClient.from_settings(_settings(args), url=args.url)
+def _client(args: argparse.Namespace, scope: ScopeName = "read") -> ApiClient:
+    return ApiClient.from_settings(_settings(args), url=args.url, scope=scope)
 
 
 def _runs_list(args: argparse.Namespace) -> int:

@@ -11,9 +11,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from autoremedy.config.settings import Settings
+from autoremedy.config.settings import AuthSettings, ScopeName, Settings
 
 TIMEOUT_SECONDS = 10
+TOKEN_ENV = "AUTOREMEDY_TOKEN"
 
 
 class ApiError(Exception):
@@ -26,12 +27,14 @@ class ApiClient:
     authorization: str | None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, url: str | None) -> ApiClient:
+    def from_settings(cls, settings: Settings, *, url: str | None, scope: ScopeName = "read") -> ApiClient:
+        """A client for commands that need `scope`: its credential is $AUTOREMEDY_TOKEN, else the first one in
+        the config that has the scope (control commands need a token with `control`)."""
         host, port = settings.server.host_port
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
         base = url or os.environ.get("AUTOREMEDY_URL") or f"http://{host}:{port}"
-        return cls(base.rstrip("/"), _authorization(settings))
+        return cls(base.rstrip("/"), _authorization(settings, scope))
 
     def list_runs(self, *, status: str | None, limit: int) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({k: v for k, v in {"status": status, "limit": limit}.items() if v})
@@ -63,18 +66,38 @@ class ApiClient:
             raise ApiError(f"cannot reach {self.base_url}: {exc}") from exc
 
 
-def _authorization(settings: Settings) -> str | None:
-    token = os.environ.get("AUTOREMEDY_TOKEN")
-    auth = settings.server.auth
-    if token is None and auth.bearer_tokens:
-        token = auth.bearer_tokens[0].get_secret_value()
+def _authorization(settings: Settings, scope: ScopeName) -> str | None:
+    token = os.environ.get(TOKEN_ENV)
     if token:
         return f"Bearer {token}"
-    if auth.basic_users:
-        user, password = next(iter(auth.basic_users.items()))
-        pair = f"{user}:{password.get_secret_value()}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
+    auth = settings.server.auth
+    found = _scoped_credential(auth, scope)
+    if found is not None or not auth.has_credentials:
+        return found
+    if scope == "control":
+        raise ApiError(
+            f"this command needs a token with the control scope: set {TOKEN_ENV}, or add one to "
+            "server.auth.tokens (bearer_tokens and basic_users may only ingest and read)"
+        )
+    if auth.bearer_tokens:
+        return f"Bearer {auth.bearer_tokens[0].get_secret_value()}"
+    legacy = next(iter(auth.basic_users.items()), None)
+    return _basic(legacy[0], legacy[1].get_secret_value()) if legacy is not None else None
+
+
+def _scoped_credential(auth: AuthSettings, scope: ScopeName) -> str | None:
+    """The first `tokens`, then `users` entry of the config that has the scope, as an Authorization header."""
+    token = next((t.token for t in auth.tokens if scope in t.scopes and t.token is not None), None)
+    if token is not None:
+        return f"Bearer {token.get_secret_value()}"
+    user = next((u for u in auth.users if scope in u.scopes and u.password is not None), None)
+    if user is not None and user.password is not None:
+        return _basic(user.name, user.password.get_secret_value())
     return None
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def print_runs(runs: list[dict[str, Any]]) -> None:

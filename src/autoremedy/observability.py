@@ -103,3 +103,9 @@ class Metrics:
         self.config_reloads = Counter(
             "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
         )
+        self.chatops_failures = Counter(
+            "autoremedy_chatops_failures_total",
+            "Chat requests that failed with an unexpected error (logged with its traceback), by transport",
+            ["transport"],
+            registry=r,
+        )

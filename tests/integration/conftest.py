@@ -36,6 +36,9 @@ async def fresh_database(server: PostgresServer) -> str:
 
 FIXTURES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "test-token"
+TOKEN_NAME = "test"
+FULL_AUTH: dict[str, Any] = {"tokens": [{"name": TOKEN_NAME, "token": TOKEN, "scopes": ["ingest", "read", "control"]}]}
+"""The tests' credential: one token with every scope, recorded as `token:test`."""
 
 
 def fixture_payload(name: str) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def write_config(
     root: Path, *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
 ) -> Path:
     """The process tests' config dir, with this module's token and its store file name."""
-    overrides: dict[str, Any] = {"server": {"auth": {"bearer_tokens": [TOKEN]}}, "store": {"url": "sqlite:///store.db"}}
+    overrides: dict[str, Any] = {"server": {"auth": FULL_AUTH}, "store": {"url": "sqlite:///store.db"}}
     for key, value in (extra or {}).items():
         overrides[key] = {**overrides[key], **value} if isinstance(value, dict) and key in overrides else value
     return write_daemon_config(root, rules=rules, playbooks=playbooks, **overrides)

@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from autoremedy.ingest.chatops import COMMANDS, MANUAL, ROLES
+from autoremedy.chatops.rights import COMMANDS, MANUAL, ROLES
 from tests.integration.conftest import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
+from tests.support.rawhttp import raw_request
 from tests.support.saas import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakeSlack, SlackMessage
 
 SECRET = "8f742231b10e8888abcd99b1c2d3e4f5"
@@ -205,7 +206,7 @@ async def test_roles_against_every_command(start_daemon: StartDaemon, fake_slack
     audit = await chat_audit(d)
     assert [(e["user"], e["command"], e["allowed"]) for e in audit] == expected
     refused = audit[0]
-    assert (refused["channel"], refused["actor"]) == ("C0RANDOM", "u0nobody (via slack:U0NOBODY)")
+    assert (refused["channel"], refused["actor"], refused["name"]) == ("C0RANDOM", "slack:U0NOBODY", "u0nobody")
     assert refused["result"].startswith("refused: `status` needs the role `viewer`")
 
 
@@ -226,10 +227,10 @@ async def test_status_pause_resume_and_runs(start_daemon: StartDaemon, fake_slac
     assert paused["response_type"] == "in_channel" and "paused rule `demo`" in paused["text"]
     assert "<redacted>" in paused["text"]
     (pause,) = await d.daemon.store.pauses()
-    assert (pause.scope, pause.actor) == ("demo", "u0ops (via slack:U0OPS)") and SLACK_BOT_TOKEN not in pause.reason
+    assert (pause.scope, pause.actor) == ("demo", "slack:U0OPS") and SLACK_BOT_TOKEN not in pause.reason
     assert "no rule 'nope'" in (await slash(d, "pause nope", "U0OPS"))["text"]
     status = (await slash(d, "status", "U0VIEWER"))["text"]
-    assert "awaiting_approval 1" in status and "`demo` by u0ops" in status and "Breaker: closed" in status
+    assert "awaiting_approval 1" in status and "`demo` by slack:U0OPS" in status and "Breaker: closed" in status
     resumed = await slash(d, "resume demo", "U0OPS")
     assert resumed["response_type"] == "in_channel" and "resumed rule `demo`" in resumed["text"]
     assert "was not paused" in (await slash(d, "resume demo", "U0OPS"))["text"]
@@ -255,7 +256,7 @@ async def test_approve_by_command_runs_the_playbook(start_daemon: StartDaemon, f
     await wait_for(succeeded, timeout=15, message="the approved run succeeds")
     audit = await d.daemon.store.list_audit(run_id=held["id"], limit=50)
     approved = next(a for a in audit if a.kind == "approved")
-    assert approved.actor == "u0approver (via slack:U0APPROVER)" and "looks safe" in approved.message
+    assert approved.actor == "slack:U0APPROVER" and "looks safe" in approved.message
     chat = next(a for a in audit if a.kind == "chatops")
     assert chat.data["allowed"] is True and chat.data["user"] == "U0APPROVER"
 
@@ -270,7 +271,7 @@ async def test_explain_shows_the_rules_verdicts_and_decisions(start_daemon: Star
     assert held["fingerprint"] in lines[0]
     verdict = next(line for line in lines if "matched" in line)
     assert "rule `demo` matched → playbook `note`" in verdict and "guardrail *awaiting_approval*" in verdict
-    assert any("approved run `" in line and "u0approver (via slack:U0APPROVER)" in line for line in lines)
+    assert any("approved run `" in line and "slack:U0APPROVER" in line for line in lines)
     assert "nothing recorded" in (await slash(d, "explain nope", "U0VIEWER"))["text"]
 
 
@@ -303,7 +304,7 @@ async def test_manual_runs_go_through_the_rules_and_guardrails(
     assert (first["rule"], first["target"], first["dry_run"]) == ("manual-note", "app/shop/web", False)
     event = await d.daemon.store.get_event(first["event_id"])
     assert event is not None and event.labels["alertname"] == "manual"
-    assert event.labels["autoremedy_requested_by"] == "U0OPS"
+    assert event.labels["autoremedy_requested_by"] == "slack:U0OPS"
 
     again = await slash(d, "run note namespace=shop app=web", "U0ADMIN")
     cooled = await runs_of(d, fingerprint_in(again), "skipped")
@@ -312,7 +313,7 @@ async def test_manual_runs_go_through_the_rules_and_guardrails(
     assert "asked for a dry run" in rehearsed["text"]
     assert (await runs_of(d, fingerprint_in(rehearsed), "dry_run"))["target"] == "app/shop/api"
     story = (await slash(d, f"explain {fingerprint_in(asked)}", "U0VIEWER"))["text"]
-    assert "rule `manual-note` matched" in story and "u0ops (via slack:U0OPS)" in story
+    assert "rule `manual-note` matched" in story and "slack:U0OPS" in story
 
     assert "needs the role `operator`" in (await slash(d, "run note app=web x=y", "U0VIEWER"))["text"]
     assert "no rule takes manual runs of playbook `other`" in (await slash(d, "run other app=web", "U0OPS"))["text"]
@@ -445,3 +446,52 @@ async def test_socket_mode_serves_the_same_commands_and_buttons(
     )
     again = await acked(await fake_slack.send_envelope("slash_commands", command_fields("runs 1", "U0VIEWER", "C1")))
     assert held["id"] in again["payload"]["text"]
+
+
+ARABIC_DIGITS = "\u0661\u0667" + "\u0660" * 8
+"""str.isdigit() says yes, int() would take them: Slack's timestamp is ASCII digits only."""
+
+
+def hostile_requests(now: int) -> list[tuple[str, str, bytes, dict[str, str | bytes]]]:
+    """(case, path, body, headers) that must each get 401, never a 5xx."""
+    body = command_body("status", "U0ADMIN", "C0RANDOM")
+    not_utf8 = b"text=\xff\xfe&user_id=U0ADMIN&channel_id=C0RANDOM"
+    payload_not_utf8 = b"payload=%7B%22type%22%3A%22block_actions%22%7D\xc3\x28"
+    cases: list[tuple[str, str, bytes, dict[str, str | bytes]]] = []
+    for path in ("/slack/commands", "/slack/interactions"):
+        cases += [
+            ("timestamp-superscript", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "²".encode()}),
+            ("timestamp-arabic-digits", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": ARABIC_DIGITS}),
+            ("timestamp-huge", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "9" * 400}),
+            ("timestamp-negative", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": "-1"}),
+            ("signature-not-ascii", path, body, {**sign(body, now), "X-Slack-Signature": "v0=é".encode()}),
+            ("signature-latin1", path, body, {**sign(body, now), "X-Slack-Signature": b"v0=\xe9\xff"}),
+            ("timestamp-latin1", path, body, {**sign(body, now), "X-Slack-Request-Timestamp": b"17\xb2"}),
+            ("body-not-utf8-forged", path, not_utf8, {**sign(body, now)}),
+            ("body-not-utf8-signed", path, not_utf8, sign(not_utf8, now)),
+            ("payload-not-utf8-signed", path, payload_not_utf8, sign(payload_not_utf8, now)),
+        ]
+    return cases
+
+
+async def test_hostile_slack_requests_get_401_never_5xx(start_daemon: StartDaemon, fake_slack: FakeSlack) -> None:
+    d = await start_daemon(rules=[rule()], playbooks=[LOG_PLAYBOOK], extra=chatops_config(fake_slack))
+    for case, path, body, headers in hostile_requests(int(time.time())):
+        status, answer = await raw_request(d.url, "POST", path, headers=headers, body=body)
+        assert status == 401, (case, path, answer)
+        assert json.loads(answer)["error"], case
+    assert await chat_audit(d) == []  # none of them reached a command
+    async with d.http.get(f"{d.url}/readyz") as response:
+        assert response.status == 200
+
+
+async def test_slack_approvals_are_recorded_as_the_slack_user(start_daemon: StartDaemon, fake_slack: FakeSlack) -> None:
+    d = await start_daemon(rules=[rule()], playbooks=[LOG_PLAYBOOK], extra=chatops_config(fake_slack))
+    await d.post_alerts(FIRING)
+    held = await held_run(d)
+    message = copy.deepcopy(await approval_message(fake_slack))
+    assert await press(d, fake_slack, message, "U0APPROVER", "approve") == 200
+    audit = await d.daemon.store.list_audit(run_id=held["id"], limit=50)
+    assert [a.actor for a in audit if a.kind == "approved"] == ["slack:U0APPROVER"]
+    (chat,) = [a for a in audit if a.kind == "chatops"]
+    assert (chat.actor, chat.data["name"]) == ("slack:U0APPROVER", "u0approver")

@@ -54,7 +54,8 @@ async def test_approval_granted_runs_the_playbook(start_daemon: StartDaemon) -> 
     assert done["id"] == held["id"]
     _, full = await d.get_json(f"/api/v1/runs/{held['id']}")
     approvals = [a for a in full["audit"] if a["kind"] == "approved"]
-    assert approvals[0]["actor"] == "alice (via bearer)" and "checked" in approvals[0]["message"]
+    assert approvals[0]["actor"] == "token:test" and "checked" in approvals[0]["message"]
+    assert "by: alice (as stated by the caller)" in approvals[0]["message"]
     assert (await post_json(d, f"/api/v1/runs/{held['id']}/approve"))[0] == 409
     assert (await post_json(d, "/api/v1/runs/nope/approve"))[0] == 404
 
@@ -203,7 +204,7 @@ async def test_pause_and_resume_from_the_cli(start_daemon: StartDaemon) -> None:
     skipped = await the_run(d, "skipped")
     assert skipped["guardrail"] == "paused"
     code, output = await cli(d, "status")
-    assert code == 0 and "demo by carol (via bearer) (deploy freeze)" in output, output
+    assert code == 0 and "demo by token:test (deploy freeze; by: carol (as stated by the caller))" in output, output
     assert (await cli(d, "pause", "no-such-rule"))[0] == 1
     code, output = await cli(d, "resume", "demo")
     assert code == 0 and "resumed: demo" in output

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from autoremedy.config.settings import load_settings
+from autoremedy.control.service import ControlService
 from autoremedy.ingest.common import Services
 from autoremedy.ingest.server import build_app
 from autoremedy.observability import Metrics
@@ -228,6 +229,14 @@ async def test_backpressure_answers_503_above_the_queue_limit(tmp_path: Path) ->
         wake=lambda: None,
         backlog=lambda: metrics.backlog.value,
         instance=store.owner,
+        control=ControlService(
+            store=store,
+            approvers={},
+            rule_names=lambda: {"demo"},
+            wake=lambda: None,
+            on_denied=lambda run: None,
+            instance=store.owner,
+        ),
     )
     runner = web.AppRunner(build_app(services))
     await runner.setup()

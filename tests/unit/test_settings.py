@@ -87,9 +87,9 @@ UNKNOWN_KEY_CASES = [
     pytest.param("bogus: 1\n", 1, "bogus: unknown key 'bogus'", id="top-level"),
     pytest.param("server:\n  listne: 127.0.0.1:9095\n", 2, "server.listne: unknown key 'listne'", id="section"),
     pytest.param(
-        "server:\n  listen: 127.0.0.1:9095\n  auth:\n    tokens: [x]\n",
+        "server:\n  listen: 127.0.0.1:9095\n  auth:\n    tokenz: [x]\n",
         4,
-        "server.auth.tokens: unknown key 'tokens'",
+        "server.auth.tokenz: unknown key 'tokenz'",
         id="nested-section",
     ),
     pytest.param("dry_run: false\nengine:\n  workers: 2\n", 3, "engine.workers: unknown key 'workers'", id="engine"),
@@ -362,3 +362,100 @@ def test_chatops_socket_mode_needs_an_app_token_and_no_signing_secret(tmp_path: 
     assert slack is not None and slack.socket_mode and slack.signing_secret is None
     _, problems = _problems(tmp_path, "notify: {slack: {token: xoxb-1}}\nchatops: {slack: {app_token: xoxb-2}}")
     assert any("app-level token (xapp-...)" in problem for problem in problems), problems
+
+
+TOKENS = """
+server:
+  auth:
+    tokens:
+      - {name: ops-cli, token_file: ops.token, scopes: [read, control]}
+      - {name: alertmanager, token: am-secret, scopes: [ingest]}
+chatops:
+  approvers: {failover-postgres: [U0DBA, token:ops-cli]}
+"""
+
+
+def test_scoped_tokens_from_the_file_and_token_files(tmp_path: Path) -> None:
+    (tmp_path / "ops.token").write_text("ops-secret\n")
+    auth = _load(tmp_path, TOKENS).server.auth
+    assert [(t.name, t.token.get_secret_value() if t.token else None, t.scopes) for t in auth.tokens] == [
+        ("ops-cli", "ops-secret", ["read", "control"]),
+        ("alertmanager", "am-secret", ["ingest"]),
+    ]
+    assert auth.has_credentials and auth.protect_metrics is False
+
+
+def test_scoped_tokens_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AUTOREMEDY_SERVER__AUTH__TOKENS", '[{"name": "ops-cli", "token": "env-secret", "scopes": ["control"]}]'
+    )
+    auth = _load(tmp_path, "server: {listen: 0.0.0.0:9095}\n").server.auth
+    assert [(t.name, t.token.get_secret_value() if t.token else None) for t in auth.tokens] == [
+        ("ops-cli", "env-secret")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("server: {auth: {tokens: [{name: a, scopes: [read]}]}}", "exactly one of", id="no-token"),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token: x, token_file: f, scopes: [read]}]}}",
+            "exactly one of",
+            id="token-and-file",
+        ),
+        pytest.param("server: {auth: {tokens: [{name: a, token: x, scopes: []}]}}", "at least 1", id="no-scopes"),
+        pytest.param("server: {auth: {tokens: [{name: a, token: x, scopes: [admin]}]}}", "control", id="bad-scope"),
+        pytest.param("server: {auth: {tokens: [{name: a b, token: x, scopes: [read]}]}}", "token name", id="name"),
+        pytest.param("server: {auth: {tokens: [{name: a, token: ' ', scopes: [read]}]}}", "empty", id="blank"),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token: x, scopes: [read]}, {name: a, token: y, scopes: [read]}]}}",
+            "unique",
+            id="duplicate-name",
+        ),
+        pytest.param(
+            "server: {auth: {tokens: [{name: a, token_file: missing, scopes: [read]}]}}", "cannot read", id="no-file"
+        ),
+        pytest.param(
+            "chatops: {approvers: {failover: [token:nobody]}}", "is not a configured credential", id="unknown-approver"
+        ),
+    ],
+)
+def test_token_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
+    _, problems = _problems(tmp_path, text)
+    assert any(message in problem for problem in problems), problems
+
+
+def test_scoped_basic_users_and_password_files(tmp_path: Path) -> None:
+    (tmp_path / "carol.pw").write_text("carol-pw\n")
+    text = """
+    server:
+      auth:
+        users:
+          - {name: carol, password_file: carol.pw, scopes: [read, control]}
+    chatops:
+      approvers: {failover-postgres: [basic:carol]}
+    """
+    auth = _load(tmp_path, text).server.auth
+    assert [(u.name, u.password.get_secret_value() if u.password else None) for u in auth.users] == [
+        ("carol", "carol-pw")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("server: {auth: {users: [{name: c, scopes: [read]}]}}", "exactly one of", id="no-password"),
+        pytest.param(
+            "server: {auth: {users: [{name: c, password: p, scopes: [read]}], basic_users: {c: q}}}",
+            "in both users and basic_users",
+            id="both",
+        ),
+        pytest.param(
+            "server: {auth: {users: [{name: c, password_file: nope, scopes: [read]}]}}", "cannot read", id="no-file"
+        ),
+    ],
+)
+def test_user_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
+    _, problems = _problems(tmp_path, text)
+    assert any(message in problem for problem in problems), problems

@@ -11,9 +11,9 @@ import ipaddress
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autoremedy.config.errors import problems_from_validation
@@ -30,14 +30,78 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ScopeName = Literal["ingest", "read", "control"]
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+class ApiToken(_Section):
+    """A named bearer token with its scopes; its `name` is what the audit log records (as `token:<name>`)."""
+
+    name: str = Field(description="who holds it, recorded in the audit log as `token:<name>` (e.g. ops-cli)")
+    token: SecretStr | None = Field(default=None, description="the token; or token_file, or the env override")
+    token_file: Path | None = Field(default=None, description="a file holding the token (e.g. a mounted Secret)")
+    scopes: list[ScopeName] = Field(
+        min_length=1, description="what it may do: ingest (POST alerts), read (runs, status), control (approve...)"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, name: str) -> str:
+        if not _CREDENTIAL_NAME.match(name):
+            raise ValueError(f"token name {name!r}: 1-64 of letters, digits, `_.@-`, starting with a letter or digit")
+        return name
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_empty(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError("a token must not be empty")
+        return token
+
+
+class ApiUser(_Section):
+    """An HTTP basic-auth user with scopes (a person signing in to the console, say); recorded as `basic:<name>`."""
+
+    name: str = Field(description="the user name, recorded in the audit log as `basic:<name>`")
+    password: SecretStr | None = Field(default=None, description="the password; or password_file, or the env")
+    password_file: Path | None = Field(default=None, description="a file holding the password")
+    scopes: list[ScopeName] = Field(min_length=1, description="what the user may do: ingest, read, control")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, name: str) -> str:
+        if not _CREDENTIAL_NAME.match(name):
+            raise ValueError(f"user name {name!r}: 1-64 of letters, digits, `_.@-`, starting with a letter or digit")
+        return name
+
+    @field_validator("password")
+    @classmethod
+    def _password_not_empty(cls, password: SecretStr | None) -> SecretStr | None:
+        if password is not None and not password.get_secret_value():
+            raise ValueError("a password must not be empty")
+        return password
+
+
 class AuthSettings(_Section):
-    bearer_tokens: list[SecretStr] = Field(default_factory=list, description="accepted `Authorization: Bearer` tokens")
-    basic_users: dict[str, SecretStr] = Field(default_factory=dict, description="HTTP basic auth: user to password")
-    allow_anonymous: bool = Field(default=False, description="serve without credentials on a non-loopback address")
+    bearer_tokens: list[SecretStr] = Field(
+        default_factory=list, description="legacy `Authorization: Bearer` tokens: scopes ingest and read"
+    )
+    basic_users: dict[str, SecretStr] = Field(
+        default_factory=dict, description="legacy HTTP basic auth, user to password: scopes ingest and read"
+    )
+    tokens: list[ApiToken] = Field(
+        default_factory=list, description="named bearer tokens with scopes (ingest, read, control)"
+    )
+    users: list[ApiUser] = Field(default_factory=list, description="HTTP basic-auth users with scopes")
+    allow_anonymous: bool = Field(
+        default=False,
+        description="serve without credentials on a non-loopback address (anonymous callers get ingest and read)",
+    )
+    protect_metrics: bool = Field(default=False, description="GET /metrics needs a credential with the read scope")
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.bearer_tokens or self.basic_users)
+        return bool(self.bearer_tokens or self.basic_users or self.tokens or self.users)
 
     @field_validator("bearer_tokens")
     @classmethod
@@ -52,6 +116,37 @@ class AuthSettings(_Section):
         if any(not user.strip() or not password.get_secret_value() for user, password in users.items()):
             raise ValueError("a basic auth user needs a name and a non-empty password")
         return users
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_names_unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        names = [token.name for token in tokens]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"token names must be unique: {', '.join(duplicates)} appear more than once")
+        for token in tokens:
+            if (token.token is None) == (token.token_file is None):
+                raise ValueError(f"token {token.name!r}: set exactly one of token and token_file")
+        return tokens
+
+    @field_validator("users")
+    @classmethod
+    def _user_names_unique(cls, users: list[ApiUser]) -> list[ApiUser]:
+        names = [user.name for user in users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"user names must be unique: {', '.join(duplicates)} appear more than once")
+        for user in users:
+            if (user.password is None) == (user.password_file is None):
+                raise ValueError(f"user {user.name!r}: set exactly one of password and password_file")
+        return users
+
+    @model_validator(mode="after")
+    def _one_user_one_entry(self) -> AuthSettings:
+        both = sorted({user.name for user in self.users} & set(self.basic_users))
+        if both:
+            raise ValueError(f"{', '.join(both)}: in both users and basic_users; keep one (users has scopes)")
+        return self
 
 
 class ServerSettings(_Section):
@@ -167,6 +262,7 @@ class EscalationSettings(_Section):
 
 
 ChatRole = Literal["viewer", "operator", "approver", "admin"]
+_API_PRINCIPALS = ("token:", "basic:")
 _SLACK_ID = re.compile(r"^[UWCG][A-Z0-9]{2,}$")
 
 
@@ -207,7 +303,8 @@ class ChatopsSettings(_Section):
     )
     approvers: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="playbook to the users/channels who alone may approve or deny its runs (with the approver role)",
+        description="playbook to who alone may approve or deny its runs, on every path: Slack user ids (U...) or "
+        "channel ids (C...), API credentials as token:<name> or basic:<user>",
     )
 
     @field_validator("roles")
@@ -222,7 +319,11 @@ class ChatopsSettings(_Section):
         for playbook, ids in approvers.items():
             if not ids:
                 raise ValueError(f"chatops.approvers.{playbook}: name at least one user or channel")
-            _check_slack_ids(ids, f"chatops.approvers.{playbook}")
+            slack_ids = [i.removeprefix("slack:") for i in ids if not i.startswith(_API_PRINCIPALS)]
+            _check_slack_ids(slack_ids, f"chatops.approvers.{playbook}")
+            for api_id in (i for i in ids if i.startswith(_API_PRINCIPALS)):
+                if not _CREDENTIAL_NAME.match(api_id.partition(":")[2]):
+                    raise ValueError(f"chatops.approvers.{playbook}: {api_id!r} names no credential")
         return approvers
 
 
@@ -274,8 +375,8 @@ class Settings(BaseSettings):
             return None
         return (
             f"server.listen {self.server.listen!r} is not a loopback address and server.auth has no "
-            "bearer_tokens or basic_users: refusing anonymous webhooks (set server.auth.allow_anonymous: true "
-            "to accept that)"
+            "tokens, users, bearer_tokens or basic_users: refusing anonymous webhooks (set "
+            "server.auth.allow_anonymous: true to accept that)"
         )
 
     @property
@@ -303,6 +404,11 @@ def load_settings(path: Path | None) -> Settings:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("server", "listen")), problem)])
     settings = _read_secret_files(settings, path.parent if path is not None else Path.cwd(), loaded)
     settings = _read_chatops_secret(settings, path.parent if path is not None else Path.cwd(), loaded)
+    settings = _read_token_files(settings, path.parent if path is not None else Path.cwd(), loaded)
+    approver_problems = _approver_problems(settings)
+    if approver_problems:
+        line = loaded.line_of(("chatops", "approvers"))
+        raise FileProblems([Problem(loaded.file, line, problem) for problem in approver_problems])
     chatops_problem = _chatops_problem(settings)
     if chatops_problem:
         raise FileProblems([Problem(loaded.file, loaded.line_of(("chatops",)), chatops_problem)])
@@ -379,6 +485,49 @@ def _read_chatops_secret(settings: Settings, base: Path, loaded: LoadedYaml) -> 
             raise FileProblems([Problem(loaded.file, line, f"chatops.slack.{key}_file: cannot read: {exc}")]) from exc
         slack = slack.model_copy(update={key: SecretStr(secret)})
     return settings.model_copy(update={"chatops": settings.chatops.model_copy(update={"slack": slack})})
+
+
+def _read_token_files(settings: Settings, base: Path, loaded: LoadedYaml) -> Settings:
+    """`server.auth.tokens[].token_file` and `users[].password_file`: each secret read from its file."""
+    auth = settings.server.auth
+    tokens = [_with_secret_from_file(t, ("tokens", i, "token"), base, loaded) for i, t in enumerate(auth.tokens)]
+    users = [_with_secret_from_file(u, ("users", i, "password"), base, loaded) for i, u in enumerate(auth.users)]
+    server = settings.server.model_copy(update={"auth": auth.model_copy(update={"tokens": tokens, "users": users})})
+    return settings.model_copy(update={"server": server})
+
+
+_Credential = TypeVar("_Credential", ApiToken, ApiUser)
+
+
+def _with_secret_from_file(
+    credential: _Credential, where: tuple[str, int, str], base: Path, loaded: LoadedYaml
+) -> _Credential:
+    section, index, key = where
+    file = getattr(credential, f"{key}_file")
+    if file is None:
+        return credential
+    line = loaded.line_of(("server", "auth", section, index, f"{key}_file"))
+    try:
+        secret = (base / file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        path = f"server.auth.{section}.{index}.{key}_file"
+        raise FileProblems([Problem(loaded.file, line, f"{path}: cannot read: {exc}")]) from exc
+    if not secret:
+        raise FileProblems([Problem(loaded.file, line, f"{credential.name!r}: its {key}_file is empty")])
+    return credential.model_copy(update={key: SecretStr(secret)})
+
+
+def _approver_problems(settings: Settings) -> list[str]:
+    """An approver naming a credential that does not exist is a typo that would lock everyone out."""
+    auth = settings.server.auth
+    known = {f"token:{token.name}" for token in auth.tokens} | {f"basic:{user}" for user in auth.basic_users}
+    known |= {f"basic:{user.name}" for user in auth.users}
+    return [
+        f"chatops.approvers.{playbook}: {approver!r} is not a configured credential (server.auth.tokens or basic_users)"
+        for playbook, approvers in settings.chatops.approvers.items()
+        for approver in approvers
+        if approver.startswith(_API_PRINCIPALS) and approver not in known
+    ]
 
 
 def _chatops_problem(settings: Settings) -> str | None:

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from autoremedy.config.settings import Settings
+from autoremedy.control.credentials import Principal
+from autoremedy.control.service import ControlService
 from autoremedy.models.runs import Run
 from autoremedy.observability import Metrics
 from autoremedy.store.base import Store
@@ -29,12 +31,14 @@ class Services:
     """Stored alert events waiting to be decided, as this instance last knew it."""
     instance: str
     """This daemon's identity in the store (the owner of the runs it executes)."""
+    control: ControlService
+    """Approve, deny, pause, resume, breaker, status: the one implementation every transport calls."""
     match_rules: Callable[[Mapping[str, str]], list[str]] = lambda labels: []
     """The names of the rules a firing alert with these labels would go to (for manual runs from chat)."""
 
 
 SERVICES = web.AppKey("services", Services)
-PRINCIPAL = web.RequestKey("principal", str)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:

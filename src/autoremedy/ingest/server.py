@@ -1,4 +1,4 @@
-"""HTTP: the Alertmanager webhook, the runs API, Slack chatops (ingest/slack.py), health and metrics.
+"""HTTP: the Alertmanager webhook, the runs API, Slack chatops (chatops/slack_http.py), health and metrics.
 
 The webhook handler only authenticates, validates and stores; matching and everything after happen in the worker.
 Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the field, our own failure a 503.
@@ -12,10 +12,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from autoremedy.ingest.auth import identify
+from autoremedy.chatops.context import ChatServices
+from autoremedy.chatops.slack_http import install as install_slack
+from autoremedy.control.credentials import Scope, authenticate
+from autoremedy.ingest import control
 from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
-from autoremedy.ingest.control import control_routes
-from autoremedy.ingest.slack import install as install_slack
 from autoremedy.models.events import events_from_payload
 from autoremedy.models.runs import RunStatus
 from autoremedy.models.webhook import WebhookPayload
@@ -34,16 +35,39 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=services.settings.server.max_body_bytes, middlewares=[_errors])
     app[SERVICES] = services
-    app.router.add_post("/api/v1/alerts", _authenticated(receive_alerts))
-    app.router.add_get("/api/v1/runs", _authenticated(list_runs))
-    app.router.add_get("/api/v1/runs/{run_id}", _authenticated(get_run))
-    for method, path, handler in control_routes():
-        app.router.add_route(method, path, _authenticated(handler))
-    install_slack(app, services)  # signed by Slack, not the API's credentials
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    for method, path, handler, scope in api_routes(protect_metrics=services.settings.server.auth.protect_metrics):
+        app.router.add_route(method, path, handler if scope is None else _authenticated(handler, scope))
+    install_slack(app, chat_services(services))  # signed by Slack, not the API's credentials
     return app
+
+
+def api_routes(*, protect_metrics: bool = False) -> list[tuple[str, str, Handler, Scope | None]]:
+    """Every route with the scope its caller needs (None: open to anyone)."""
+    return [
+        ("POST", "/api/v1/alerts", receive_alerts, Scope.INGEST),
+        ("GET", "/api/v1/runs", list_runs, Scope.READ),
+        ("GET", "/api/v1/runs/{run_id}", get_run, Scope.READ),
+        ("GET", "/api/v1/status", control.status, Scope.READ),
+        ("POST", "/api/v1/runs/{run_id}/approve", control.approve, Scope.CONTROL),
+        ("POST", "/api/v1/runs/{run_id}/deny", control.deny, Scope.CONTROL),
+        ("POST", "/api/v1/pause", control.pause, Scope.CONTROL),
+        ("POST", "/api/v1/resume", control.resume, Scope.CONTROL),
+        ("POST", "/api/v1/breaker/close", control.close_breaker, Scope.CONTROL),
+        ("GET", "/healthz", healthz, None),
+        ("GET", "/readyz", readyz, None),
+        ("GET", "/metrics", metrics, Scope.READ if protect_metrics else None),
+    ]
+
+
+def chat_services(services: Services) -> ChatServices:
+    return ChatServices(
+        settings=services.settings,
+        store=services.store,
+        control=services.control,
+        committer=services.committer,
+        metrics=services.metrics,
+        match_rules=services.match_rules,
+    )
 
 
 @web.middleware
@@ -63,13 +87,15 @@ def _unavailable(message: str = "store unavailable, retry later") -> web.Respons
     return response
 
 
-def _authenticated(handler: Handler) -> Handler:
+def _authenticated(handler: Handler, scope: Scope) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        principal = identify(request.headers.get("Authorization"), request.app[SERVICES].settings.server.auth)
+        principal = authenticate(request.headers.get("Authorization"), request.app[SERVICES].settings.server.auth)
         if principal is None:
             response = error_response(401, "missing or invalid credentials")
             response.headers["WWW-Authenticate"] = 'Bearer realm="autoremedy"'
             return response
+        if not principal.has(scope):
+            return error_response(403, f"this credential ({principal.name}) lacks the scope `{scope}`", scope=scope)
         request[PRINCIPAL] = principal
         return await handler(request)
 

@@ -1,7 +1,7 @@
 """Slack: a Block Kit message per trigger (chat.postMessage), the resolve as a reply in its thread.
 
 A run awaiting approval gets Approve and Deny buttons (value: the run id); pressing one reaches chatops
-(ingest/slack.py), which replaces the buttons with who decided and when (`decided_blocks`, chat.update).
+(chatops/slack_http.py), which replaces the buttons with who decided and when (`decided_blocks`, chat.update).
 """
 
 from __future__ import annotations

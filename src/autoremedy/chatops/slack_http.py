@@ -1,13 +1,15 @@
 """Slack over HTTP: the `/autoremedy` slash command (`POST /slack/commands`) and the Approve/Deny buttons
 (`POST /slack/interactions`).
 
-Every request is checked before anything else: a form body (application/x-www-form-urlencoded, else 415), Slack's
-v0 HMAC signature over the raw body with the signing secret (slack-sdk's SignatureVerifier), a timestamp within 5
-minutes, and a signature never seen before (remembered in the store, so a replay is refused by every replica).
-Anything else is 401. Commands are quick store calls and answer inline, well within Slack's 3 seconds.
+Every request is checked before anything else: a form body (application/x-www-form-urlencoded, else 415), a UTF-8
+body, a timestamp of ASCII digits within 5 minutes, Slack's v0 HMAC signature over the raw bytes with the signing
+secret (computed here and compared in constant time: slack-sdk's verifier decodes the body and raises on what is
+not UTF-8), and a signature never seen before (remembered in the store, so a replay is refused by every replica).
+Anything else is 401, whatever bytes arrive. Commands are quick store calls and answer inline, well within Slack's
+3 seconds.
 
-With `chatops.slack.app_token`, Socket Mode (ingest/socketmode.py) carries the same payloads to the same
-`slash_command` and `block_actions` instead, and these endpoints are not served.
+With `chatops.slack.app_token`, Socket Mode (socketmode.py) carries the same payloads to the same `slash_command`
+and `block_actions` instead, and these endpoints are not served.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
 
-from autoremedy.ingest.chatops import Answer, Caller, Chatops, secrets_of
-from autoremedy.ingest.common import Services, error_response
-from autoremedy.ingest.socketmode import SocketMode
+from autoremedy.chatops.commands import Chatops
+from autoremedy.chatops.context import Answer, Caller, ChatServices
+from autoremedy.chatops.signature import signature_refusal
+from autoremedy.chatops.socketmode import SocketMode
+from autoremedy.chatops.text import secrets_of
 from autoremedy.notify.render import scrub
 from autoremedy.notify.slack import APPROVE_ACTION, DENY_ACTION, SlackChannel, decided_blocks
 from autoremedy.observability import get_logger
@@ -38,7 +41,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 COMMANDS_PATH: Final = "/slack/commands"
 INTERACTIONS_PATH: Final = "/slack/interactions"
 FORM: Final = "application/x-www-form-urlencoded"
-MAX_AGE_SECONDS: Final = 5 * 60
 REPLAY_MEMORY: Final = timedelta(minutes=10)
 """Signatures are remembered longer than a timestamp stays acceptable (both ways: clocks drift)."""
 OUTBOUND_TIMEOUT: Final = 2.0
@@ -49,7 +51,7 @@ BUTTONS: Final = {APPROVE_ACTION: "approve", DENY_ACTION: "deny"}
 class SlackChatops:
     """What the Slack handlers share: the signature check, the commands, and a client for chat.update."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: ChatServices) -> None:
         chatops = services.settings.chatops.slack
         slack = services.settings.notify.slack
         if chatops is None or slack is None:
@@ -57,7 +59,8 @@ class SlackChatops:
         self.services = services
         self.chatops = Chatops(services)
         secret = chatops.signing_secret
-        self._verifier = SignatureVerifier(secret.get_secret_value()) if secret is not None else None
+        self._signing_secret = secret.get_secret_value().encode() if secret is not None else None
+        self.secrets = secrets_of(services.settings)
         self._slack = SlackChannel(slack, OUTBOUND_TIMEOUT)
         self._http: aiohttp.ClientSession | None = None
 
@@ -71,24 +74,22 @@ class SlackChatops:
         if request.content_type != FORM:
             return error_response(415, f"content type must be {FORM}")
         body = await request.read()
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return error_response(401, "body is not UTF-8: not a request from Slack")
         refusal = await self._refusal(
             body, request.headers.get("X-Slack-Request-Timestamp", ""), request.headers.get("X-Slack-Signature", "")
         )
         if refusal is not None:
             return error_response(401, refusal)
-        try:
-            fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError:
-            return error_response(400, "body is not UTF-8")
+        fields = parse_qs(text, keep_blank_values=True)
         return {key: values[0] for key, values in fields.items()}
 
     async def _refusal(self, body: bytes, timestamp: str, signature: str) -> str | None:
-        if not timestamp.isdigit() or not signature:
-            return "missing or invalid Slack signature headers"
-        if abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
-            return "stale request: timestamp more than 5 minutes away"
-        if self._verifier is None or not self._verifier.is_valid(body, timestamp, signature):
-            return "invalid Slack signature"
+        refusal = signature_refusal(self._signing_secret, body, timestamp, signature, now=time.time())
+        if refusal is not None:
+            return refusal
         # Only a genuine signature is remembered: forged requests cannot fill the table.
         if not await self.services.store.remember_request(signature, now=_now(), keep=REPLAY_MEMORY):
             return "replayed request"
@@ -98,7 +99,7 @@ class SlackChatops:
         try:
             await self._slack.update(channel, ts, blocks, text)
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            error = scrub(str(exc), self.chatops_secrets)
+            error = scrub(str(exc), self.secrets)
             await log.awarning("chat.update failed", channel=channel, ts=ts, error=error)
 
     async def respond(self, response_url: str, answer: Answer) -> None:
@@ -112,11 +113,7 @@ class SlackChatops:
             async with self._http.post(response_url, json=body) as response:
                 await response.read()
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            await log.awarning("response_url failed", error=scrub(str(exc), self.chatops_secrets))
-
-    @property
-    def chatops_secrets(self) -> tuple[str, ...]:
-        return secrets_of(self.services.settings)
+            await log.awarning("response_url failed", error=scrub(str(exc), self.secrets))
 
 
 SLACK = web.AppKey("slack_chatops", SlackChatops)
@@ -126,7 +123,7 @@ def slack_routes() -> list[tuple[str, str, Handler]]:
     return [("POST", COMMANDS_PATH, commands), ("POST", INTERACTIONS_PATH, interactions)]
 
 
-def install(app: web.Application, services: Services) -> None:
+def install(app: web.Application, services: ChatServices) -> None:
     """Serve the Slack endpoints when chatops.slack is configured; with an app token, run Socket Mode instead."""
     settings = services.settings.chatops.slack
     if settings is None:
@@ -173,12 +170,13 @@ def socket_mode_of(slack: SlackChatops, app_token: SecretStr) -> SocketMode:
         on_command=on_command,
         on_interaction=on_interaction,
         remember=remember,
+        on_failure=slack.services.metrics.chatops_failures.labels("socket_mode").inc,
     )
 
 
 async def slash_command(slack: SlackChatops, fields: Mapping[str, Any]) -> dict[str, str] | None:
     """A slash command's answer (`response_type`, `text`), whatever carried it; None without a user."""
-    caller = Caller(str(fields.get("user_id", "")), str(fields.get("channel_id", "")), str(fields.get("user_name", "")))
+    caller = Caller.of(fields.get("user_id"), fields.get("channel_id"), fields.get("user_name"))
     if not caller.user:
         return None
     answer = await slack.chatops.command(caller, str(fields.get("text", "")))
@@ -195,7 +193,7 @@ async def block_actions(slack: SlackChatops, payload: dict[str, Any]) -> None:
     verb = BUTTONS.get(str(action.get("action_id", "")))
     user, container, message = _object(payload, "user"), _object(payload, "container"), _object(payload, "message")
     channel = str(container.get("channel_id") or _object(payload, "channel").get("id") or "")
-    caller = Caller(str(user.get("id", "")), channel, str(user.get("username") or user.get("name") or ""))
+    caller = Caller.of(user.get("id"), channel, user.get("username") or user.get("name"))
     if verb is None or not caller.user:
         return
     answer = await slack.chatops.button(caller, verb, str(action.get("value", "")))
@@ -227,11 +225,15 @@ async def interactions(request: web.Request) -> web.Response:
         return fields
     try:
         payload = json.loads(fields.get("payload", ""))
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; nesting too deep a RecursionError
         return error_response(400, "payload must be JSON")
     if isinstance(payload, dict):
         await block_actions(slack, payload)
     return web.Response(status=200)  # Slack only needs the acknowledgement
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
 
 
 def _object(payload: dict[str, Any], key: str) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""Answers in Slack mrkdwn: help, runs, an alert's story, the status; and what answers are scrubbed of."""
+
+from __future__ import annotations
+
+from autoremedy.chatops.rights import COMMANDS
+from autoremedy.config.settings import Settings
+from autoremedy.control.service import StatusReport
+from autoremedy.models.runs import Run
+from autoremedy.notify.render import ellipsize, one_line, slack_escape
+from autoremedy.store.base import AuditRecord
+
+
+def help_text() -> str:
+    lines = ["*/autoremedy* commands:"]
+    for command in COMMANDS.values():
+        needs = f" _(role: {command.role})_" if command.role else ""
+        lines.append(f"• `{command.usage}` — {command.does}{needs}")
+    return "\n".join(lines)
+
+
+def status_text(status: StatusReport) -> str:
+    runs = ", ".join(f"{state} {count}" for state, count in sorted(status.runs.items())) or "none"
+    breaker = "*open*" if status.breaker.open else "closed"
+    paused = (
+        "; ".join(f"`{p.scope}` by {p.by}" + (f" ({p.reason})" if p.reason else "") for p in status.paused) or "nothing"
+    )
+    return slack_escape(
+        f"Queue: {status.queue_depth} alerts waiting\nRuns: {runs}\nBreaker: {breaker}\nPaused: {paused}"
+    )
+
+
+def run_line(run: Run) -> str:
+    when = run.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
+    guard = f" ({slack_escape(run.guardrail)})" if run.guardrail != "allowed" else ""
+    return (
+        f"`{run.id}` *{run.status.value}*{guard} · rule {slack_escape(run.rule)} · "
+        f"playbook {slack_escape(run.playbook)} · {slack_escape(run.target)} · {when}"
+    )
+
+
+def run_detail(run: Run) -> str:
+    lines = [
+        run_line(run),
+        f"reason: {slack_escape(one_line(run.reason))}",
+        f"fingerprint `{slack_escape(run.fingerprint)}` · alert {run.alert_status}"
+        + (" · dry run" if run.dry_run else ""),
+    ]
+    lines += [
+        f"{step.index + 1}. {slack_escape(step.name or step.action)} ({slack_escape(step.action)}): "
+        f"{step.outcome.value}" + (f" — {slack_escape(one_line(step.error))}" if step.error else "")
+        for step in run.steps
+    ]
+    return "\n".join(lines)
+
+
+def explain_line(entry: AuditRecord) -> str:
+    when = entry.at.strftime("%Y-%m-%d %H:%M:%SZ")
+    said = slack_escape(ellipsize(one_line(entry.message), 300))
+    data = entry.data
+    if entry.kind.startswith("verdict_"):
+        decision = str(data.get("decision", "?"))
+        return (
+            f"• {when} rule `{slack_escape(str(data.get('rule')))}` matched → playbook "
+            f"`{slack_escape(str(data.get('playbook')))}` on `{slack_escape(str(data.get('target')))}`: guardrail "
+            f"*{slack_escape(str(data.get('guardrail')))}* ({slack_escape(decision)}) — {said}"
+        )
+    run = f" run `{slack_escape(entry.run_id)}`" if entry.run_id else ""
+    return f"• {when} {slack_escape(entry.kind)}{run} by {slack_escape(entry.actor)}: {said}"
+
+
+def plain(mrkdwn: str) -> str:
+    """An answer as the audit log keeps it: without Slack's escaping."""
+    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def secrets_of(settings: Settings) -> tuple[str, ...]:
+    """Every secret value in the settings, to scrub from answers should one ever be echoed."""
+    auth = settings.server.auth
+    found = [token.get_secret_value() for token in auth.bearer_tokens]
+    found += [password.get_secret_value() for password in auth.basic_users.values()]
+    found += [token.token.get_secret_value() for token in auth.tokens if token.token is not None]
+    found += [user.password.get_secret_value() for user in auth.users if user.password is not None]
+    notify = settings.notify
+    for secret in (
+        notify.slack.token if notify.slack else None,
+        notify.pagerduty.routing_key if notify.pagerduty else None,
+        notify.opsgenie.api_key if notify.opsgenie else None,
+        settings.chatops.slack.signing_secret if settings.chatops.slack else None,
+        settings.chatops.slack.app_token if settings.chatops.slack else None,
+    ):
+        if secret is not None:
+            found.append(secret.get_secret_value())
+    return tuple(secret for secret in found if secret)
