@@ -154,6 +154,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ruleset = load_rules(settings, default_registry(settings))
+    for warning in ruleset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.playbooks)} playbooks")
     return 0
 
