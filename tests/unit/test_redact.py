@@ -245,11 +245,21 @@ def registered() -> Iterator[None]:
         pytest.param("pw=hunter2! in a dsn", f"pw={REDACTED} in a dsn", id="password"),
         pytest.param("abc is too short to mask", "abc is too short to mask", id="short-secret-not-masked"),
         pytest.param("http://h/p/hunter2!/x", f"http://h/p/{REDACTED}/x", id="inside-a-url-path"),
+        pytest.param(
+            "http://h/hunter2!/x?token=t&a=b",
+            f"http://h/{REDACTED}/x?token={REDACTED}&a={REDACTED}",
+            id="path-and-query",
+        ),
     ],
 )
 def test_registered_secrets_are_masked_literally(text: str, expected: str) -> None:
     assert redact_text(text) == expected
     assert redact({"note": text}) == {"note": expected}
+
+
+def test_redacting_twice_changes_nothing() -> None:
+    once = redact_text("GET http://u:p@h/a/Zk3J9xQ2mN7pL4vR8sT1/b?token=t#f failed")
+    assert redact_text(once) == once == f"GET http://{REDACTED}@h/a/{REDACTED}/b?token={REDACTED}#f failed"
 
 
 def test_redact_url_keeps_a_link_query() -> None:

@@ -31,7 +31,8 @@ _SECRET_PART = re.compile(
 _SECRET_WORDS: Final = frozenset({"key", "auth", "dsn", "pwd", "sig", "pass", "apikey"})
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
-_URL = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>[^\s<>\"'`|]+)")
+# A marker already in a URL (from an earlier pass) is part of it, so the rest of the URL is still masked.
+_URL = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>(?:<redacted>|[^\s<>\"'`|])+)")
 # `Authorization: Bearer x` echoed in an error; the credential must look like one (a digit, or long), so that
 # "Basic information" stays readable.
 _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Token|GenieKey|bearer)\s+(?=[^\s]*\d|[^\s]{16})[A-Za-z0-9._~+/=-]{6,}")
@@ -78,11 +79,11 @@ def _masked(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """Free text with configured secrets, URL credentials and query values, opaque path segments and
     `Authorization`-style credentials masked."""
+    if "://" in text:
+        text = _URL.sub(lambda match: redact_url(match.group(0)), text)
     for secret in _registered:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if "://" in text:
-        text = _URL.sub(lambda match: redact_url(match.group(0)), text)
     return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
 
 
