@@ -74,7 +74,12 @@ def promql_warnings(
         for line_offset, expr, inside in unquoted_alert_values(source):
             line = loaded.line_of((*where, "with", key)) + line_offset
             label = ".".join(str(part) for part in (*where, "with", key))
-            if inside:
+            if inside == "'":
+                message = (
+                    f"{label}: {{{{{expr}}}}} sits in a '...' string, where a value holding a double quote makes the "
+                    'query fail: use "..." instead'
+                )
+            elif inside:
                 message = f"{label}: {{{{{expr}}}}} is quoted twice (by the filter and by the quotes around it)"
             else:
                 message = (
@@ -85,10 +90,10 @@ def promql_warnings(
     return found
 
 
-def unquoted_alert_values(source: str) -> Iterator[tuple[int, str, bool]]:
-    """(line offset, expression, inside quotes) of each `{{ ... }}` using alert/params data outside a PromQL
-    string literal unless piped into promql_str/promql_re (which quote it), or inside one and piped (quoted twice).
-    A backtick string is raw: not safe."""
+def unquoted_alert_values(source: str) -> Iterator[tuple[int, str, str]]:
+    """(line offset, expression, the quote it sits in or "") of each `{{ ... }}` using alert/params data outside
+    a PromQL string literal unless piped into promql_str/promql_re (which quote it), inside one and piped (quoted
+    twice), or inside '...' (Go has no \\" there). A backtick string is raw: not safe."""
     quote: str | None = None
     position = 0
     for tag in _TAG.finditer(source):
@@ -98,9 +103,9 @@ def unquoted_alert_values(source: str) -> Iterator[tuple[int, str, bool]]:
         if expr is None or not _ALERT_DATA.search(expr):
             continue
         quoted_by_filter = _QUOTING_FILTER.search(expr.strip()) is not None
-        inside = quote in ('"', "'")
-        if inside == quoted_by_filter:  # outside quotes unfiltered, or quoted twice
-            yield source.count("\n", 0, tag.start()), expr, inside
+        quoted = quote in ('"', "'")
+        if quoted == quoted_by_filter or quote == "'":  # unquoted and unfiltered, quoted twice, or in '...'
+            yield source.count("\n", 0, tag.start()), expr, quote or ""
 
 
 def _quote_after(text: str, quote: str | None) -> str | None:
