@@ -85,7 +85,7 @@ SSRF = [
     pytest.param(
         "http://127.0.0.1{{{{ alert.labels.port }}}}/hook",
         {"port": ":{other_port}"},
-        "is not 127.0.0.1, the host the playbook writes",
+        "matches no http.allowed_hosts",
         id="label-adds-port",
     ),
     pytest.param("http://169.254.169.254/latest/meta-data/", {}, "link-local or cloud metadata", id="metadata-literal"),

@@ -34,15 +34,22 @@ class UrlPolicy:
 def literal_authority(template: str) -> str | None:
     """The `host[:port]` a URL template writes literally before its first tag, or None when a tag builds it.
 
-    `https://api.example.com/{{ path }}` and `https://api.example.com{{ path }}` -> `api.example.com` (in the
-    second the rendered authority must still be exactly that: a label cannot extend it); `{{ params.url }}` and
-    `https://{{ host }}/x` -> None."""
+    `https://api.example.com/{{ path }}` -> `api.example.com`; `https://api.example.com{{ path }}` ->
+    `api.example.com` too, but unfinished (see `_written_authority`); `{{ params.url }}` and `https://{{ h }}/x`
+    -> None."""
+    return _written_authority(template)[0]
+
+
+def _written_authority(template: str) -> tuple[str | None, bool]:
+    """(the literal authority, whether the template finishes it before any tag)."""
     tag = _TAG.search(template)
     prefix = template[: tag.start()] if tag else template
     if "://" not in prefix:
-        return None
-    authority = re.split(r"[/?#]", prefix.split("://", 1)[1], maxsplit=1)[0]
-    return authority.rpartition("@")[2].lower() or None
+        return None, False
+    after = prefix.split("://", 1)[1]
+    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    finished = tag is None or len(authority) < len(after)
+    return authority.rpartition("@")[2].lower() or None, finished
 
 
 def is_link_local(address: str) -> bool:
@@ -73,12 +80,15 @@ def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
 
 
 def _host_refusal(template: str, host: str, port: int | None, *, bracketed: bool, policy: UrlPolicy) -> str | None:
-    literal = literal_authority(template)
+    """A finished literal authority must be rendered as written. One a tag follows directly
+    (`https://api.example.com{{ path }}`) may be as written, or else the host was built: then, as for a host
+    written by a tag, it must match http.allowed_hosts."""
+    literal, finished = _written_authority(template)
     shown = f"[{host}]" if bracketed else host  # an IPv6 literal keeps its brackets in the written authority
     authority = shown if port is None else f"{shown}:{port}"
-    if literal is not None:
-        if authority == literal:
-            return None
+    if literal is not None and authority == literal:
+        return None
+    if literal is not None and finished:
         return f"url host {authority} is not {literal}, the host the playbook writes: refused"
     if any(fnmatchcase(host, pattern.lower()) for pattern in policy.allowed_hosts):
         return None
