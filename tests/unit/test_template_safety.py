@@ -46,6 +46,12 @@ def test_promql_filters() -> None:
 QUERY_CASES = [
     pytest.param('up{job="{{ alert.labels.job }}"}', 'up{job="x\\"} or vector(1) #"}', id="escaped-in-quotes"),
     pytest.param("up{job={{ alert.labels.job | promql_str }}}", 'up{job="x\\"} or vector(1) #"}', id="promql_str"),
+    pytest.param('up{job="{{ alert.labels.job | safe }}"}', 'up{job="x\\"} or vector(1) #"}', id="safe-no-bypass"),
+    pytest.param(
+        'up{job="{{ alert.labels.job | promql_str | upper }}"}',
+        'up{job="\\"X\\\\\\"} OR VECTOR(1) #\\""}',
+        id="re-escaped",
+    ),
     pytest.param("up > {{ params.threshold }}", "up > 5", id="a-number-is-not-quoted"),
     pytest.param("up{% if true %} == 1{% endif %}", "up == 1", id="template-text-kept"),
 ]
