@@ -89,26 +89,25 @@ def notification(about: About, *, thread_reference: str | None = None) -> Notifi
         v for v in (about.labels.get("namespace"), about.labels.get("app") or about.labels.get("job")) if v
     )
     title = f"[autoremedy] {_TITLES.get(about.trigger, about.trigger)}: {alert}" + (f" ({where})" if where else "")
-    return redact_notification(  # the one place every channel's message is built: redact it here
-        Notification(
-            kind=kind,
-            dedup_key=dedup_key(about.fingerprint, about.rule),
-            title=title,
-            summary=_summary(about),
-            severity=severity_of(about.labels),
-            trigger=about.trigger,
-            fingerprint=about.fingerprint,
-            rule=about.rule,
-            run_id=about.run.id if about.run else None,
-            alert_status=about.alert_status,
-            labels=dict(about.labels),
-            annotations=dict(about.annotations),
-            generator_url=about.generator_url,
-            runbook_url=about.annotations.get("runbook_url", ""),
-            steps=_steps(about.run),
-            thread_reference=thread_reference,
-        )
+    built = Notification(
+        kind=kind,
+        dedup_key=dedup_key(about.fingerprint, about.rule),
+        title=title,
+        summary=_summary(about),
+        severity=severity_of(about.labels),
+        trigger=about.trigger,
+        fingerprint=about.fingerprint,
+        rule=about.rule,
+        run_id=about.run.id if about.run else None,
+        alert_status=about.alert_status,
+        labels=dict(about.labels),
+        annotations=dict(about.annotations),
+        generator_url=about.generator_url,
+        runbook_url=about.annotations.get("runbook_url", ""),
+        steps=_steps(about.run),
+        thread_reference=thread_reference,
     )
+    return redact_notification(built)  # the one place every channel's message is built: redact it here
 
 
 def _summary(about: About) -> str:
