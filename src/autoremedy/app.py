@@ -13,11 +13,13 @@ from aiohttp import web
 from autoremedy.actions.base import ActionRegistry
 from autoremedy.actions.registry import default_registry
 from autoremedy.config.ruleset import load_ruleset
+from autoremedy.config.secrets import configured_secrets, templating_for
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.control.service import ControlService
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
+from autoremedy.decide.redact import register_secrets
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.ingest.common import Services
@@ -52,12 +54,15 @@ def open_store(settings: Settings) -> SqlStore:
 
 
 def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
-    return load_ruleset(settings.rules_dir, settings.playbooks_dir, actions=registry.input_models())
+    return load_ruleset(
+        settings.rules_dir, settings.playbooks_dir, actions=registry.input_models(), templating=templating_for(settings)
+    )
 
 
 class Daemon:
     def __init__(self, settings: Settings, *, registry: ActionRegistry | None = None) -> None:
         self.settings = settings
+        register_secrets(configured_secrets(settings))  # masked literally in every record, log and message
         self.registry = registry or default_registry(settings)
         self.metrics = Metrics()
         self.store = open_store(settings)
@@ -146,6 +151,8 @@ class Daemon:
         await self._runner.setup()
         host, port = self.settings.server.host_port
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+        for warning in self.ruleset.warnings:
+            await log.awarning("playbook warning", warning=warning)
         await log.ainfo(
             "serving",
             listen=self.settings.server.listen,

@@ -18,10 +18,11 @@ from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
 from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
 from autoremedy.config.schema import PLAYBOOK_SCHEMA, RULES_SCHEMA, playbook_schema, rules_schema
+from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import ScopeName, Settings, load_settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.planning import decide, matching_rules
-from autoremedy.decide.redact import redact
+from autoremedy.decide.redact import redact, register_secrets
 from autoremedy.models.events import events_from_payload
 from autoremedy.models.webhook import Alert, WebhookPayload
 from autoremedy.observability import configure_logging
@@ -141,7 +142,9 @@ def _settings(args: argparse.Namespace) -> Settings:
     path = _config_path(args)
     if path is not None and not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    return load_settings(path)
+    settings = load_settings(path)
+    register_secrets(configured_secrets(settings))  # `simulate` prints rendered plans: mask them there too
+    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -154,6 +157,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ruleset = load_rules(settings, default_registry(settings))
+    for warning in ruleset.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"ok: {len(ruleset.rules)} rules, {len(ruleset.playbooks)} playbooks")
     return 0
 

@@ -8,6 +8,8 @@ import sys
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from autoremedy.decide.redact import redact
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -22,12 +24,21 @@ def configure_logging(*, level: str = "info", fmt: str = "json") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,  # after the traceback is text: an exception message can quote a URL with a token
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def redact_event(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Every log line through the one redaction (decide/redact.py): secret keys, URLs, configured secrets."""
+    redacted: structlog.typing.EventDict = redact(dict(event_dict))
+    return redacted
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -26,6 +26,8 @@ class _LocalServer:
     def __init__(self) -> None:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self.host = "127.0.0.1"
+        """Another loopback address (127.0.0.2) stands for a second host, e.g. one an attacker aims at."""
 
     def _build_app(self) -> web.Application:
         raise NotImplementedError
@@ -35,7 +37,7 @@ class _LocalServer:
             raise RuntimeError(f"{type(self).__name__} already started")
         runner = web.AppRunner(self._build_app(), access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, self.host, 0)
         await site.start()
         self._runner = runner
         self._port = int(runner.addresses[0][1])
@@ -55,7 +57,7 @@ class _LocalServer:
     @property
     def host_port(self) -> str:
         """``127.0.0.1:PORT`` - the form Prometheus ``static_configs`` targets use."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -96,6 +98,7 @@ class _Response:
     status: int
     body: str
     content_type: str
+    headers: Mapping[str, str] | None = None
 
 
 class RecordingReceiver(_LocalServer):
@@ -104,20 +107,26 @@ class RecordingReceiver(_LocalServer):
     The answer is 200 ``{"status": "ok"}`` unless ``set_response(path, status, ...)`` says otherwise.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         super().__init__()
+        self.host = host
         self.requests: list[RecordedRequest] = []
         self._responses: dict[str, _Response] = {}
 
     def set_response(
-        self, path: str, status: int, body: str | Mapping[str, Any] = "", content_type: str | None = None
+        self,
+        path: str,
+        status: int,
+        body: str | Mapping[str, Any] = "",
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer requests to exactly ``path`` with ``status`` (and ``body``) from now on."""
+        """Answer requests to exactly ``path`` with ``status`` (and ``body``, ``headers``) from now on."""
         if isinstance(body, Mapping):
             text, ctype = json.dumps(body), content_type or "application/json"
         else:
             text, ctype = body, content_type or "text/plain"
-        self._responses[path] = _Response(status, text, ctype)
+        self._responses[path] = _Response(status, text, ctype, headers)
 
     def reset_response(self, path: str) -> None:
         self._responses.pop(path, None)
@@ -173,7 +182,9 @@ class RecordingReceiver(_LocalServer):
         spec = self._responses.get(request.path)
         if spec is None:
             return web.json_response({"status": "ok"})
-        return web.Response(status=spec.status, text=spec.body, content_type=spec.content_type)
+        return web.Response(
+            status=spec.status, text=spec.body, content_type=spec.content_type, headers=dict(spec.headers or {})
+        )
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -46,6 +46,9 @@ def test_parse_target(text: str, scope: str, value: str) -> None:
         pytest.param("203.0.113.256", "is not an IP address or CIDR", id="octet"),
         pytest.param("203.0.113.7/24", "has host bits set: write the network, 203.0.113.0/24", id="host-bits"),
         pytest.param("::ffff:0:0/112", "IPv4-mapped IPv6 range: write it as an IPv4 range", id="mapped-range"),
+        pytest.param("fe80::1%eth0", "is a scoped IPv6 address", id="scoped-link-local"),
+        pytest.param("2001:db8::7%eth0", "is a scoped IPv6 address", id="scoped-global"),
+        pytest.param("2001:db8::7%25eth0", "is a scoped IPv6 address", id="scoped-url-encoded"),
     ],
 )
 def test_parse_target_refuses(text: str, error: str) -> None:
@@ -82,6 +85,14 @@ ALLOW = parse_allowlist(["198.51.100.64/26", "2001:db8:ffff::/48"])
         pytest.param("203.0.112.0/23", "203.0.112.0/23 is wider than /24 (crowdsec.max_prefix)", id="wide-ipv4"),
         pytest.param("2001:db8::/47", "is wider than /48 (crowdsec.max_prefix_v6)", id="wide-ipv6"),
         pytest.param("::/0", "::/0 is wider than /48 (crowdsec.max_prefix_v6)", id="all-ipv6"),
+        pytest.param("2002:a00:1::1", "is 6to4 for 10.0.0.1/32, which is in 10.0.0.0/8", id="6to4-private"),
+        pytest.param("2002:7f00:1::/48", "is 6to4 for 127.0.0.1/32, which is in 127.0.0.0/8", id="6to4-loopback"),
+        pytest.param("2002:a9fe:a9fe::1", "6to4 for 169.254.169.254/32", id="6to4-link-local"),
+        pytest.param("2002:c633:6441::1", "6to4 for 198.51.100.65/32, which is in 198.51.100.64/26", id="6to4-config"),
+        pytest.param("2002:c0a8::/32", "6to4 for 192.168.0.0/16, which is in 192.168.0.0/16", id="6to4-range"),
+        pytest.param("2002:cb00:7107::1", None, id="6to4-public"),
+        pytest.param("2002:cb00:7107::/48", None, id="6to4-public-48"),
+        pytest.param("64:ff9b::a01:203", "is in ::/8, reserved (IETF)", id="nat64-reserved"),
     ],
 )
 def test_ban_refusal(text: str, refusal: str | None) -> None:

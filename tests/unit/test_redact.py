@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from autoremedy.decide.redact import REDACTED, is_secret_key, redact
+from autoremedy.decide.redact import (
+    REDACTED,
+    is_secret_key,
+    redact,
+    redact_text,
+    redact_url,
+    register_secrets,
+    registered_secrets,
+)
 
 SECRET_KEYS = [
     pytest.param("Authorization", id="authorization"),
@@ -30,6 +39,19 @@ SECRET_KEYS = [
     pytest.param("Cookie", id="cookie"),
     pytest.param("Set-Cookie", id="set-cookie"),
     pytest.param("credentials", id="credentials"),
+    pytest.param("X-Auth", id="x-auth"),
+    pytest.param("auth", id="auth"),
+    pytest.param("X-Session", id="x-session"),
+    pytest.param("session_id", id="session-id"),
+    pytest.param("routing_key", id="routing-key"),
+    pytest.param("routingKey", id="routing-key-camel"),
+    pytest.param("key", id="key"),
+    pytest.param("X-Signing-Key", id="x-signing-key"),
+    pytest.param("dsn", id="dsn"),
+    pytest.param("primary_dsn", id="dsn-suffix"),
+    pytest.param("X-Hub-Signature-256", id="signature"),
+    pytest.param("slack_webhook", id="webhook"),
+    pytest.param("webhook_url", id="webhook-url"),
 ]
 
 PLAIN_KEYS = [
@@ -44,6 +66,13 @@ PLAIN_KEYS = [
     pytest.param("headers", id="headers"),
     pytest.param("json", id="json"),
     pytest.param("severity", id="severity"),
+    pytest.param("monkey", id="monkey"),
+    pytest.param("keys_total", id="keys-plural"),
+    pytest.param("hotkeys", id="hotkeys"),
+    pytest.param("authority", id="authority"),
+    pytest.param("namespace", id="namespace"),
+    pytest.param("label_selector", id="label-selector"),
+    pytest.param("query", id="query"),
 ]
 
 
@@ -107,7 +136,7 @@ def test_realistic_step_inputs() -> None:
         "headers": {"Authorization": REDACTED, "X-Api-Key": REDACTED, "Content-Type": "application/json"},
         "json": {
             "title": "disk full",
-            "auth": {"client_secret": REDACTED, "client_id": "id"},
+            "auth": REDACTED,  # `auth` is a secret-looking key: masked whole
             "tags": [{"token": REDACTED}],
         },
     }
@@ -135,3 +164,106 @@ def test_values_alone_are_not_masked(value: object) -> None:
 
 def test_non_string_keys_are_kept() -> None:
     assert redact({1: "one", None: "none", "token": "t"}) == {1: "one", None: "none", "token": REDACTED}
+
+
+TEXTS = [
+    pytest.param(
+        "POST http://user:pw@hooks.example.com/hook?token=tok123&team=ops answered 500",
+        f"POST http://{REDACTED}@hooks.example.com/hook?token={REDACTED}&team={REDACTED} answered 500",
+        id="userinfo-and-query",
+    ),
+    pytest.param(
+        "https://hooks.slack.com/services/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",
+        f"https://hooks.slack.com/services/{REDACTED}/{REDACTED}/{REDACTED}",
+        id="slack-webhook-path",
+    ),
+    pytest.param(
+        "GET https://api.example.com/v1/hooks/Zk3J9xQ2mN7pL4vR8sT1 failed",
+        f"GET https://api.example.com/v1/hooks/{REDACTED} failed",
+        id="opaque-mixed-case-segment",
+    ),
+    pytest.param(
+        "https://api.example.com/v1/d41d8cd98f00b204e9800998ecf8427e0123/run",
+        f"https://api.example.com/v1/{REDACTED}/run",
+        id="long-hex-segment",
+    ),
+    pytest.param(
+        "https://kube/api/v1/namespaces/shop/pods/checkout-7d9f8b6c5-x2x9z",
+        "https://kube/api/v1/namespaces/shop/pods/checkout-7d9f8b6c5-x2x9z",
+        id="pod-name-kept",
+    ),
+    pytest.param(
+        "postgresql://autoremedy:hunter2@db.internal:5432/app",
+        f"postgresql://{REDACTED}@db.internal:5432/app",
+        id="dsn-userinfo",
+    ),
+    pytest.param("http://example.com/a?flag", "http://example.com/a?flag", id="query-without-value"),
+    pytest.param("https://example.com/#top", "https://example.com/#top", id="fragment"),
+    pytest.param("Authorization: Bearer abc123def456", f"Authorization: Bearer {REDACTED}", id="bearer"),
+    pytest.param("see Basic information in the app", "see Basic information in the app", id="basic-word-kept"),
+    pytest.param("connection refused", "connection refused", id="plain-text"),
+    pytest.param(
+        "a <http://u:p@x.example/?k=v|link> in mrkdwn",
+        f"a <http://{REDACTED}@x.example/?k={REDACTED}|link> in mrkdwn",
+        id="slack-link",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), TEXTS)
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_strings_in_data_are_redacted_as_text() -> None:
+    data = {"message": "GET http://u:p@h/x?token=t answered 401", "list": ["https://h/?a=b"]}
+    assert redact(data) == {
+        "message": f"GET http://{REDACTED}@h/x?token={REDACTED} answered 401",
+        "list": [f"https://h/?a={REDACTED}"],
+    }
+
+
+def test_booleans_under_secret_keys_are_kept() -> None:
+    assert redact({"idempotency_key": False, "token": True}) == {"idempotency_key": False, "token": True}
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    before = registered_secrets()
+    register_secrets(["xoxb-configured-bot-token", "hunter2!", "abc"])
+    yield
+    register_secrets(before)
+
+
+@pytest.mark.usefixtures("registered")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "slack said xoxb-configured-bot-token is invalid", f"slack said {REDACTED} is invalid", id="token"
+        ),
+        pytest.param("pw=hunter2! in a dsn", f"pw={REDACTED} in a dsn", id="password"),
+        pytest.param("abc is too short to mask", "abc is too short to mask", id="short-secret-not-masked"),
+        pytest.param("http://h/p/hunter2!/x", f"http://h/p/{REDACTED}/x", id="inside-a-url-path"),
+        pytest.param(
+            "http://h/hunter2!/x?token=t&a=b",
+            f"http://h/{REDACTED}/x?token={REDACTED}&a={REDACTED}",
+            id="path-and-query",
+        ),
+    ],
+)
+def test_registered_secrets_are_masked_literally(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+    assert redact({"note": text}) == {"note": expected}
+
+
+def test_redacting_twice_changes_nothing() -> None:
+    once = redact_text("GET http://u:p@h/a/Zk3J9xQ2mN7pL4vR8sT1/b?token=t#f failed")
+    assert redact_text(once) == once == f"GET http://{REDACTED}@h/a/{REDACTED}/b?token={REDACTED}#f failed"
+
+
+def test_redact_url_keeps_a_link_query() -> None:
+    url = "http://user:pw@prometheus:9090/graph?g0.expr=up%7Bjob%3D%22x%22%7D&g0.tab=1"
+    assert redact_url(url, keep_query=True) == (
+        f"http://{REDACTED}@prometheus:9090/graph?g0.expr=up%7Bjob%3D%22x%22%7D&g0.tab=1"
+    )

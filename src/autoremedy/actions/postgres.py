@@ -22,6 +22,7 @@ from pydantic import Field
 from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, ActionSpec
 from autoremedy.config.integrations import DatabaseSettings
 from autoremedy.decide.postgres import PrimaryState, decide_promotion, describe_lag, lsn_to_int
+from autoremedy.models.flags import StrictFlag
 
 Server = Literal["primary", "replica"]
 _MARGIN_S = 0.1  # leave this much of the step for closing connections and reporting
@@ -54,7 +55,7 @@ _UNREACHABLE = (OSError, TimeoutError, asyncpg.ConnectionDoesNotExistError, asyn
 
 class PromoteInputs(ActionInputs):
     database: str = Field(min_length=1, description="a NAME under `databases:` in the config")
-    force: bool = Field(default=False, description="promote even if the old primary still accepts writes")
+    force: StrictFlag = Field(default=False, description="promote even if the old primary still accepts writes")
 
 
 class CheckWritableInputs(ActionInputs):

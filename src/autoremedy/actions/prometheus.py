@@ -22,7 +22,11 @@ from autoremedy.models.durations import Duration, format_duration
 
 
 class QueryInputs(ActionInputs):
-    query: str = Field(min_length=1, description="PromQL")
+    query: str = Field(
+        min_length=1,
+        description="PromQL; templated values are escaped as string-literal content (use them inside quotes)",
+        json_schema_extra={"escape": "promql"},
+    )
 
 
 class VerifyInputs(QueryInputs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from autoremedy.actions.base import ActionRegistry
 from autoremedy.actions.builtin import LOG, WAIT, WAIT_FOR_RESOLUTION
 from autoremedy.actions.crowdsec import CrowdSecActions
-from autoremedy.actions.http import HTTP_REQUEST
+from autoremedy.actions.http import HttpActions
 from autoremedy.actions.kubernetes.actions import KubernetesActions
 from autoremedy.actions.kubernetes.client import KubeClient
 from autoremedy.actions.postgres import PostgresActions
@@ -16,7 +16,7 @@ from autoremedy.config.settings import Settings
 def default_registry(settings: Settings | None = None) -> ActionRegistry:
     """Every action; clients are created here but connect only on first use, so `validate` needs no cluster."""
     settings = settings or Settings()
-    registry = ActionRegistry([HTTP_REQUEST, LOG, WAIT, WAIT_FOR_RESOLUTION])
+    registry = ActionRegistry([*HttpActions(settings.http).specs(), LOG, WAIT, WAIT_FOR_RESOLUTION])
     kube = KubeClient(settings.kubernetes)
     for spec in KubernetesActions(kube, settings.kubernetes.namespaces).specs():
         registry.register(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autoremedy.chatops.rights import COMMANDS
+from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import StatusReport
 from autoremedy.models.runs import Run
@@ -74,20 +75,6 @@ def plain(mrkdwn: str) -> str:
 
 
 def secrets_of(settings: Settings) -> tuple[str, ...]:
-    """Every secret value in the settings, to scrub from answers should one ever be echoed."""
-    auth = settings.server.auth
-    found = [token.get_secret_value() for token in auth.bearer_tokens]
-    found += [password.get_secret_value() for password in auth.basic_users.values()]
-    found += [token.token.get_secret_value() for token in auth.tokens if token.token is not None]
-    found += [user.password.get_secret_value() for user in auth.users if user.password is not None]
-    notify = settings.notify
-    for secret in (
-        notify.slack.token if notify.slack else None,
-        notify.pagerduty.routing_key if notify.pagerduty else None,
-        notify.opsgenie.api_key if notify.opsgenie else None,
-        settings.chatops.slack.signing_secret if settings.chatops.slack else None,
-        settings.chatops.slack.app_token if settings.chatops.slack else None,
-    ):
-        if secret is not None:
-            found.append(secret.get_secret_value())
-    return tuple(secret for secret in found if secret)
+    """Every secret value in the settings, to scrub from answers should one ever be echoed (the one list the
+    daemon's redaction also masks: every SecretStr, CrowdSec and database ones included)."""
+    return configured_secrets(settings)

@@ -7,6 +7,7 @@ action knows and the required ones are present. `autoremedy validate`, start-up 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from jinja2 import TemplateSyntaxError
 from pydantic import BaseModel, ValidationError
 
 from autoremedy.config.errors import problems_from_validation
+from autoremedy.config.template_checks import input_escapes, promql_warnings, secret_problems
 from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Path_, Problem, load_yaml_file
 from autoremedy.decide.matchers import MatcherError, parse_matcher
-from autoremedy.decide.planning import CompiledRule, Ruleset
+from autoremedy.decide.planning import CompiledRule, Ruleset, Templating
 from autoremedy.decide.templating import compile_template, template_paths
 from autoremedy.models.playbooks import Playbook
 from autoremedy.models.rules import Rule, RulesFile
@@ -24,14 +26,38 @@ from autoremedy.models.rules import Rule, RulesFile
 ActionInputs = Mapping[str, type[BaseModel]]
 
 
-def load_ruleset(rules_dir: Path, playbooks_dir: Path, *, actions: ActionInputs) -> Ruleset:
+def load_ruleset(
+    rules_dir: Path, playbooks_dir: Path, *, actions: ActionInputs, templating: Templating | None = None
+) -> Ruleset:
     """The rules and playbooks in two folders; raises FileProblems listing everything wrong."""
     problems: list[Problem] = []
-    playbooks = _load_playbooks(playbooks_dir, actions, problems)
-    rules = _load_rules(rules_dir, playbooks, problems)
+    checks = _TemplateChecks(replace(templating or Templating(), escapes=input_escapes(actions)))
+    playbooks = _load_playbooks(playbooks_dir, actions, problems, checks)
+    rules = _load_rules(rules_dir, playbooks, problems, checks)
     if problems:
         raise FileProblems(problems)
-    return Ruleset(rules=tuple(rules), playbooks=playbooks)
+    warnings = tuple(str(warning) for warning in checks.warnings)
+    return Ruleset(rules=tuple(rules), playbooks=playbooks, templating=checks.templating, warnings=warnings)
+
+
+@dataclass
+class _TemplateChecks:
+    """Secrets templates read and alert data they put into PromQL (config/template_checks.py)."""
+
+    templating: Templating
+    warnings: list[Problem] = field(default_factory=list)
+
+    def playbook(self, playbook: Playbook, loaded: LoadedYaml) -> list[Problem]:
+        found = secret_problems(playbook.target, loaded, ("target",), self.templating, allowed=False)
+        for index, step in enumerate(playbook.steps):
+            where: Path_ = ("steps", index)
+            found += secret_problems(step.with_, loaded, (*where, "with"), self.templating, allowed=True)
+            escapes = self.templating.escapes.get(step.action, {})
+            self.warnings += promql_warnings(step.with_, escapes, loaded, where)
+        return found
+
+    def rule(self, rule: Rule, loaded: LoadedYaml, where: Path_) -> list[Problem]:
+        return secret_problems(rule.params, loaded, (*where, "params"), self.templating, allowed=False)
 
 
 def _yaml_files(folder: Path, problems: list[Problem]) -> Iterator[LoadedYaml]:
@@ -45,7 +71,9 @@ def _yaml_files(folder: Path, problems: list[Problem]) -> Iterator[LoadedYaml]:
             problems.extend(exc.problems)
 
 
-def _load_playbooks(folder: Path, actions: ActionInputs, problems: list[Problem]) -> dict[str, Playbook]:
+def _load_playbooks(
+    folder: Path, actions: ActionInputs, problems: list[Problem], checks: _TemplateChecks
+) -> dict[str, Playbook]:
     playbooks: dict[str, Playbook] = {}
     for loaded in _yaml_files(folder, problems):
         try:
@@ -59,6 +87,7 @@ def _load_playbooks(folder: Path, actions: ActionInputs, problems: list[Problem]
             )
             continue
         problems.extend(_check_playbook(playbook, loaded, actions))
+        problems.extend(checks.playbook(playbook, loaded))
         playbooks[playbook.name] = playbook
     return playbooks
 
@@ -111,7 +140,9 @@ def _template_problems(value: Any, loaded: LoadedYaml, where: Path_) -> list[Pro
     return found
 
 
-def _load_rules(folder: Path, playbooks: Mapping[str, Playbook], problems: list[Problem]) -> list[CompiledRule]:
+def _load_rules(
+    folder: Path, playbooks: Mapping[str, Playbook], problems: list[Problem], checks: _TemplateChecks
+) -> list[CompiledRule]:
     compiled: list[CompiledRule] = []
     names: set[str] = set()
     for loaded in _yaml_files(folder, problems):
@@ -127,7 +158,7 @@ def _load_rules(folder: Path, playbooks: Mapping[str, Playbook], problems: list[
                     Problem(loaded.file, loaded.line_of((*where, "name")), f"rule {rule.name!r} defined twice")
                 )
             names.add(rule.name)
-            found = _rule_problems(rule, loaded, where, playbooks)
+            found = _rule_problems(rule, loaded, where, playbooks) + checks.rule(rule, loaded, where)
             problems.extend(found)
             if not found:
                 matchers = tuple(parse_matcher(text) for text in rule.matchers)

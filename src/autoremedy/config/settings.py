@@ -209,7 +209,14 @@ class EngineSettings(_Section):
 
 class NamespacePolicy(_Section):
     allow: list[str] = Field(default_factory=list, description="namespaces actions may touch; empty: all not denied")
-    deny: list[str] = Field(default_factory=lambda: ["kube-system"], description="never touched; wins over allow")
+    deny: list[str] = Field(
+        default_factory=lambda: ["kube-*"], description="never touched, glob patterns; wins over allow"
+    )
+    own_namespace: str | None = Field(
+        default=None,
+        description="the daemon's own namespace, never touched; absent: read from the service account's namespace "
+        'file when running in a cluster; "" protects none',
+    )
 
 
 class KubernetesSettings(_Section):
@@ -332,6 +339,34 @@ class PrometheusSettings(_Section):
     timeout: Duration = Field(default=timedelta(seconds=10), description="per query")
 
 
+class HttpSettings(_Section):
+    """`http.request` steps: where a URL built from an alert may point."""
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="glob patterns (e.g. `*.hooks.example.com`) a host built by a URL template may match; a host "
+        "written literally in the template needs no entry",
+    )
+    allow_link_local: bool = Field(
+        default=False,
+        description="let http.request reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, "
+        "fd00:ec2::254, metadata.google.internal)",
+    )
+
+
+class SecretSource(_Section):
+    """Where a `{{ secret("NAME") }}` reads its value: an environment variable or a file, exactly one."""
+
+    env: str | None = Field(default=None, description="environment variable holding the secret")
+    file: Path | None = Field(default=None, description="file holding the secret (relative to the config file)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSource:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret reads from exactly one of env or file")
+        return self
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -347,6 +382,10 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     guardrails: GuardrailSettings = Field(default_factory=GuardrailSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    secrets: dict[str, SecretSource] = Field(
+        default_factory=dict, description='secrets playbooks read with {{ secret("NAME") }}: NAME -> {env|file}'
+    )
     notify: NotifySettings = Field(default_factory=NotifySettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     chatops: ChatopsSettings = Field(default_factory=ChatopsSettings)
@@ -432,6 +471,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     kubeconfig = settings.kubernetes.kubeconfig
     if kubeconfig is not None:
         updates["kubernetes"] = settings.kubernetes.model_copy(update={"kubeconfig": base / kubeconfig})
+    secrets = {
+        name: source.model_copy(update={"file": base / source.file}) if source.file is not None else source
+        for name, source in settings.secrets.items()
+    }
+    updates["secrets"] = secrets
     sqlite = settings.sqlite_path
     if sqlite is not None and str(sqlite) != ":memory:":
         updates["store"] = settings.store.model_copy(update={"url": f"sqlite:///{base / sqlite}"})

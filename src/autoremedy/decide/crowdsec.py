@@ -81,6 +81,8 @@ def parse_target(text: str) -> BanTarget:
     value = text.strip()
     if not value:
         raise ValueError("the ip input is empty")
+    if "%" in value:  # Python accepts `fe80::1%eth0`; CrowdSec would ban a string that names an interface
+        raise ValueError(f"{value!r} is a scoped IPv6 address (%zone): ban the address without its zone, or nothing")
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError:
@@ -111,6 +113,9 @@ def ban_refusal(
     the configured prefix; a range that overlaps a protected network (a ban on 10.0.0.0/7 would ban 10.0.0.0/8).
     The reasons are tried in that order, so the message names the most telling one."""
     network = target.network
+    embedded = _embedded_ipv4_refusal(target, allowlist)
+    if embedded is not None:
+        return embedded
     protected = [p for p in (*BUILTIN_ALLOWLIST, *allowlist) if p.network.version == network.version]
     for entry in protected:
         if _inside(network, entry.network):
@@ -123,6 +128,29 @@ def ban_refusal(
     for entry in protected:
         if network.overlaps(entry.network):
             return f"{target.value} overlaps {entry.network}, {entry.why}: never banned"
+    return None
+
+
+# IPv6 prefixes that carry an IPv4 address inside them: (prefix, bit offset of the IPv4 address from the top).
+# NAT64's 64:ff9b::/96 needs no entry: it lies in ::/8, which is never banned.
+_EMBEDDING: tuple[tuple[ipaddress.IPv6Network, int, str], ...] = ((ipaddress.IPv6Network("2002::/16"), 16, "6to4"),)
+
+
+def _embedded_ipv4_refusal(target: BanTarget, allowlist: Sequence[Protected]) -> str | None:
+    """A 6to4 address (2002:AABB:CCDD::/48) routes to the IPv4 address it embeds: banning it bans that IPv4 host,
+    so the IPv4 allowlist applies to it."""
+    network = target.network
+    if not isinstance(network, ipaddress.IPv6Network):
+        return None
+    for prefix, offset, name in _EMBEDDING:
+        if not network.subnet_of(prefix):
+            continue
+        bits = max(min(network.prefixlen - offset, 32), 0)
+        first = (int(network.network_address) >> (128 - offset - 32)) & 0xFFFFFFFF
+        ipv4 = ipaddress.IPv4Network((first >> (32 - bits) << (32 - bits), bits))
+        for entry in (*BUILTIN_ALLOWLIST, *allowlist):
+            if isinstance(entry.network, ipaddress.IPv4Network) and ipv4.overlaps(entry.network):
+                return f"{target.value} is {name} for {ipv4}, which is in {entry.network}, {entry.why}: never banned"
     return None
 
 

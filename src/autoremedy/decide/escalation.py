@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from autoremedy.decide.redact import redact_notification
 from autoremedy.models.notifications import Notification, NotificationKind, StepLine
 from autoremedy.models.runs import Run
 
@@ -88,7 +89,7 @@ def notification(about: About, *, thread_reference: str | None = None) -> Notifi
         v for v in (about.labels.get("namespace"), about.labels.get("app") or about.labels.get("job")) if v
     )
     title = f"[autoremedy] {_TITLES.get(about.trigger, about.trigger)}: {alert}" + (f" ({where})" if where else "")
-    return Notification(
+    built = Notification(
         kind=kind,
         dedup_key=dedup_key(about.fingerprint, about.rule),
         title=title,
@@ -106,6 +107,7 @@ def notification(about: About, *, thread_reference: str | None = None) -> Notifi
         steps=_steps(about.run),
         thread_reference=thread_reference,
     )
+    return redact_notification(built)  # the one place every channel's message is built: redact it here
 
 
 def _summary(about: About) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Any
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -27,13 +28,13 @@ def name_problem(value: str, *, what: str, label: bool = False) -> str | None:
 
 
 def namespace_problem(namespace: str, *, allow: Sequence[str], deny: Sequence[str]) -> str | None:
-    """Deny wins over allow; an empty allow list allows every namespace not denied."""
+    """Deny wins over allow; an empty allow list allows every namespace not denied. Both are glob patterns."""
     problem = name_problem(namespace, what="namespace", label=True)
     if problem:
         return problem
-    if namespace in deny:
+    if any(fnmatchcase(namespace, pattern) for pattern in deny):
         return f"namespace {namespace!r} is denied by kubernetes.namespaces.deny"
-    if allow and namespace not in allow:
+    if allow and not any(fnmatchcase(namespace, pattern) for pattern in allow):
         return f"namespace {namespace!r} is not in kubernetes.namespaces.allow"
     return None
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from autoremedy.decide.matchers import Matcher
-from autoremedy.decide.templating import RenderError, render_text, render_value
+from autoremedy.decide.redact import redact_text
+from autoremedy.decide.templating import ESCAPE_URL, RenderError, render_text, render_value
+from autoremedy.decide.urls import UrlPolicy, url_refusal
 from autoremedy.models.playbooks import Playbook
 from autoremedy.models.rules import Rule
 
@@ -28,9 +30,30 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class Templating:
+    """What rendering needs besides the alert: configured secrets for `secret("NAME")` and the escape of each
+    action input that declares one (`{"prometheus.verify": {"query": "promql"}}`)."""
+
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    escapes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """action -> input -> `promql` (rendered with the PromQL escape) or `url` (checked by `url_refusal`)."""
+    urls: UrlPolicy = field(default_factory=UrlPolicy)
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    """Configured secrets without a value, with why (a playbook using one is refused at load)."""
+
+    def secret(self, name: str) -> str:
+        if name not in self.secrets:
+            raise KeyError(f"secret {name!r} is not configured (secrets: in the config)")
+        return self.secrets[name]
+
+
+@dataclass(frozen=True, slots=True)
 class Ruleset:
     rules: tuple[CompiledRule, ...] = ()
     playbooks: Mapping[str, Playbook] = field(default_factory=dict)
+    templating: Templating = field(default_factory=Templating)
+    warnings: tuple[str, ...] = ()
+    """`file:line: message` for what loads but deserves a look (a label outside a quoted PromQL string)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +65,8 @@ class PlannedStep:
     timeout_seconds: float
     retries: int
     on_failure: str
+    refusal: str | None = None
+    """Why the step must give up without running (a URL whose host the alert chose)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,24 +99,40 @@ def decide(ruleset: Ruleset, alert: Mapping[str, Any], *, dry_run: bool) -> list
     """Every plan an alert leads to; `alert` is the event's template view. An alert labelled
     `autoremedy_dry_run="true"` (a manual run asked as a dry run) is rehearsed whatever the rule says."""
     plans = [
-        plan_for(compiled.rule, ruleset.playbooks.get(compiled.rule.playbook), alert, dry_run=dry_run)
+        plan_for(
+            compiled.rule,
+            ruleset.playbooks.get(compiled.rule.playbook),
+            alert,
+            dry_run=dry_run,
+            templating=ruleset.templating,
+        )
         for compiled in matching_rules(ruleset, alert["labels"], alert["status"])
     ]
-    if alert["labels"].get(DRY_RUN_LABEL) == "true":
+    if alert["labels"].get(DRY_RUN_LABEL) == "true":  # only ever turns a dry run on: a label cannot make one real
         plans = [replace(plan, dry_run=True) for plan in plans]
     return plans
 
 
-def plan_for(rule: Rule, playbook: Playbook | None, alert: Mapping[str, Any], *, dry_run: bool) -> Plan:
+def plan_for(
+    rule: Rule,
+    playbook: Playbook | None,
+    alert: Mapping[str, Any],
+    *,
+    dry_run: bool,
+    templating: Templating | None = None,
+) -> Plan:
     effective_dry_run = dry_run if rule.dry_run is None else rule.dry_run
     if playbook is None:
         return Plan(rule.name, rule.playbook, "", effective_dry_run, error=f"playbook {rule.playbook!r} not found")
     try:
         context = _context(rule, alert)
         target = render_text(playbook.target, context, where="target")
-        steps = tuple(_render_step(index, playbook, context) for index in range(len(playbook.steps)))
+        setup = templating or Templating()
+        step_context = {**context, "secret": setup.secret}  # secrets only in step inputs, never target or params
+        steps = tuple(_render_step(index, playbook, step_context, setup) for index in range(len(playbook.steps)))
     except RenderError as exc:
-        return Plan(rule.name, playbook.name, playbook.target, effective_dry_run, error=f"plan not rendered: {exc}")
+        error = redact_text(f"plan not rendered: {exc}")  # a filter's error can quote the value it choked on
+        return Plan(rule.name, playbook.name, playbook.target, effective_dry_run, error=error)
     return Plan(rule.name, playbook.name, target, effective_dry_run, steps)
 
 
@@ -101,18 +142,32 @@ def _context(rule: Rule, alert: Mapping[str, Any]) -> dict[str, Any]:
     return {**base, "params": params}
 
 
-def _render_step(index: int, playbook: Playbook, context: Mapping[str, Any]) -> PlannedStep:
+def _render_step(index: int, playbook: Playbook, context: Mapping[str, Any], setup: Templating) -> PlannedStep:
     step = playbook.steps[index]
     label = step.name or f"steps[{index}]"
+    escapes = setup.escapes.get(step.action, {})
+    inputs = render_value(step.with_, context, where=f"{label}.with", escapes=escapes)
     return PlannedStep(
         index=index,
         name=step.name,
         action=step.action,
-        inputs=render_value(step.with_, context, where=f"{label}.with"),
+        inputs=inputs,
+        refusal=_url_refusal(step.with_, inputs, escapes, setup.urls),
         timeout_seconds=step.timeout.total_seconds(),
         retries=step.retries,
         on_failure=step.on_failure,
     )
+
+
+def _url_refusal(
+    templates: Mapping[str, Any], inputs: Mapping[str, Any], escapes: Mapping[str, str], policy: UrlPolicy
+) -> str | None:
+    for key, kind in escapes.items():
+        if kind == ESCAPE_URL and isinstance(templates.get(key), str) and isinstance(inputs.get(key), str):
+            refusal = url_refusal(templates[key], inputs[key], policy)
+            if refusal is not None:
+                return redact_text(refusal)
+    return None
 
 
 def rule_named(ruleset: Ruleset, name: str) -> Rule | None:

@@ -1,26 +1,146 @@
-"""Secrets never reach run records, logs or API answers: values under secret-looking keys are masked."""
+"""One redaction for every text that leaves the daemon: run records, logs, escalations, chat and API answers.
+
+`redact(value)` copies nested data, masking whole values under secret-looking keys and running every string
+through `redact_text`, which masks the configured secrets literally, URL userinfo, query-string values, long
+opaque path segments (a Slack webhook's `/services/T.../B.../XXXX`), and `Bearer`/`Basic` credentials.
+
+Configured secrets are registered once when the daemon starts (`register_secrets`); the set is module state
+because a logging processor, an action and an escalation all need it and none of them is handed the settings.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Final
 
-REDACTED = "<redacted>"
-_SECRET_KEY = re.compile(
-    r"(authorization|password|passwd|passphrase|pwd|secret|token|api[-_]?key|access[-_]?key|credential|cookie|private)",
+from autoremedy.models.notifications import Notification
+
+REDACTED: Final = "<redacted>"
+MIN_SECRET_LENGTH: Final = 4
+"""Shorter configured secrets are not masked literally: replacing every `abc` in every message helps nobody."""
+
+# Substrings that mark a secret wherever they sit in a key (`db_password`, `X-Session-Id`, `slack_webhook`).
+_SECRET_PART = re.compile(
+    r"password|passwd|passphrase|secret|token|credential|cookie|signature|webhook|session|authoriz|authentic"
+    r"|private|api[-_]?key|access[-_]?key|routing[-_]?key",
     re.I,
 )
+# Whole words only: `key` but not `monkey`/`keyboard`, `auth` but not `author`.
+_SECRET_WORDS: Final = frozenset({"key", "auth", "dsn", "pwd", "sig", "pass", "apikey"})
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
+
+# A marker already in a URL (from an earlier pass) is part of it, so the rest of the URL is still masked.
+_URL = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>(?:<redacted>|[^\s<>\"'`|])+)")
+# `Authorization: Bearer x` echoed in an error; the credential must look like one (a digit, or long), so that
+# "Basic information" stays readable.
+_AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Token|GenieKey|bearer)\s+(?=[^\s]*\d|[^\s]{16})[A-Za-z0-9._~+/=-]{6,}")
+_URL_PARTS = re.compile(r"(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?", re.S)
+_OPAQUE_SEGMENT = re.compile(r"[A-Za-z0-9_~+=.-]{16,}")
+_SLACK_HOOK = re.compile(r"(?i)(?:^|\.)slack\.com$")
+
+_registered: list[str] = []
+
+
+def register_secrets(secrets: Iterable[str]) -> None:
+    """The daemon's configured secret values, masked literally from now on (replaces any earlier set)."""
+    found = {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}
+    _registered[:] = sorted(found, key=len, reverse=True)  # longest first: a secret inside another
+
+
+def registered_secrets() -> tuple[str, ...]:
+    return tuple(_registered)
 
 
 def is_secret_key(key: str) -> bool:
-    return _SECRET_KEY.search(key) is not None
+    if _SECRET_PART.search(key):
+        return True
+    return any(word.lower() in _SECRET_WORDS for word in _WORD_SPLIT.split(key) if word)
 
 
 def redact(value: Any) -> Any:
-    """A copy of value with every entry under a secret-looking key replaced by a marker."""
+    """A copy of value: entries under a secret-looking key masked whole, every string through `redact_text`.
+
+    True/False under a secret key is kept (`idempotency_key: false`): it says whether something is on."""
     if isinstance(value, Mapping):
-        return {key: REDACTED if is_secret_key(str(key)) else redact(item) for key, item in value.items()}
-    if isinstance(value, list):
+        return {key: _masked(item) if is_secret_key(str(key)) else redact(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
         return [redact(item) for item in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
+
+
+def _masked(value: Any) -> Any:
+    return value if isinstance(value, bool) else REDACTED
+
+
+def redact_text(text: str) -> str:
+    """Free text with configured secrets, URL credentials and query values, opaque path segments and
+    `Authorization`-style credentials masked."""
+    if "://" in text:
+        text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
+def redact_url(url: str, *, keep_query: bool = False) -> str:
+    """A URL without userinfo, with every query value and long opaque path segment masked.
+
+    `keep_query` keeps the query (a Prometheus link's `g0.expr`), still without configured secrets. Works on the
+    text, not a parsed URL, so a URL that a parser would reject is masked too."""
+    scheme, _, rest = url.partition("://")
+    parts = _URL_PARTS.fullmatch(rest)
+    if parts is None:  # cannot happen: every part of the pattern is optional
+        return f"{scheme}://{REDACTED}"
+    authority, path, query, fragment = parts.group("authority", "path", "query", "fragment")
+    host = authority.rpartition("@")[2]
+    if "@" in authority:
+        host = f"{REDACTED}@{host}"
+    text = f"{scheme}://{host}{_redact_path(path, host)}"
+    if query is not None:
+        text += "?" + (query if keep_query else _redact_query(query))
+    if fragment is not None:
+        text += "#" + fragment
+    for secret in _registered:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_path(path: str, host: str) -> str:
+    segments = path.split("/")  # "/services/T1/B2/X" -> ["", "services", "T1", "B2", "X"]
+    if _SLACK_HOOK.search(host.partition(":")[0]) and segments[1:2] == ["services"]:
+        return "/".join([*segments[:2], *([REDACTED] * (len(segments) - 2))])
+    return "/".join(REDACTED if _is_opaque(segment) else segment for segment in segments)
+
+
+def _is_opaque(segment: str) -> bool:
+    """A token-like segment: long, one word of letters and digits (a pod name has dashes and is lowercase)."""
+    if not _OPAQUE_SEGMENT.fullmatch(segment) or not re.search(r"\d", segment):
+        return False
+    mixed_case = re.search(r"[a-z]", segment) is not None and re.search(r"[A-Z]", segment) is not None
+    return mixed_case or (len(segment) >= 32 and "-" not in segment.strip("-"))
+
+
+def _redact_query(query: str) -> str:
+    pairs = (pair.partition("=") for pair in query.split("&"))
+    return "&".join(f"{name}={REDACTED}" if sep else name for name, sep, _ in pairs)
+
+
+def redact_notification(notification: Notification) -> Notification:
+    """An escalation as every channel (Slack, PagerDuty, Opsgenie) sends it: each text through the redaction.
+
+    The Prometheus link keeps its query (the expression people click through to); other URLs do not."""
+    return replace(
+        notification,
+        title=redact_text(notification.title),
+        summary=redact_text(notification.summary),
+        labels=redact(notification.labels),
+        annotations=redact(notification.annotations),
+        generator_url=redact_url(notification.generator_url, keep_query=True) if notification.generator_url else "",
+        runbook_url=redact_text(notification.runbook_url),
+        steps=tuple(replace(step, detail=redact_text(step.detail)) for step in notification.steps),
+    )

@@ -19,7 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
 from autoremedy.actions.builtin import ALERT_RESOLVED, AlertResolvedInputs
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
-from autoremedy.decide.redact import redact
+from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.durations import format_duration
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
@@ -131,7 +131,8 @@ class Executor:
         rule = rule_named(ruleset, run.rule)
         if event is None or rule is None:
             return RunVerdict(RunStatus.FAILED, f"rule {run.rule!r} no longer exists (removed by a reload)")
-        plan = plan_for(rule, ruleset.playbooks.get(run.playbook), event.template_view(), dry_run=False)
+        view = event.template_view()
+        plan = plan_for(rule, ruleset.playbooks.get(run.playbook), view, dry_run=False, templating=ruleset.templating)
         if plan.error is not None:
             return RunVerdict(RunStatus.FAILED, plan.error)
         if [s.action for s in plan.steps] != [s.action for s in run.steps]:
@@ -157,7 +158,7 @@ class Executor:
                 "attempts": attempts,
                 "outcome": outcome,
                 "finished_at": datetime.now(UTC),
-                "error": None if outcome is StepOutcome.DONE else result.message,
+                "error": None if outcome is StepOutcome.DONE else redact_text(result.message),
                 "result": redact({"message": result.message, **result.data}),
             }
         )
@@ -168,11 +169,13 @@ class Executor:
             action=planned.action,
             outcome=outcome.value,
             attempts=attempts,
-            message=result.message,
+            message=redact_text(result.message),
         )
         return record
 
     async def _attempts(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[ActionResult, int]:
+        if planned.refusal is not None:  # decided before any call: e.g. a URL whose host the alert chose
+            return ActionResult.give_up(planned.refusal), 0
         spec = self._registry.get(planned.action)
         if spec is None:
             return ActionResult.give_up(f"unknown action {planned.action!r}"), 0

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
+from autoremedy.decide.redact import redact_text
 from autoremedy.models.notifications import Notification, SendOutcome, SendResult, StepLine
 
 ELLIPSIS: Final = "…"
@@ -45,6 +47,17 @@ def ellipsize(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - 1, 0)] + ELLIPSIS if limit > 0 else ""
+
+
+def is_web_url(url: str) -> bool:
+    """An http(s) URL with a host (what a chat message may link to)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url.strip())
+    )
 
 
 def one_line(text: str) -> str:
@@ -120,11 +133,12 @@ def severity(notification: Notification) -> str:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced, should a service or a library ever echo one."""
+    """`text` with every secret value replaced, should a service or a library ever echo one, then through the
+    daemon's one redaction (URL credentials, configured secrets)."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, REDACTED)
-    return text
+    return redact_text(text)
 
 
 # -- answers ---------------------------------------------------------------------------------------------

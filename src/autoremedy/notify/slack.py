@@ -19,6 +19,7 @@ from autoremedy.models.notifications import Notification, NotificationKind, Send
 from autoremedy.notify.render import (
     ellipsize,
     fit_lines,
+    is_web_url,
     one_line,
     parse_retry_after,
     scrub,
@@ -185,9 +186,12 @@ def _context(*texts: str) -> Block:
 
 
 def _link(url: str, label: str) -> str | None:
+    """A mrkdwn link, only to an http(s) URL: `javascript:`, `slack://` or `file:` from an annotation is dropped."""
+    if not is_web_url(url):
+        return None
     target = slack_escape(url.strip()).replace("|", "%7C")
     text = f"<{target}|{label}>"
-    return text if url.strip() and len(text) <= CONTEXT_MAX else None
+    return text if len(text) <= CONTEXT_MAX else None
 
 
 def _labels_block(labels: Mapping[str, str]) -> Block | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,8 +26,30 @@ _MAX_BACKOFF = 2.0
 _MARGIN = 0.05  # stop retrying this long before the deadline so the last error, not a timeout, is reported
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+@cache
+def _service_account_namespace() -> str | None:
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip() or None
+    except OSError:  # not in a cluster
+        return None
+
+
+def own_namespace(policy: NamespacePolicy) -> str | None:
+    """The daemon's namespace: the setting, else the service account's (in a cluster), else None."""
+    if policy.own_namespace is not None:
+        return policy.own_namespace or None
+    return _service_account_namespace()
+
+
 def target_problem(namespace: str, names: dict[str, str], policy: NamespacePolicy) -> str | None:
-    """Validate rendered names (DNS-1123) and the namespace policy before any call is made."""
+    """Validate rendered names (DNS-1123) and the namespace policy before any call is made. The daemon's own
+    namespace is denied too: a playbook must not scale autoremedy (or its database) down from an alert."""
+    own = own_namespace(policy)
+    if own is not None and namespace == own:
+        return f"namespace {namespace!r} is autoremedy's own (kubernetes.namespaces.own_namespace): refused"
     problem = namespace_problem(namespace, allow=policy.allow, deny=policy.deny)
     for what, value in names.items():
         problem = problem or name_problem(value, what=what)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from autoremedy.actions.base import ActionInputs
 from autoremedy.models.durations import Duration
+from autoremedy.models.flags import StrictFlag
 
 ScalableKind = Literal["Deployment", "StatefulSet"]
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
@@ -32,7 +33,7 @@ class RestartInputs(ObjectRef):
 
 class DeletePodInputs(ObjectRef):
     grace_period_seconds: int | None = Field(default=None, ge=0, description="absent: the pod's own setting")
-    allow_orphan: bool = Field(default=False, description="also delete a pod that no controller will replace")
+    allow_orphan: StrictFlag = Field(default=False, description="also delete a pod that no controller will replace")
 
 
 class RollbackInputs(ObjectRef):

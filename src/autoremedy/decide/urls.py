@@ -1,0 +1,101 @@
+"""Whether a rendered URL may be called: the host is the playbook's, not the alert's.
+
+Checked after rendering and before any request: no userinfo; the host[:port] is the one written literally in the
+template, or, when the template builds the host, matches `http.allowed_hosts`; link-local and cloud metadata
+addresses are refused unless `http.allow_link_local`. Pure: names are not resolved here (the action does that).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Final
+from urllib.parse import urlsplit
+
+_TAG = re.compile(r"\{[{%#]")
+LINK_LOCAL_NETWORKS: Final = (
+    ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local: AWS/GCP/Azure/OpenStack metadata, ECS task roles
+    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
+    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata over IPv6
+)
+METADATA_NAMES: Final = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
+
+
+@dataclass(frozen=True, slots=True)
+class UrlPolicy:
+    allowed_hosts: Sequence[str] = ()
+    """Glob patterns (`*.hooks.example.com`) a host built by the template may match; matched case-insensitively."""
+    allow_link_local: bool = False
+
+
+def literal_authority(template: str) -> str | None:
+    """The `host[:port]` a URL template writes literally before its first tag, or None when a tag builds it.
+
+    `https://api.example.com/{{ path }}` -> `api.example.com`; `https://api.example.com{{ path }}` ->
+    `api.example.com` too, but unfinished (see `_written_authority`); `{{ params.url }}` and `https://{{ h }}/x`
+    -> None."""
+    return _written_authority(template)[0]
+
+
+def _written_authority(template: str) -> tuple[str | None, bool]:
+    """(the literal authority, whether the template finishes it before any tag)."""
+    tag = _TAG.search(template)
+    prefix = template[: tag.start()] if tag else template
+    if "://" not in prefix:
+        return None, False
+    after = prefix.split("://", 1)[1]
+    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    finished = tag is None or len(authority) < len(after)
+    return authority.rpartition("@")[2].lower() or None, finished
+
+
+def is_link_local(address: str) -> bool:
+    """A literal IP in a link-local or metadata network (an IPv4-mapped IPv6 address counts as its IPv4)."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in LINK_LOCAL_NETWORKS)
+
+
+def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
+    """Why `rendered` (from `template`) must not be called, or None."""
+    try:
+        parts = urlsplit(rendered.strip())
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError as exc:
+        return f"url is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https") or not host:
+        return "url must be an http:// or https:// URL with a host"
+    if "@" in parts.netloc:
+        return 'url carries credentials (user:password@): refused; send them in a header with secret("NAME")'
+    if (is_link_local(host) or host in METADATA_NAMES) and not policy.allow_link_local:
+        return f"url host {host} is a link-local or cloud metadata address: refused (http.allow_link_local)"
+    return _host_refusal(template, host, port, bracketed="[" in parts.netloc, policy=policy)
+
+
+def _host_refusal(template: str, host: str, port: int | None, *, bracketed: bool, policy: UrlPolicy) -> str | None:
+    """A finished literal authority must be rendered as written. One a tag follows directly
+    (`https://api.example.com{{ path }}`) may be as written, or else the host was built: then, as for a host
+    written by a tag, it must match http.allowed_hosts."""
+    literal, finished = _written_authority(template)
+    shown = f"[{host}]" if bracketed else host  # an IPv6 literal keeps its brackets in the written authority
+    authority = shown if port is None else f"{shown}:{port}"
+    if literal is not None and authority == literal:
+        return None
+    if literal is not None and finished:
+        return f"url host {authority} is not {literal}, the host the playbook writes: refused"
+    if any(fnmatchcase(host, pattern.lower()) for pattern in policy.allowed_hosts):
+        return None
+    return f"url host {host} is built by the template and matches no http.allowed_hosts pattern: refused"
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port (a redirect may stay there and nowhere else)."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port) and "@" not in b.netloc
