@@ -59,6 +59,8 @@ def _action_section(spec: ActionSpec, schema: Mapping[str, Any]) -> list[str]:
         lines.append("Dry run: not called (it cannot rehearse).")
     if spec.time_input is not None:
         lines.append(f"`{spec.time_input}` bounds how long it takes; the step's `timeout` stretches to cover it.")
+    if spec.after_crash:
+        lines += ["", f"After a crash: {spec.after_crash}"]
     lines += ["", *_inputs_table(spec, schema), "", *_rbac_table(spec.permissions)]
     return lines
 

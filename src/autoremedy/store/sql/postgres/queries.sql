@@ -9,17 +9,18 @@ RETURNING *;
 -- name: claim_due_run
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
                 heartbeat_at = :now,
-                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END, epoch = epoch + 1
 WHERE id = (
     SELECT id FROM runs
     WHERE status = 'planned'
        OR (status IN ('delayed', 'deferred') AND not_before <= :now)
        OR (status = 'waiting' AND wait_until <= :now)
-       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before)
+       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
+           AND coalesce(owner, '') <> :owner)  -- never a run the claimer itself still executes
     ORDER BY created_at, id LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, takeovers;
+RETURNING id, takeovers, epoch;
 
 -- name: claim_deliveries
 UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
