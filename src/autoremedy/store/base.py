@@ -21,6 +21,16 @@ class StoreDataError(Exception):
     same write can never succeed, so the caller fails or dead-letters that item instead of retrying it."""
 
 
+class RefusedEvents(StoreDataError):
+    """Some alerts of one webhook were refused by the store (each tried alone); the others were stored."""
+
+    def __init__(self, refused: dict[int, str], stored: int) -> None:
+        super().__init__("; ".join(f"alert {index}: {error}" for index, error in refused.items()))
+        self.refused = refused
+        """The refused alerts' positions in the webhook, with the store's error."""
+        self.stored = stored
+
+
 class RunTakenOver(Exception):
     """A fenced write matched nothing: another instance claimed the run since (a heartbeat gap longer than
     `takeover_after`), so this instance must stop executing it at once."""
