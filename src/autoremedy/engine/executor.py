@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aiohttp
 from pydantic import ValidationError
@@ -22,12 +24,14 @@ from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rul
 from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import RunTakenOver, Store
+from autoremedy.store.base import RunTakenOver, Store, StoreUnavailable
 
 log = get_logger("autoremedy.executor")
 
 
 _FINISHED = (StepOutcome.DONE, StepOutcome.FAILED)
+STORE_RETRY_SECONDS = 0.5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +90,15 @@ class Executor:
         trigger = "verification_failed" if spec is not None and spec.verifies else "run_failed"
         return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
 
+    async def _record(self, run: Run, record: StepRecord) -> None:
+        """A step's record is retried while the store is away: what a step did must not be lost to an outage, and
+        a run taken over meanwhile is found out here (RunTakenOver) rather than run on."""
+        await _when_stored(functools.partial(self._store.update_step, run.id, record, epoch=run.epoch))
+
     async def _recorded_step(self, run: Run, index: int) -> StepRecord | None:
         """The step as the store has it now, read again before running it: the run may have been taken over (then
         this instance stops), and what a previous owner finished is not done again."""
-        current = await self._store.get_run(run.id)
+        current = await _when_stored(functools.partial(self._store.get_run, run.id))
         if current is None or current.status is not RunStatus.RUNNING or current.epoch != run.epoch:
             raise RunTakenOver(run.id, run.epoch)
         return current.steps[index] if index < len(current.steps) else None
@@ -116,7 +125,7 @@ class Executor:
             inputs=redact(planned.inputs),
             started_at=started,
         )
-        await self._store.update_step(run.id, record, epoch=run.epoch)
+        await self._record(run, record)
         clock = time.perf_counter()
         result, attempts = await self._attempts(run, plan, planned)
         self._metrics.step_duration.labels(planned.action, result.outcome.value).observe(time.perf_counter() - clock)
@@ -132,7 +141,7 @@ class Executor:
                 "result": redact({"message": result.message, **result.data}),
             }
         )
-        await self._store.update_step(run.id, record, epoch=run.epoch)
+        await self._record(run, record)
         log.info(
             "step finished",
             step=planned.index,
@@ -183,6 +192,15 @@ class Executor:
         )
         result: ActionResult = await retrying(attempt)
         return result, count
+
+
+async def _when_stored(call: Callable[[], Awaitable[T]]) -> T:
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            await log.awarning("store unavailable during a run; retrying", error=str(exc))
+            await asyncio.sleep(STORE_RETRY_SECONDS)
 
 
 async def _one_attempt(

@@ -301,13 +301,13 @@ class Worker:
 
     async def _execute(self, run: Run) -> None:
         structlog.contextvars.bind_contextvars(run_id=run.id, fingerprint=run.fingerprint)
+        lease = self._active.get(run.id)  # registered before this task first runs
         self._metrics.runs_active.inc()
         try:
             verdict = await self._executor.execute(run, self._rules())
         except RunTakenOver:
             verdict = None
         except asyncio.CancelledError:
-            lease = self._active.get(run.id)
             verdict = None if lease is not None and lease.lost else _interrupted(run)
         except Exception as exc:  # the run fails with the reason; the worker goes on
             await log.aexception("run crashed")
@@ -316,6 +316,8 @@ class Worker:
         finally:
             self._metrics.runs_active.dec()
         if verdict is None:
+            if lease is not None:  # the heartbeat must not cancel what is left: saying so
+                lease.lost = True
             await self._lost(run)
             return
         await self._finish(run, verdict)
@@ -325,19 +327,32 @@ class Worker:
         if lease is not None:
             lease.settling = True
         try:
-            await self._record_outcome(run, verdict)
+            await self._record_outcome_when_possible(run, verdict)
         except RunTakenOver:
             await self._lost(run)
             return
         except StoreUnavailable as exc:
-            # The run stays `running` in the store; after takeover_after another instance (or this one after a
-            # restart) resumes it from its recorded steps.
+            # Shutting down: the run stays `running` in the store, and is resumed from its recorded steps after a
+            # restart (or by another replica after takeover_after).
             await log.aerror("could not record the run's outcome", error=str(exc), status=verdict.status.value)
             return
         if verdict.status is RunStatus.WAITING:
             return
         self._metrics.runs.labels(verdict.status.value).inc()
         await log.ainfo("run finished", status=verdict.status.value, reason=verdict.reason)
+
+    async def _record_outcome_when_possible(self, run: Run, verdict: RunVerdict) -> None:
+        """Retried while the store is away (the heartbeat cancels the task if the run is taken over meanwhile);
+        one try only once the daemon is stopping."""
+        while True:
+            try:
+                await self._record_outcome(run, verdict)
+                return
+            except StoreUnavailable as exc:
+                if self._stopping:
+                    raise
+                await log.awarning("could not record the run's outcome; retrying", error=str(exc))
+                await asyncio.sleep(STORE_RETRY_SECONDS)
 
     async def _record_outcome(self, run: Run, verdict: RunVerdict) -> None:
         """The outcome, fenced; a store that refuses it (a data error, a bug) still gets the run failed."""
