@@ -19,16 +19,26 @@ import aiohttp
 from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, ActionSpec
 from autoremedy.actions.registry import default_registry
 from autoremedy.app import Daemon, run_until_stopped
-from autoremedy.config.settings import load_settings
+from autoremedy.config.settings import EscalationSettings, SlackSettings, load_settings
+from autoremedy.decide.escalation import EscalationPolicy
+from autoremedy.decide.guardrails import Guard
 from autoremedy.models.events import NewEvent
-from autoremedy.store.base import RefusedEvents
+from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.rules import Rule
+from autoremedy.models.runs import RunStatus
+from autoremedy.notify.outbox import Outbox, message_for
+from autoremedy.notify.slack import SlackChannel
+from autoremedy.observability import Metrics
+from autoremedy.store.base import NewRun, RefusedEvents
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.postgres import PostgresStore
+from autoremedy.store.sqlite import SQLiteStore
 from tests.integration.conftest import TOKEN, fixture_payload, write_config
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver
+from tests.support.saas import SLACK_BOT_TOKEN, FakeSlack
 from tests.support.tcpproxy import CuttableProxy
 
 FIRING = fixture_payload("firing.json")
@@ -419,3 +429,49 @@ def _event(fingerprint: str) -> NewEvent:
         external_url="http://am",
         group_key="{}:{}",
     )
+
+
+# -- escalations: a repeat after a crash --------------------------------------------------------------------------
+
+
+async def test_a_slack_escalation_delivered_before_a_crash_is_found_by_its_client_id_and_not_sent_again(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "store.db")
+    await store.open()
+    now = datetime.now(UTC)
+    try:
+        (stored,) = await store.insert_events([_event("slack1")], now=now)
+        alert = await store.get_event(stored.event_id)
+        assert alert is not None
+        failed = NewRun(
+            id="r1", event_id=alert.id, status=RunStatus.FAILED, reason="plan not rendered: x", rule="r",
+            playbook="p", target="t", fingerprint=alert.fingerprint, alert_status="firing", dry_run=False,
+        )  # fmt: skip
+        rules = {"r": Rule.model_validate({"name": "r", "playbook": "p"})}
+        guard = Guard(rules=rules, windows=(), settings=GuardrailSettings(), labels={}, now=now)
+        await store.record_decision(alert, [failed], [], guard=guard, now=now)  # queues a plan_failed escalation
+        async with FakeSlack(channels={"C0ESCALATE"}) as slack:
+            settings = SlackSettings(token=SLACK_BOT_TOKEN, channel="C0ESCALATE", base_url=slack.api_url)
+            channel = SlackChannel(settings, request_timeout=5)
+            policy = EscalationPolicy(
+                default=["slack"], by_severity={}, rule_channels={}, configured=frozenset({"slack"})
+            )
+            outbox = Outbox(
+                store=store, channels={"slack": channel}, policy=lambda: policy, settings=EscalationSettings(),
+                metrics=Metrics(), poll_interval=1,
+            )  # fmt: skip
+            await store.fan_out(lambda escalation, event: ["slack"], now=now, limit=10)
+            # The first attempt is recorded (claimed, leased) and sent; the daemon dies before recording the answer.
+            (first,) = await store.claim_deliveries(now=now, limit=10, lease=timedelta(0))
+            assert not first.unrecorded
+            sent = await channel.send(message_for(first))
+            assert sent.reference is not None
+
+            await outbox.run_once()  # the lease is over: taken up again, found in the channel, not sent twice
+            assert len(slack.top_level("C0ESCALATE")) == 1
+            (delivery,) = await store.deliveries(limit=5)
+            assert (delivery.state, delivery.reference, delivery.attempts) == ("sent", sent.reference, 2)
+            await channel.close()
+    finally:
+        await store.close()

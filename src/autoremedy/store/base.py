@@ -142,6 +142,13 @@ class ClaimedDelivery:
     run: Run | None
     event: AlertEvent | None
     thread_reference: str | None
+    unrecorded: bool = False
+    """Its previous attempt was never recorded (the sender died mid-send): it may have been delivered already."""
+
+    @property
+    def client_id(self) -> str:
+        """The same for every attempt: what a channel that keeps it can find a delivery by."""
+        return f"autoremedy-delivery-{self.id}"
 
 
 @dataclass(frozen=True, slots=True)

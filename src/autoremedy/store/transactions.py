@@ -250,6 +250,7 @@ async def claim_deliveries(tx: Tx, now: datetime, *, limit: int, lease: timedelt
                 run=await load_run(tx, escalation.run_id) if escalation.run_id else None,
                 event=await event_of(tx, escalation),
                 thread_reference=await _thread_reference(tx, escalation, row["channel"]),
+                unrecorded=bool(row["unrecorded"]),
             )
         )
     return claimed

@@ -195,13 +195,14 @@ SELECT DISTINCT d.channel FROM escalation_deliveries d JOIN escalations e ON e.i
 WHERE e.fingerprint = :fingerprint AND e.rule = :rule AND e.kind = 'trigger' AND d.state IN ('sent', 'pending', 'sending');
 
 -- name: claim_deliveries
-UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
+UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1,
+                                 unrecorded = CASE WHEN state = 'sending' THEN 1 ELSE 0 END
 WHERE id IN (
     SELECT id FROM escalation_deliveries
     WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
     ORDER BY next_attempt_at LIMIT :limit
 )
-RETURNING id, escalation_id, channel, attempts;
+RETURNING id, escalation_id, channel, attempts, unrecorded;
 
 -- name: delivery_sent
 UPDATE escalation_deliveries SET state = 'sent', reference = :reference, sent_at = :now, last_error = NULL,

@@ -23,14 +23,15 @@ WHERE id = (
 RETURNING id, takeovers, epoch;
 
 -- name: claim_deliveries
-UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
+UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1,
+                                 unrecorded = CASE WHEN state = 'sending' THEN 1 ELSE 0 END
 WHERE id IN (
     SELECT id FROM escalation_deliveries
     WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
     ORDER BY next_attempt_at LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, escalation_id, channel, attempts;
+RETURNING id, escalation_id, channel, attempts, unrecorded;
 
 -- name: lock_breaker
 -- Every decision takes this row lock first: verdicts across replicas are made one at a time, on facts that
