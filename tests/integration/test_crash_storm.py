@@ -133,6 +133,9 @@ async def test_kill_9_ten_times_while_alerts_arrive_acts_on_every_acting_alert_w
     assert acted_on() == acting, f"seed {seed}"
     differing = {fingerprint: found for fingerprint, found in keys.items() if len(found) != 1}
     assert differing == {}, f"seed {seed}: requests for one alert with different Idempotency-Keys"
+    assert all(None not in found for found in keys.values()), f"seed {seed}: a request without Idempotency-Key"
+    repeats = len(receiver.requests_to("/act")) - len(acting)
+    print(f"crash storm: {repeats} repeated call(s) after a kill, each with its original Idempotency-Key")
     stored = {row[0] for row in daemon.query_db("SELECT DISTINCT fingerprint FROM events")}
     assert len(stored) == ALERTS, f"seed {seed}: {ALERTS - len(stored)} acknowledged alerts lost"
     runs = daemon.query_db("SELECT fingerprint, status FROM runs")

@@ -14,7 +14,8 @@ AFTER_CRASH: dict[str, str] = {
     "http.request": (
         "the request is sent again. Every attempt and every repeat carries the same `Idempotency-Key: <run id>."
         "<step index>` header (the IETF httpapi draft), so a receiver that keeps the keys it has seen can drop the "
-        "repeat; a receiver that does not will see the request twice."
+        "repeat; a receiver that does not, or a step with `idempotency_key: false` (or its own header), sees the "
+        "request twice."
     ),
     "kubernetes.scale": (
         "none: the scale leaves an annotation with the step's operation id, and a repeat that finds it stops."
