@@ -1,11 +1,21 @@
-"""Composition root: settings -> store, actions, worker, HTTP server; start, reload, drain and stop."""
+"""Composition root: settings -> store, actions, worker, HTTP server; start, reload, drain and stop.
+
+The long-lived tasks (group commit, worker, heartbeat, outbox) are supervised: each catches what goes wrong with
+one item and goes on; if one ends anyway, /readyz names it, the daemon shuts down and the process exits non-zero,
+so Kubernetes (or systemd) restarts it rather than leaving a daemon that acknowledges alerts and never acts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import functools
+import os
 import signal
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +52,47 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message says why."""
 
 
+class StoreInUse(ConfigError):
+    """Another process already uses this SQLite file."""
+
+
+class FileLock:
+    """An exclusive flock on a sidecar file next to the SQLite database, holding the owner's pid.
+
+    SQLite itself would let a second daemon share the file, and each would run the other's work (both think they
+    are alone: `solo`). The kernel releases a flock when its process dies, even on kill -9, so a stale lock file
+    never blocks a restart.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self.path = database.with_name(database.name + ".lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreInUse(
+                f"{self.path.with_suffix('')}: already in use by another autoremedy process (pid {holder}); "
+                "one SQLite file serves one daemon: stop the other one, or use PostgreSQL for replicas"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the last descriptor releases the flock
+            self._file = None
+
+
 def open_store(settings: Settings) -> SqlStore:
     store, takeover = settings.store, settings.engine.takeover_after
     if settings.is_postgres:
@@ -68,15 +119,22 @@ class Daemon:
         self.store = open_store(settings)
         self.ruleset = load_rules(settings, self.registry)
         self._http: aiohttp.ClientSession | None = None
-        self._committer = GroupCommitter(self._write_events)
+        self._committer = GroupCommitter(self._write_events, metrics=self.metrics)
         self._worker: Worker | None = None
         self._outbox: Outbox | None = None
         self._runner: web.AppRunner | None = None
+        self._lock = FileLock(settings.sqlite_path) if settings.sqlite_path is not None else None
+        self._stopping = False
+        self.dead_loops: dict[str, str] = {}
+        """Long-lived tasks that ended while the daemon ran, with why: readiness fails and the process exits."""
+        self.faulted = asyncio.Event()
 
     async def _write_events(self, events: Sequence[NewEvent]) -> list[InsertOutcome]:
         return await self.store.insert_events(events, now=datetime.now(UTC))
 
     async def start(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
         await self.store.open()
         recovery = await self.store.recover(reason=RESTART_REASON, now=datetime.now(UTC))
         if recovery.requeued_events or recovery.interrupted_runs:
@@ -127,12 +185,14 @@ class Daemon:
         self._committer.start()
         self._worker.start()
         self._outbox.start()
+        self._supervise()
         services = Services(
             settings=self.settings,
             store=self.store,
             committer=self._committer,
             metrics=self.metrics,
-            is_ready=lambda: True,
+            is_ready=lambda: self.ruleset is not None,
+            problems=self.problems,
             rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
             wake=self._worker.wake,
             backlog=lambda: self.metrics.backlog.value,
@@ -162,6 +222,39 @@ class Daemon:
             dry_run=self.settings.dry_run,
         )
 
+    def loops(self) -> dict[str, asyncio.Task[None]]:
+        tasks = {**(self._worker.tasks if self._worker else {})}
+        if self._committer.task is not None:
+            tasks["group-commit"] = self._committer.task
+        if self._outbox is not None and self._outbox.task is not None:
+            tasks["outbox"] = self._outbox.task
+        return tasks
+
+    def _supervise(self) -> None:
+        for name, task in self.loops().items():
+            task.add_done_callback(functools.partial(self._loop_ended, name))
+
+    def _loop_ended(self, name: str, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        if task.cancelled():
+            why = "cancelled"
+        else:
+            error = task.exception()
+            why = f"{type(error).__name__}: {error}" if error is not None else "returned"
+        self.dead_loops[name] = why
+        log.error(
+            "a loop ended while the daemon runs; shutting down to be restarted",
+            loop=name,
+            why=why,
+            exc_info=task.exception() if not task.cancelled() else None,
+        )
+        self.faulted.set()
+
+    def problems(self) -> list[str]:
+        """Why the daemon is not ready, beyond the store and the rules: loops that ended."""
+        return [f"loop {name} ended ({why})" for name, why in self.dead_loops.items()]
+
     async def reload(self) -> bool:
         """Reload rules and playbooks; an invalid set is refused and the old one kept."""
         try:
@@ -177,6 +270,7 @@ class Daemon:
 
     async def stop(self) -> None:
         """Stop taking webhooks, let stored work drain within the grace period, then close."""
+        self._stopping = True
         if self._runner is not None:
             await self._runner.cleanup()
         await self._committer.stop()
@@ -189,10 +283,13 @@ class Daemon:
             await self._http.close()
         await self.registry.close()
         await self.store.close()
+        if self._lock is not None:
+            self._lock.release()
         await log.ainfo("stopped")
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings) -> int:
+    """Run the daemon until SIGTERM/SIGINT (exit status 0) or until a loop ends unexpectedly (status 1)."""
     daemon = Daemon(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -207,6 +304,17 @@ async def serve(settings: Settings) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     await daemon.start()
-    await stop.wait()
-    await log.ainfo("shutting down", grace_seconds=settings.server.shutdown_grace.total_seconds())
+    return await run_until_stopped(daemon, stop)
+
+
+async def run_until_stopped(daemon: Daemon, stop: asyncio.Event) -> int:
+    """Wait for a stop request or a loop's death, shut down, and return the process exit status."""
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(daemon.faulted.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    faulted = daemon.faulted.is_set()
+    grace = daemon.settings.server.shutdown_grace.total_seconds()
+    await log.ainfo("shutting down", grace_seconds=grace, dead_loops=daemon.dead_loops or None)
     await daemon.stop()
+    return 1 if faulted else 0

@@ -150,8 +150,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(level=settings.logging.level, fmt=settings.logging.format)
-    asyncio.run(serve(settings))
-    return 0
+    return asyncio.run(serve(settings))
 
 
 def _validate(args: argparse.Namespace) -> int:

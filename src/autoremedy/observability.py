@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -44,6 +45,27 @@ def redact_event(
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(logger_name=name)
     return logger
+
+
+class LoopErrors:
+    """An unexpected error in one turn of a long-lived loop: counted, logged with its traceback, and followed by a
+    pause that doubles while errors repeat (so a persistent bug does not spin), reset by a clean turn."""
+
+    def __init__(self, counter: Counter, loop: str, *, first: float = 0.5, ceiling: float = 30.0) -> None:
+        self._counter = counter.labels(loop)
+        self._loop = loop
+        self._first, self._ceiling = first, ceiling
+        self._pause = first
+
+    def ok(self) -> None:
+        self._pause = self._first
+
+    async def failed(self, log: structlog.typing.FilteringBoundLogger) -> None:
+        """Call from an `except` block."""
+        self._counter.inc()
+        await log.aexception("unexpected error in a loop; it goes on", loop=self._loop, retry_in=self._pause)
+        await asyncio.sleep(self._pause)
+        self._pause = min(self._pause * 2, self._ceiling)
 
 
 class Backlog:
@@ -118,5 +140,16 @@ class Metrics:
             "autoremedy_chatops_failures_total",
             "Chat requests that failed with an unexpected error (logged with its traceback), by transport",
             ["transport"],
+            registry=r,
+        )
+        self.loop_errors = Counter(
+            "autoremedy_loop_errors_total",
+            "Unexpected errors caught in a long-lived loop (worker, heartbeat, outbox, group-commit), by loop",
+            ["loop"],
+            registry=r,
+        )
+        self.runs_lost = Counter(
+            "autoremedy_runs_lost_total",
+            "Runs this instance stopped executing because another instance took them over (a heartbeat gap)",
             registry=r,
         )

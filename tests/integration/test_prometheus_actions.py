@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -113,6 +114,16 @@ async def test_verify_false_until_within_fails_with_the_reason(
     assert result.outcome is Outcome.GIVE_UP
     assert "returned no result within 600ms" in result.message and "last: empty result" in result.message
     assert result.data["checks"] >= 2
+
+
+async def test_verify_makes_a_last_check_at_the_deadline(prometheus: ManagedProcess, gauge: GaugeExporter) -> None:
+    # The condition turns true at 90% of `within`, between two regular checks (0s, 1s, 2s): only a check at the
+    # deadline itself (3s) sees it. PromQL's time() is the query's evaluation time, so the flip needs no scrape.
+    flips_at = time.time() + 2.7
+    inputs = VerifyInputs(query=f"vector(time()) > {flips_at:.3f}", within="3s", interval="1s")
+    result = await actions(prometheus.base_url or "").verify(inputs, await ctx())
+    assert result.outcome is Outcome.DONE, result.message
+    assert result.data["checks"] == 4
 
 
 async def test_verify_stops_at_the_step_deadline(prometheus: ManagedProcess, gauge: GaugeExporter) -> None:

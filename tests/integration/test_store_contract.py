@@ -14,9 +14,18 @@ from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import RunStatus, StepOutcome
-from autoremedy.store.base import AuditEntry, NewRun, NewStep, NotAwaitingApproval, Store, StoreUnavailable
+from autoremedy.store.base import (
+    AuditEntry,
+    NewRun,
+    NewStep,
+    NotAwaitingApproval,
+    RunTakenOver,
+    Store,
+    StoreDataError,
+)
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
+from autoremedy.store.sqlstore import SqlStore
 from tests.integration.conftest import fresh_database
 from tests.support.postgres import PostgresServer
 
@@ -24,19 +33,33 @@ NOW = datetime(2026, 11, 26, 22, 15, tzinfo=UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(
+async def stores(
     request: pytest.FixtureRequest, tmp_path: Path, shared_postgres: PostgresServer
-) -> AsyncIterator[Store]:
-    backend: Store
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two instances (two owners) on one database."""
+    backends: tuple[SqlStore, SqlStore]
     if request.param == "postgres":
-        backend = PostgresStore(await fresh_database(shared_postgres))
+        dsn = await fresh_database(shared_postgres)
+        backends = (PostgresStore(dsn), PostgresStore(dsn))
     else:
-        backend = SQLiteStore(tmp_path / "store.db")
-    await backend.open()
+        backends = (SQLiteStore(tmp_path / "store.db"), SQLiteStore(tmp_path / "store.db"))
+    for backend in backends:
+        await backend.open()
     try:
-        yield backend
+        yield backends
     finally:
-        await backend.close()
+        for backend in backends:
+            await backend.close()
+
+
+@pytest.fixture
+def store(stores: tuple[Store, Store]) -> Store:
+    return stores[0]
+
+
+def become(store: Store, owner: str) -> None:
+    """The same connection acting as another daemon instance (one that found this one dead)."""
+    setattr(store, "owner", owner)  # noqa: B010 - Store (the protocol) has no owner; every backend does
 
 
 def event(fingerprint: str = "f1", status: str = "firing", starts_at: str = "2026-11-26T22:15:01.179000Z") -> NewEvent:
@@ -134,7 +157,7 @@ async def test_decision_marks_event_done_and_creates_runs_atomically(store: Stor
 async def test_a_failing_decision_leaves_the_event_queued(store: Store) -> None:
     alert = await stored(store, event())
     await store.claim_event(now=NOW)
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreDataError):  # refused data (the same run id twice), not an outage: never retried as one
         await decide(store, alert, new_run("same", alert.id, target="a"), new_run("same", alert.id, target="b"))
     assert await store.get_run("same") is None
     assert (await store.recover(reason="stale", now=NOW + timedelta(seconds=1))).requeued_events == 0  # still ours
@@ -158,8 +181,10 @@ async def test_run_lifecycle(store: Store) -> None:
             "finished_at": NOW + timedelta(seconds=1),
         }
     )
-    await store.update_step("r1", step)
-    await store.finish_run("r1", RunStatus.FAILED, "step 1 failed", [AuditEntry("run_failed", "x", "r1")], now=NOW)
+    await store.update_step("r1", step, epoch=run.epoch)
+    await store.finish_run(
+        "r1", RunStatus.FAILED, "step 1 failed", [AuditEntry("run_failed", "x", "r1")], now=NOW, epoch=run.epoch
+    )
     done = await store.get_run("r1")
     assert done is not None
     assert (done.status, done.reason, done.finished_at) == (RunStatus.FAILED, "step 1 failed", NOW)
@@ -183,6 +208,7 @@ async def test_a_dead_instances_events_are_requeued_and_its_runs_resumed(store: 
     assert second is not None
     await decide(store, second, new_run("r1", ids[1]))
     await store.claim_run(now=NOW)  # ...and the instance dies
+    become(store, "another-instance")
     recovery = await store.recover(reason="crashed", now=NOW + timedelta(minutes=10))
     assert recovery.requeued_events == 1 and recovery.interrupted_runs == []
     claimed = await store.claim_event(now=NOW + timedelta(minutes=10))
@@ -197,8 +223,9 @@ async def test_a_run_taken_over_too_often_is_interrupted(store: Store) -> None:
     await decide(store, alert, new_run("r1", alert.id))
     at = NOW
     await store.claim_run(now=at)
-    for _ in range(3):  # it keeps killing whoever runs it
+    for index in range(3):  # it keeps killing whoever runs it
         at += timedelta(minutes=10)
+        become(store, f"instance-{index}")
         assert await store.claim_run(now=at) is not None
     at += timedelta(minutes=10)
     recovery = await store.recover(reason="taken over 3 times", now=at)
@@ -211,7 +238,7 @@ async def test_heartbeats_keep_runs_owned(store: Store) -> None:
     alert = await stored(store, event())
     await decide(store, alert, new_run("r1", alert.id))
     await store.claim_run(now=NOW)
-    assert await store.heartbeat(now=datetime.now(UTC)) == 1
+    assert await store.heartbeat(now=datetime.now(UTC)) == {"r1": 1}
     assert await store.claim_run(now=datetime.now(UTC)) is None  # fresh heartbeat: nobody takes it
 
 
@@ -253,7 +280,7 @@ async def test_one_active_run_per_target(store: Store) -> None:
     skipped = await store.get_run("b")
     assert skipped is not None and skipped.guardrail == "target_busy" and "run a" in skipped.reason
     await store.claim_run(now=NOW)
-    await store.finish_run("a", RunStatus.SUCCEEDED, "ok", [], now=NOW)
+    await store.finish_run("a", RunStatus.SUCCEEDED, "ok", [], now=NOW, epoch=1)
     assert await decide(store, alert, new_run("d", alert.id), now=NOW + timedelta(seconds=1)) == [RunStatus.PLANNED]
 
 
@@ -275,7 +302,7 @@ async def test_cooldown_and_budgets_count_earlier_runs(store: Store) -> None:
         assert run is not None
         if status is RunStatus.PLANNED:  # finish it so the target is free again
             await store.claim_run(now=at)
-            await store.finish_run(run.id, RunStatus.SUCCEEDED, "ok", [], now=at)
+            await store.finish_run(run.id, RunStatus.SUCCEEDED, "ok", [], now=at, epoch=1)
     assert results == [RunStatus.PLANNED, RunStatus.SKIPPED, RunStatus.PLANNED, RunStatus.SKIPPED, RunStatus.PLANNED]
     guardrails = [run.guardrail for run in await store.list_runs(status=RunStatus.SKIPPED, limit=10)]
     assert guardrails == ["budget_exhausted", "cooldown"]
@@ -362,7 +389,7 @@ async def test_pause_all_and_per_rule(store: Store) -> None:
 async def failed_run(store: Store, alert: AlertEvent, run_id: str = "r1") -> None:
     await decide(store, alert, new_run(run_id, alert.id))
     await store.claim_run(now=NOW)
-    await store.finish_run(run_id, RunStatus.FAILED, "step 0 failed", [], now=NOW, escalation="run_failed")
+    await store.finish_run(run_id, RunStatus.FAILED, "step 0 failed", [], now=NOW, epoch=1, escalation="run_failed")
 
 
 async def test_a_failure_escalates_in_the_same_transaction_and_fans_out(store: Store) -> None:
@@ -438,7 +465,7 @@ async def test_a_later_success_resolves_what_the_rule_escalated(store: Store) ->
     await failed_run(store, alert, "r1")
     await decide(store, alert, new_run("r2", alert.id))
     await store.claim_run(now=NOW)
-    await store.finish_run("r2", RunStatus.SUCCEEDED, "ok", [], now=NOW)
+    await store.finish_run("r2", RunStatus.SUCCEEDED, "ok", [], now=NOW, epoch=1)
     (resolve, _) = await store.escalations(limit=5)
     assert (resolve.kind, resolve.trigger) == ("resolve", "fixed")
 
@@ -455,7 +482,7 @@ async def test_a_waiting_run_is_woken_by_its_resolved_alert(store: Store) -> Non
     alert = await stored(store, event())
     await decide(store, alert, new_run("w1", alert.id))
     await store.claim_run(now=NOW)
-    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW)
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW, epoch=1)
     assert await store.claim_run(now=NOW + timedelta(minutes=5)) is None
     assert await store.resolution_of(alert.id) is None
     resolved = await stored(store, event(status="resolved"), now=NOW + timedelta(minutes=6))
@@ -470,12 +497,12 @@ async def test_a_waiting_run_is_due_at_its_deadline_and_a_late_suspend_is_not_lo
     alert = await stored(store, event())
     await decide(store, alert, new_run("w1", alert.id))
     await store.claim_run(now=NOW)
-    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(minutes=1), now=NOW)
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(minutes=1), now=NOW, epoch=1)
     claimed = await store.claim_run(now=NOW + timedelta(minutes=1))
     assert claimed is not None and claimed.wait_until == NOW + timedelta(minutes=1)
     # The resolution arrives while the run is looking; suspending then puts it straight back to be claimed.
     await stored(store, event(status="resolved"))
-    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW)
+    await store.suspend_run("w1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW, epoch=2)
     again = await store.claim_run(now=NOW + timedelta(minutes=2))
     assert again is not None and again.id == "w1"
 
@@ -486,7 +513,7 @@ async def test_retention_prunes_old_finished_records_only(store: Store) -> None:
     await decide(store, old, new_run("old-run", old.id, fingerprint="old", target="t/old"))
     await store.claim_run(now=NOW)
     await store.finish_run(
-        "old-run", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "old-run")], now=NOW
+        "old-run", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "old-run")], now=NOW, epoch=1
     )
     later = NOW + timedelta(days=40)
     fresh = await stored(store, event("fresh"), now=later)
@@ -526,8 +553,61 @@ async def test_fingerprint_audit_has_the_verdicts_and_the_runs_entries(store: St
     await decide(store, alert, new_run("r1", alert.id, fingerprint="f1"))
     await decide(store, other, new_run("r2", other.id, fingerprint="f2", target="t/y"))
     await store.claim_run(now=NOW)
-    await store.finish_run("r1", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "r1")], now=NOW)
+    await store.finish_run("r1", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "r1")], now=NOW, epoch=1)
     entries = await store.fingerprint_audit("f1", limit=10)
     assert [e.kind for e in reversed(entries)] == ["verdict_allowed", "run_succeeded"]
     assert entries[-1].data["rule"] == "r" and entries[-1].data["guardrail"] == "allowed"
     assert await store.fingerprint_audit("nope", limit=10) == []
+
+
+# -- fenced ownership ---------------------------------------------------------------------------------------------
+
+
+async def _taken_over(stores: tuple[Store, Store]) -> tuple[Store, Store, int]:
+    """Instance a claims r1 and stops heartbeating (a store outage, a stall); instance b takes it over."""
+    a, b = stores
+    alert = await stored(a, event())
+    await decide(a, alert, new_run("r1", alert.id))
+    claimed = await a.claim_run(now=NOW)
+    assert claimed is not None and claimed.epoch == 1
+    taken = await b.claim_run(now=NOW + timedelta(minutes=10))
+    assert taken is not None and taken.id == "r1" and taken.epoch == 2
+    return a, b, claimed.epoch
+
+
+async def test_a_stale_owners_step_and_outcome_writes_are_refused(stores: tuple[Store, Store]) -> None:
+    a, b, stale = await _taken_over(stores)
+    run = await b.get_run("r1")
+    assert run is not None
+    step = run.steps[0].model_copy(update={"outcome": StepOutcome.DONE, "started_at": NOW, "finished_at": NOW})
+    with pytest.raises(RunTakenOver):
+        await a.update_step("r1", step, epoch=stale)
+    with pytest.raises(RunTakenOver):
+        await a.finish_run("r1", RunStatus.SUCCEEDED, "ok", [AuditEntry("run_succeeded", "ok", "r1")], now=NOW, epoch=1)
+    with pytest.raises(RunTakenOver):
+        await a.suspend_run("r1", reason="waiting", wait_until=NOW + timedelta(hours=1), now=NOW, epoch=stale)
+    kept = await b.get_run("r1")
+    assert kept is not None and kept.status is RunStatus.RUNNING and kept.steps[0].outcome is StepOutcome.PENDING
+    assert "run_succeeded" not in [entry.kind for entry in await b.list_audit(run_id="r1", limit=10)]
+    await b.update_step("r1", step, epoch=2)  # the current owner's writes go through
+    await b.finish_run("r1", RunStatus.SUCCEEDED, "ok", [], now=NOW, epoch=2)
+    done = await b.get_run("r1")
+    assert done is not None and done.status is RunStatus.SUCCEEDED and done.steps[0].outcome is StepOutcome.DONE
+
+
+async def test_the_heartbeat_returns_only_the_runs_still_owned(stores: tuple[Store, Store]) -> None:
+    a, b, _ = await _taken_over(stores)
+    assert await a.heartbeat(now=NOW + timedelta(minutes=10)) == {}
+    assert await b.heartbeat(now=NOW + timedelta(minutes=10)) == {"r1": 2}
+    taken = [entry for entry in await b.list_audit(run_id="r1", limit=5) if entry.kind == "run_taken_over"]
+    assert len(taken) == 1 and taken[0].data["epoch"] == 2
+
+
+async def test_an_instance_never_takes_over_a_run_it_still_executes(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    alert = await stored(a, event())
+    await decide(a, alert, new_run("r1", alert.id))
+    assert await a.claim_run(now=NOW) is not None
+    assert await a.claim_run(now=NOW + timedelta(hours=1)) is None  # stale heartbeat, but it is ours
+    later = await b.claim_run(now=NOW + timedelta(hours=1))
+    assert later is not None and later.epoch == 2

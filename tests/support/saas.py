@@ -382,6 +382,7 @@ class FakeSlack(_FakeService):
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "conversations.history": self._history,
         }
 
     @property
@@ -565,6 +566,20 @@ class FakeSlack(_FakeService):
         self.messages.append(message)
         self._by_ts[message.ts] = message
         return {"channel": channel, "ts": message.ts, "message": self._message_object(message)}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, with their metadata when ``include_all_metadata``.
+        ``oldest`` is not applied: the fake's ts are a counter, not wall-clock times."""
+        channel = self._channel(args)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in {"1", "true"}
+        found = []
+        for message in reversed(self.top_level(channel)):
+            obj = self._message_object(message)
+            metadata = _decode_json_arg(message.args.get("metadata"), "invalid_metadata")
+            if with_metadata and metadata:
+                obj["metadata"] = metadata
+            found.append(obj)
+        return {"messages": found[: int(args.get("limit") or 100)], "has_more": False}
 
     def _update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)

@@ -351,6 +351,28 @@ def test_target_is_rendered(target: str, labels: dict[str, str], expected: str) 
     assert plan.target == expected
 
 
+# (the label rendered into the target, the plan error)
+BAD_TARGET_CASES = [
+    pytest.param("x" * 600, "target: 603 characters rendered, at most 512 allowed", id="too-long"),
+    pytest.param("a\x00b", "target: holds the unprintable character '\\x00'", id="nul"),
+    pytest.param("a\nb", "target: holds the unprintable character '\\n'", id="newline"),
+]
+
+
+@pytest.mark.parametrize(("value", "error"), BAD_TARGET_CASES)
+def test_a_hostile_label_in_the_target_is_a_plan_error(value: str, error: str) -> None:
+    book = _playbook(target="ns/{{ alert.labels.pod }}")
+    [plan] = decide(_ruleset(_rule("r"), playbooks=(book,)), _alert(pod=value), dry_run=False)
+    assert plan.error == f"plan not rendered: {error}"
+    assert plan.steps == ()
+
+
+def test_a_target_of_512_printable_characters_is_fine() -> None:
+    book = _playbook(target="{{ alert.labels.pod }}")
+    [plan] = decide(_ruleset(_rule("r"), playbooks=(book,)), _alert(pod="é" * 512), dry_run=False)
+    assert plan.error is None and len(plan.target) == 512
+
+
 def test_template_view_names_are_visible() -> None:
     book = _playbook(
         steps=[

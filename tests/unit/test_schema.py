@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from autoremedy.actions.after_crash import after_crash
 from autoremedy.actions.reference import actions_markdown
 from autoremedy.actions.registry import default_registry
 from autoremedy.cli import main
@@ -166,3 +167,8 @@ def test_a_broken_example_file_is_rejected() -> None:
     found = errors(PLAYBOOK_SCHEMA, load_yaml_text(text, file="scale-out.yaml").data)
     assert any("'replicaz' was unexpected" in error for error in found), found
     assert any("'replicas' is a required property" in error for error in found), found
+
+
+def test_every_action_says_what_a_crash_during_it_can_cause() -> None:
+    registry = default_registry()
+    assert [name for name, spec in registry.items() if not after_crash(spec)] == []

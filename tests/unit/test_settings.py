@@ -459,3 +459,13 @@ def test_scoped_basic_users_and_password_files(tmp_path: Path) -> None:
 def test_user_problems_are_named(tmp_path: Path, text: str, message: str) -> None:
     _, problems = _problems(tmp_path, text)
     assert any(message in problem for problem in problems), problems
+
+
+def test_takeover_after_must_be_three_heartbeats(tmp_path: Path) -> None:
+    path, problems = _problems(tmp_path, "engine:\n  heartbeat_interval: 5s\n  takeover_after: 10s\n")
+    assert problems == [
+        f"{path}:1: engine: Value error, takeover_after (10s) must be at least 3 x heartbeat_interval (15s)"
+    ]
+    assert _load(tmp_path, "engine:\n  heartbeat_interval: 5s\n  takeover_after: 15s\n").engine.takeover_after == (
+        timedelta(seconds=15)
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +20,9 @@ class Outcome(StrEnum):
     DONE = "done"
     RETRY = "retry"
     GIVE_UP = "give_up"
+    WAIT = "wait"
+    """Not done yet: the run sleeps, holding no worker slot, and the step is called again when the run wakes
+    (its alert resolved, or `wait_until` passed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,8 @@ class ActionResult:
     outcome: Outcome
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    wait_until: datetime | None = None
+    """For WAIT: when the run is due again even if nothing wakes it."""
 
     @classmethod
     def done(cls, message: str = "", **data: Any) -> ActionResult:
@@ -40,6 +46,14 @@ class ActionResult:
     @classmethod
     def give_up(cls, message: str, **data: Any) -> ActionResult:
         return cls(Outcome.GIVE_UP, message, data)
+
+    @classmethod
+    def wait(cls, message: str, *, until: datetime, **data: Any) -> ActionResult:
+        return cls(Outcome.WAIT, message, data, wait_until=until)
+
+
+async def _never_resolved() -> datetime | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,10 @@ class ActionContext:
     """Rehearse only: validate and report what would happen (e.g. Kubernetes `dryRun=All`), change nothing."""
     http: aiohttp.ClientSession
     log: structlog.typing.FilteringBoundLogger
+    waited_until: datetime | None = None
+    """When this step said WAIT before and the run was woken: the deadline it asked for then."""
+    alert_resolved_at: Callable[[], Awaitable[datetime | None]] = _never_resolved
+    """When the run's alert resolved (a resolved webhook was stored), or None while it fires."""
 
 
 ActionFunction = Callable[[Any, ActionContext], Awaitable[ActionResult]]
@@ -88,6 +106,11 @@ class ActionSpec:
     """True when the action honours ActionContext.dry_run; other actions are not called at all in a dry run."""
     time_input: str | None = None
     """An input (a duration) that bounds how long the action itself takes; the step's timeout stretches to it."""
+    verifies: bool = False
+    """The action checks that a fix worked: its failure escalates as `verification_failed`, not `run_failed`."""
+    after_crash: str = ""
+    """What a crash between the call and the record of its outcome can cause (the step runs again on resume),
+    for the action reference."""
     permissions: tuple[Permission, ...] = ()
     """The Kubernetes RBAC the action needs from autoremedy's service account; empty for actions that do not
     call the Kubernetes API."""

@@ -79,6 +79,7 @@ class PrometheusActions:
                 self.query,
                 "Run a PromQL query and keep its values in the step result (for messages).",
                 dry_run=True,
+                after_crash="the query runs again; it only reads.",
             ),
             ActionSpec(
                 "prometheus.verify",
@@ -87,6 +88,8 @@ class PrometheusActions:
                 "Check that a fix worked: a PromQL query must return a result within `within`.",
                 dry_run=True,
                 time_input="within",
+                verifies=True,
+                after_crash="the check starts again with a whole `within`; it only reads.",
             ),
         ]
 
@@ -120,9 +123,11 @@ class PrometheusActions:
                     series=_series(result),
                     checks=checks,
                 )
-            if ctx.dry_run or loop.time() + inputs.interval.total_seconds() >= stop_at:
+            left = stop_at - loop.time()
+            if ctx.dry_run or left <= 0:
                 break
-            await asyncio.sleep(inputs.interval.total_seconds())
+            # The last check falls on the deadline itself: a fix that shows just before it still counts.
+            await asyncio.sleep(min(inputs.interval.total_seconds(), left))
         if ctx.dry_run:
             return ActionResult.done(
                 f"dry run: the condition does not hold now ({last}); a real run would wait up "

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from autoremedy.actions.after_crash import after_crash
 from autoremedy.actions.base import ActionSpec, Permission
 from autoremedy.config.schema import describe_type, playbook_schema
 from autoremedy.models.durations import format_duration
@@ -26,6 +27,10 @@ grants what the table below lists, no more.
 Any input may be a template (`"{{ params.count }}"`): it is rendered from the alert first, and the rendered text is
 then converted to the input's type (`"3"` becomes 3). An unknown or missing input is reported by
 `autoremedy validate`, and editors flag it through `schemas/playbook.schema.json`.
+
+A step whose outcome was not recorded (the daemon was killed during it, or lost the run to another replica after a
+heartbeat gap) runs again when the run resumes: each action below says what that repeat can cause. Every repeat
+of a step has the same operation id, `<run id>.<step index>`, which actions use to recognise their own earlier call.
 """
 
 
@@ -59,6 +64,8 @@ def _action_section(spec: ActionSpec, schema: Mapping[str, Any]) -> list[str]:
         lines.append("Dry run: not called (it cannot rehearse).")
     if spec.time_input is not None:
         lines.append(f"`{spec.time_input}` bounds how long it takes; the step's `timeout` stretches to cover it.")
+    if after_crash(spec):
+        lines += ["", f"After a crash between the call and its record: {after_crash(spec)}"]
     lines += ["", *_inputs_table(spec, schema), "", *_rbac_table(spec.permissions)]
     return lines
 

@@ -2,10 +2,15 @@
 
 Checks: schema, matcher syntax, templates compile, referenced playbooks and actions exist, step inputs are ones the
 action knows and the required ones are present. `autoremedy validate`, start-up and SIGHUP reload all use this.
+
+What will run is checked as it will run: every `with:` and `params` value must survive the JSON encoding the store
+uses (an unquoted YAML date does not), and each step's inputs are validated against its action's input model, a
+template standing for any value of the right type (it is only known once rendered).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -103,8 +108,61 @@ def _check_playbook(playbook: Playbook, loaded: LoadedYaml, actions: ActionInput
             found.append(Problem(loaded.file, loaded.line_of((*where, "action")), message))
         else:
             found.extend(_input_problems(step.with_, inputs_model, loaded, where))
+        stored = _json_problems(step.with_, loaded, (*where, "with"))
+        found.extend(stored)
+        if inputs_model is not None and not stored:
+            found.extend(_type_problems(step.with_, inputs_model, loaded, (*where, "with")))
         found.extend(_template_problems(step.with_, loaded, (*where, "with")))
     return found
+
+
+def _json_problems(value: Any, loaded: LoadedYaml, where: Path_) -> list[Problem]:
+    """Values the store's JSON would refuse or change (a date, a number as a key): file:line each."""
+    label = ".".join(str(part) for part in where)
+    if isinstance(value, Mapping):
+        found = [
+            Problem(loaded.file, loaded.line_of(where), f"{label}: key {key!r} is not a string (quote it)")
+            for key in value
+            if not isinstance(key, str)
+        ]
+        for key, item in value.items():
+            found.extend(_json_problems(item, loaded, (*where, str(key))))
+        return found
+    if isinstance(value, list):
+        return [found for i, item in enumerate(value) for found in _json_problems(item, loaded, (*where, i))]
+    if value is None or isinstance(value, str | bool | int):
+        return []
+    if isinstance(value, float) and json.loads(json.dumps(value)) == value:
+        return []
+    kind = type(value).__name__
+    message = f"{label}: {value!r} is a YAML {kind}, not a JSON value; quote it to pass it as a string"
+    return [Problem(loaded.file, loaded.line_of(where), message)]
+
+
+def _type_problems(
+    inputs: Mapping[str, Any], model: type[BaseModel], loaded: LoadedYaml, where: Path_
+) -> list[Problem]:
+    """The inputs validated as the action will (after the store's JSON round trip); errors under a template are
+    left to run time, when its value is known, and unknown or missing inputs were reported already."""
+    try:
+        model.model_validate(json.loads(json.dumps(inputs)))
+    except ValidationError as exc:
+        templated = {path for path, _ in template_paths(inputs)}
+        return [
+            Problem(loaded.file, loaded.line_of((*where, *item["loc"])), _type_message(where, item))
+            for item in exc.errors(include_url=False)
+            if item["type"] not in ("extra_forbidden", "missing") and not _under_template(item["loc"], templated)
+        ]
+    return []
+
+
+def _under_template(loc: tuple[int | str, ...], templated: set[tuple[str | int, ...]]) -> bool:
+    return any(loc[: len(path)] == path or path[: len(loc)] == loc for path in templated)
+
+
+def _type_message(where: Path_, item: Any) -> str:
+    label = ".".join(str(part) for part in (*where, *item["loc"]))
+    return f"{label}: {item['msg']} (got {item['input']!r})"
 
 
 def _input_problems(
@@ -176,5 +234,6 @@ def _rule_problems(rule: Rule, loaded: LoadedYaml, where: Path_, playbooks: Mapp
     if rule.playbook not in playbooks:
         message = f"rule {rule.name!r}: playbook {rule.playbook!r} not found"
         found.append(Problem(loaded.file, loaded.line_of((*where, "playbook")), message))
+    found.extend(_json_problems(rule.params, loaded, (*where, "params")))
     found.extend(_template_problems(rule.params, loaded, (*where, "params")))
     return found

@@ -206,6 +206,17 @@ class EngineSettings(_Section):
         default=timedelta(seconds=1), description="first wait between a step's attempts; doubles up to 60s"
     )
 
+    @model_validator(mode="after")
+    def _takeover_outlasts_heartbeats(self) -> EngineSettings:
+        # A run is taken over when its heartbeat is this old: under three intervals, one slow heartbeat (a busy
+        # store, a GC pause) hands a live run to another instance.
+        if self.takeover_after < 3 * self.heartbeat_interval:
+            raise ValueError(
+                f"takeover_after ({self.takeover_after.total_seconds():g}s) must be at least 3 x heartbeat_interval "
+                f"({3 * self.heartbeat_interval.total_seconds():g}s)"
+            )
+        return self
+
 
 class NamespacePolicy(_Section):
     allow: list[str] = Field(default_factory=list, description="namespaces actions may touch; empty: all not denied")

@@ -20,6 +20,7 @@ _TITLES = {
     "run_failed": "remediation failed",
     "verification_failed": "remediation did not fix it",
     "plan_failed": "remediation could not be planned",
+    "run_interrupted": "remediation interrupted half done",
     "breaker_open": "circuit breaker open: automation stopped",
     "approval_expired": "approval expired: nothing was done",
     "approval_requested": "approval needed",

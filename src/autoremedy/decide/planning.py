@@ -82,6 +82,9 @@ class Plan:
 
 
 DRY_RUN_LABEL = "autoremedy_dry_run"
+MAX_TARGET_LENGTH = 512
+"""The rendered target keys guardrails (one active run per target, cooldowns) and an index: a long or
+unprintable one (a hostile label) is a plan error, never a value the store refuses."""
 
 
 def matching_rules(ruleset: Ruleset, labels: Mapping[str, str], status: str) -> list[CompiledRule]:
@@ -126,7 +129,7 @@ def plan_for(
         return Plan(rule.name, rule.playbook, "", effective_dry_run, error=f"playbook {rule.playbook!r} not found")
     try:
         context = _context(rule, alert)
-        target = render_text(playbook.target, context, where="target")
+        target = _checked_target(render_text(playbook.target, context, where="target"))
         setup = templating or Templating()
         step_context = {**context, "secret": setup.secret}  # secrets only in step inputs, never target or params
         steps = tuple(_render_step(index, playbook, step_context, setup) for index in range(len(playbook.steps)))
@@ -134,6 +137,15 @@ def plan_for(
         error = redact_text(f"plan not rendered: {exc}")  # a filter's error can quote the value it choked on
         return Plan(rule.name, playbook.name, playbook.target, effective_dry_run, error=error)
     return Plan(rule.name, playbook.name, target, effective_dry_run, steps)
+
+
+def _checked_target(target: str) -> str:
+    if len(target) > MAX_TARGET_LENGTH:
+        raise RenderError(f"target: {len(target)} characters rendered, at most {MAX_TARGET_LENGTH} allowed")
+    if not target.isprintable():
+        bad = next(char for char in target if not char.isprintable())
+        raise RenderError(f"target: holds the unprintable character {bad!r}")
+    return target
 
 
 def _context(rule: Rule, alert: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,28 +8,30 @@ written to disk; a playbook changed since planning is refused rather than silent
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import aiohttp
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
-from autoremedy.actions.builtin import ALERT_RESOLVED, AlertResolvedInputs
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
-from autoremedy.models.durations import format_duration
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import Store
+from autoremedy.store.base import RunTakenOver, Store, StoreUnavailable
 
 log = get_logger("autoremedy.executor")
 
 
-VERIFYING_ACTIONS = frozenset({"prometheus.verify", ALERT_RESOLVED})
 _FINISHED = (StepOutcome.DONE, StepOutcome.FAILED)
+STORE_RETRY_SECONDS = 0.5
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,28 +61,23 @@ class Executor:
         self._backoff = retry_backoff_seconds
 
     async def execute(self, run: Run, ruleset: Ruleset) -> RunVerdict:
+        """Raises RunTakenOver as soon as the run turns out to be another instance's (this one must stop)."""
         plan = await self._replan(run, ruleset)
         if isinstance(plan, RunVerdict):
             return plan
         failed: list[str] = []
         for planned in plan.steps:
             label = planned.name or f"{planned.index}:{planned.action}"
-            stored = run.steps[planned.index] if planned.index < len(run.steps) else None
+            stored = await self._recorded_step(run, planned.index)
             if stored is not None and stored.outcome in _FINISHED:  # resuming: this step ran before
                 failed.extend([label] if stored.outcome is StepOutcome.FAILED else [])
                 continue
-            if planned.action == ALERT_RESOLVED:
-                record_or_wait = await self._await_resolution(run, planned)
-                if isinstance(record_or_wait, RunVerdict):
-                    return record_or_wait
-                record = record_or_wait
-            else:
-                record = await self._run_step(run, plan, planned)
+            record, result = await self._run_step(run, plan, planned)
+            if result.outcome is Outcome.WAIT and result.wait_until is not None:
+                return RunVerdict(RunStatus.WAITING, result.message, wait_until=result.wait_until)
             if record.outcome is StepOutcome.FAILED:
                 if planned.on_failure == "abort":
-                    trigger = "verification_failed" if planned.action in VERIFYING_ACTIONS else "run_failed"
-                    reason = f"step {label} failed: {record.error}"
-                    return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
+                    return self._aborted(run, planned, f"step {label} failed: {record.error}")
                 failed.append(label)
         if run.dry_run:
             return RunVerdict(RunStatus.DRY_RUN, _dry_run_reason(failed))
@@ -88,43 +85,23 @@ class Executor:
             return RunVerdict(RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}")
         return RunVerdict(RunStatus.SUCCEEDED, "all steps done")
 
-    async def _await_resolution(self, run: Run, planned: PlannedStep) -> StepRecord | RunVerdict:
-        """An `alert.resolved` step: done once the alert resolved; otherwise the run sleeps without a slot until
-        the resolved webhook wakes it or the deadline passes (then the step fails)."""
-        now = datetime.now(UTC)
-        within = AlertResolvedInputs.model_validate(planned.inputs).within
-        record = StepRecord(
-            index=planned.index, name=planned.name, action=planned.action, inputs=redact(planned.inputs), started_at=now
-        )
-        resolved_at = await self._store.resolution_of(run.event_id)
-        if resolved_at is not None:
-            return await self._close(
-                run.id, record, StepOutcome.DONE, f"the alert resolved at {resolved_at.isoformat()}"
-            )
-        if run.wait_until is not None and now >= run.wait_until:
-            error = f"the alert did not resolve within {format_duration(within)}"
-            return await self._close(run.id, record, StepOutcome.FAILED, error)
-        if run.dry_run:
-            message = f"dry run: would wait up to {format_duration(within)} for the alert to resolve"
-            return await self._close(run.id, record, StepOutcome.DONE, message)
-        deadline = run.wait_until or now + within
-        await self._store.update_step(run.id, record)
-        return RunVerdict(
-            RunStatus.WAITING, f"waiting for the alert to resolve, until {deadline.isoformat()}", wait_until=deadline
-        )
+    def _aborted(self, run: Run, planned: PlannedStep, reason: str) -> RunVerdict:
+        spec = self._registry.get(planned.action)
+        trigger = "verification_failed" if spec is not None and spec.verifies else "run_failed"
+        return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
 
-    async def _close(self, run_id: str, record: StepRecord, outcome: StepOutcome, message: str) -> StepRecord:
-        done = record.model_copy(
-            update={
-                "attempts": record.attempts + 1,
-                "outcome": outcome,
-                "finished_at": datetime.now(UTC),
-                "error": message if outcome is StepOutcome.FAILED else None,
-                "result": {"message": message},
-            }
-        )
-        await self._store.update_step(run_id, done)
-        return done
+    async def _record(self, run: Run, record: StepRecord) -> None:
+        """A step's record is retried while the store is away: what a step did must not be lost to an outage, and
+        a run taken over meanwhile is found out here (RunTakenOver) rather than run on."""
+        await _when_stored(functools.partial(self._store.update_step, run.id, record, epoch=run.epoch))
+
+    async def _recorded_step(self, run: Run, index: int) -> StepRecord | None:
+        """The step as the store has it now, read again before running it: the run may have been taken over (then
+        this instance stops), and what a previous owner finished is not done again."""
+        current = await _when_stored(functools.partial(self._store.get_run, run.id))
+        if current is None or current.status is not RunStatus.RUNNING or current.epoch != run.epoch:
+            raise RunTakenOver(run.id, run.epoch)
+        return current.steps[index] if index < len(current.steps) else None
 
     async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
         event = await self._store.get_event(run.event_id)
@@ -139,7 +116,7 @@ class Executor:
             return RunVerdict(RunStatus.FAILED, f"playbook {run.playbook!r} changed after the run was planned")
         return plan
 
-    async def _run_step(self, run: Run, plan: Plan, planned: PlannedStep) -> StepRecord:
+    async def _run_step(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[StepRecord, ActionResult]:
         started = datetime.now(UTC)
         record = StepRecord(
             index=planned.index,
@@ -148,10 +125,12 @@ class Executor:
             inputs=redact(planned.inputs),
             started_at=started,
         )
-        await self._store.update_step(run.id, record)
+        await self._record(run, record)
         clock = time.perf_counter()
         result, attempts = await self._attempts(run, plan, planned)
         self._metrics.step_duration.labels(planned.action, result.outcome.value).observe(time.perf_counter() - clock)
+        if result.outcome is Outcome.WAIT:  # the step stays started; it is asked again when the run wakes
+            return record, result
         outcome = StepOutcome.DONE if result.outcome is Outcome.DONE else StepOutcome.FAILED
         record = record.model_copy(
             update={
@@ -162,7 +141,7 @@ class Executor:
                 "result": redact({"message": result.message, **result.data}),
             }
         )
-        await self._store.update_step(run.id, record)
+        await self._record(run, record)
         log.info(
             "step finished",
             step=planned.index,
@@ -171,7 +150,7 @@ class Executor:
             attempts=attempts,
             message=redact_text(result.message),
         )
-        return record
+        return record, result
 
     async def _attempts(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[ActionResult, int]:
         if planned.refusal is not None:  # decided before any call: e.g. a URL whose host the alert chose
@@ -200,6 +179,8 @@ class Executor:
                 dry_run=run.dry_run,
                 http=self._http,
                 log=log,
+                waited_until=run.wait_until,
+                alert_resolved_at=functools.partial(self._store.resolution_of, run.event_id),
             )
             return await _one_attempt(spec, inputs, context, limit_seconds=limit)
 
@@ -211,6 +192,15 @@ class Executor:
         )
         result: ActionResult = await retrying(attempt)
         return result, count
+
+
+async def _when_stored(call: Callable[[], Awaitable[T]]) -> T:
+    while True:
+        try:
+            return await call()
+        except StoreUnavailable as exc:
+            await log.awarning("store unavailable during a run; retrying", error=str(exc))
+            await asyncio.sleep(STORE_RETRY_SECONDS)
 
 
 async def _one_attempt(

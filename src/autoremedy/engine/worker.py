@@ -3,6 +3,10 @@
 Two stages, each a transaction in the store, so a crash between them loses nothing: (1) an event becomes runs
 (planned, or final at once when dry-run or unrenderable) and is marked done; (2) a planned run is claimed, executed
 and finished. The loop wakes on a signal after every webhook commit and polls only as a fallback.
+
+Run ownership is fenced: a claim gives the run a new epoch, every write of the run carries (owner, epoch), and the
+heartbeat (its own task, never behind a long batch) returns the runs still ours. A run another instance took over
+after a heartbeat gap is stopped here at once, so no step runs on two instances in the same epoch.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from autoremedy.engine.executor import Executor, RunVerdict
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.runs import FINAL_STATUSES, Run, RunStatus
-from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, Store, StoreUnavailable
+from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, RunTakenOver, Store, StoreUnavailable
 
 log = get_logger("autoremedy.worker")
 TAKEN_OVER_TOO_OFTEN = "taken over 3 times: every instance that ran it stopped while running it; not resumed again"
@@ -41,6 +45,22 @@ class Upkeep:
 
 
 SHUTDOWN_REASON = "the daemon shut down before the run finished (grace period expired)"
+STORE_RETRY_SECONDS = 0.5
+"""How soon a heartbeat is tried again after the store failed: first thing when it is back."""
+
+
+@dataclass(slots=True)
+class Lease:
+    """A run this instance executes, in the epoch of its claim."""
+
+    run: Run
+    task: asyncio.Task[None]
+    claimed: int
+    """The claim's sequence number: a heartbeat that started before the claim cannot know the run yet."""
+    settling: bool = False
+    """Its outcome is being written: from then on its absence from a heartbeat is expected."""
+    lost: bool = False
+    """Taken over by another instance: its task was cancelled for that, not for a shutdown."""
 
 
 class Worker:
@@ -68,55 +88,118 @@ class Worker:
         self._slots = concurrency
         self._poll = poll_interval
         self._upkeep = upkeep or Upkeep()
-        self._last_heartbeat = datetime.min.replace(tzinfo=UTC)
+        self._last_upkeep = datetime.min.replace(tzinfo=UTC)
         self._last_prune = datetime.now(UTC)  # not at start: a restart loop should not prune every time
         self._wakeup = asyncio.Event()
+        self._store_ok = asyncio.Event()
+        """Set by a heartbeat that reached the store: after an outage, nothing is claimed before it."""
         self.on_outcome: Callable[[], None] = lambda: None
         """Called after a run's outcome is recorded (wakes the escalation sender)."""
         self._stopping = False
-        self._active: dict[str, asyncio.Task[None]] = {}
-        self._loop_task: asyncio.Task[None] | None = None
+        self._active: dict[str, Lease] = {}
+        self._claims = 0
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._errors = LoopErrors(metrics.loop_errors, "worker")
 
     def wake(self) -> None:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="worker")
+        self._store_ok.set()
+        self._tasks = {
+            "worker": asyncio.create_task(self._loop(), name="worker"),
+            "heartbeat": asyncio.create_task(self._heartbeats(), name="heartbeat"),
+        }
+
+    @property
+    def tasks(self) -> dict[str, asyncio.Task[None]]:
+        """The worker's long-lived tasks by name, for supervision: one that ends before stop() is a fault."""
+        return dict(self._tasks)
 
     async def stop(self, *, grace: float) -> None:
         """Stop claiming; give running runs `grace` seconds, then interrupt them with a reason."""
         self._stopping = True
         self.wake()
-        if self._loop_task is not None:
-            await self._loop_task
+        loop_task = self._tasks.get("worker")
+        if loop_task is not None:
+            await asyncio.wait([loop_task])
         if self._active:
-            await asyncio.wait(list(self._active.values()), timeout=grace)
-        for task in list(self._active.values()):
-            task.cancel()
+            await asyncio.wait([lease.task for lease in self._active.values()], timeout=grace)
+        for lease in list(self._active.values()):
+            lease.task.cancel()
         if self._active:
-            await asyncio.wait(list(self._active.values()))
+            await asyncio.wait([lease.task for lease in self._active.values()])
+        heartbeat = self._tasks.get("heartbeat")
+        if heartbeat is not None:  # after the runs: they stay owned while they finish
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])
 
     async def _loop(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
             try:
+                await self._store_ok.wait()  # after an outage, the heartbeat reaches the store first
                 await self._decide_pending()
                 await self._start_planned()
                 self._metrics.backlog.set(await self._store.pending_events())
                 await self._housekeeping()
+                self._errors.ok()
             except StoreUnavailable as exc:
+                self._store_ok.clear()
                 await log.aerror("store unavailable; will retry", error=str(exc))
+            except Exception:  # a bug in one turn must not stop the queue: counted, logged, backed off
+                await self._errors.failed(log)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
 
+    # -- ownership: heartbeats and fencing ---------------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        interval = self._upkeep.heartbeat_interval.total_seconds()
+        errors = LoopErrors(self._metrics.loop_errors, "heartbeat")
+        while True:
+            pause = interval
+            try:
+                await self._heartbeat()
+                errors.ok()
+            except StoreUnavailable as exc:
+                self._store_ok.clear()
+                pause = min(interval, STORE_RETRY_SECONDS)
+                await log.awarning("heartbeat failed: store unavailable", error=str(exc))
+            except Exception:
+                await errors.failed(log)
+            await asyncio.sleep(pause)
+
+    async def _heartbeat(self) -> None:
+        before = self._claims
+        owned = await self._store.heartbeat(now=datetime.now(UTC))
+        if not self._store_ok.is_set():
+            self._store_ok.set()
+            self.wake()
+        for lease in list(self._active.values()):
+            known = lease.claimed <= before  # claimed before the heartbeat's update started: it must be there
+            if known and not lease.settling and not lease.lost and owned.get(lease.run.id) != lease.run.epoch:
+                lease.lost = True
+                lease.task.cancel()
+
+    async def _lost(self, run: Run) -> None:
+        """Another instance took the run over: stop here, keep nothing of this instance's outcome, say so."""
+        self._metrics.runs_lost.inc()
+        message = (
+            f"stopped executing on this instance: another instance took the run over after a heartbeat gap "
+            f"(this instance's claim, epoch {run.epoch}, is no longer current)"
+        )
+        await log.awarning("run taken over by another instance; stopped here", epoch=run.epoch)
+        entry = AuditEntry("run_lost", message, run.id, run.fingerprint, data={"epoch": run.epoch})
+        with contextlib.suppress(StoreUnavailable):
+            await self._store.record_audit([entry], now=datetime.now(UTC))
+
     async def _housekeeping(self) -> None:
-        """Now and then: heartbeat the runs this instance executes, requeue or interrupt what dead instances left,
-        and prune old records."""
+        """Now and then: expire approvals, requeue or interrupt what dead instances left, and prune old records."""
         now = datetime.now(UTC)
-        if now - self._last_heartbeat < self._upkeep.heartbeat_interval:
+        if now - self._last_upkeep < self._upkeep.heartbeat_interval:
             return
-        self._last_heartbeat = now
-        await self._store.heartbeat(now=now)
+        self._last_upkeep = now
         await self._expire_approvals()
         recovery = await self._store.recover(reason=TAKEN_OVER_TOO_OFTEN, now=now)
         if recovery.requeued_events or recovery.interrupted_runs:
@@ -207,8 +290,9 @@ class Worker:
             run = await self._store.claim_run(now=datetime.now(UTC))
             if run is None:
                 return
+            self._claims += 1
             task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
-            self._active[run.id] = task
+            self._active[run.id] = Lease(run, task, self._claims)
             task.add_done_callback(functools.partial(self._run_done, run.id))
 
     def _run_done(self, run_id: str, _task: asyncio.Task[None]) -> None:
@@ -217,36 +301,87 @@ class Worker:
 
     async def _execute(self, run: Run) -> None:
         structlog.contextvars.bind_contextvars(run_id=run.id, fingerprint=run.fingerprint)
+        lease = self._active.get(run.id)  # registered before this task first runs
         self._metrics.runs_active.inc()
         try:
             verdict = await self._executor.execute(run, self._rules())
+        except RunTakenOver:
+            verdict = None
         except asyncio.CancelledError:
-            verdict = RunVerdict(RunStatus.INTERRUPTED, SHUTDOWN_REASON)
+            verdict = None if lease is not None and lease.lost else _interrupted(run)
         except Exception as exc:  # the run fails with the reason; the worker goes on
             await log.aexception("run crashed")
-            verdict = RunVerdict(RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            verdict = RunVerdict(RunStatus.FAILED, reason, None if run.dry_run else "run_failed")
         finally:
             self._metrics.runs_active.dec()
+        if verdict is None:
+            if lease is not None:  # the heartbeat must not cancel what is left: saying so
+                lease.lost = True
+            await self._lost(run)
+            return
         await self._finish(run, verdict)
 
     async def _finish(self, run: Run, verdict: RunVerdict) -> None:
-        audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
-        now = datetime.now(UTC)
+        lease = self._active.get(run.id)
+        if lease is not None:
+            lease.settling = True
         try:
-            if verdict.status is RunStatus.WAITING and verdict.wait_until is not None:
-                await self._store.suspend_run(run.id, reason=verdict.reason, wait_until=verdict.wait_until, now=now)
-                await log.ainfo("run waiting, slot freed", until=verdict.wait_until.isoformat())
-                return
-            await self._store.finish_run(
-                run.id, verdict.status, verdict.reason, [audit], now=now, escalation=verdict.escalation
-            )
-            self.on_outcome()
+            await self._record_outcome_when_possible(run, verdict)
+        except RunTakenOver:
+            await self._lost(run)
+            return
         except StoreUnavailable as exc:
-            # The run stays `running` in the store; recovery marks it interrupted at the next start.
+            # Shutting down: the run stays `running` in the store, and is resumed from its recorded steps after a
+            # restart (or by another replica after takeover_after).
             await log.aerror("could not record the run's outcome", error=str(exc), status=verdict.status.value)
+            return
+        if verdict.status is RunStatus.WAITING:
             return
         self._metrics.runs.labels(verdict.status.value).inc()
         await log.ainfo("run finished", status=verdict.status.value, reason=verdict.reason)
+
+    async def _record_outcome_when_possible(self, run: Run, verdict: RunVerdict) -> None:
+        """Retried while the store is away (the heartbeat cancels the task if the run is taken over meanwhile);
+        one try only once the daemon is stopping."""
+        while True:
+            try:
+                await self._record_outcome(run, verdict)
+                return
+            except StoreUnavailable as exc:
+                if self._stopping:
+                    raise
+                await log.awarning("could not record the run's outcome; retrying", error=str(exc))
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+
+    async def _record_outcome(self, run: Run, verdict: RunVerdict) -> None:
+        """The outcome, fenced; a store that refuses it (a data error, a bug) still gets the run failed."""
+        try:
+            await self._write_outcome(run, verdict)
+        except (RunTakenOver, StoreUnavailable):
+            raise
+        except Exception as exc:
+            await log.aexception("recording the run's outcome failed; failing the run instead")
+            reason = f"internal error recording the outcome: {type(exc).__name__}"
+            await self._write_outcome(run, RunVerdict(RunStatus.FAILED, reason, "run_failed"))
+
+    async def _write_outcome(self, run: Run, verdict: RunVerdict) -> None:
+        now = datetime.now(UTC)
+        if verdict.status is RunStatus.WAITING and verdict.wait_until is not None:
+            await self._store.suspend_run(
+                run.id, reason=verdict.reason, wait_until=verdict.wait_until, now=now, epoch=run.epoch
+            )
+            await log.ainfo("run waiting, slot freed", until=verdict.wait_until.isoformat())
+            return
+        audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
+        await self._store.finish_run(
+            run.id, verdict.status, verdict.reason, [audit], now=now, epoch=run.epoch, escalation=verdict.escalation
+        )
+        self.on_outcome()
+
+
+def _interrupted(run: Run) -> RunVerdict:
+    return RunVerdict(RunStatus.INTERRUPTED, SHUTDOWN_REASON, escalation=None if run.dry_run else "run_interrupted")
 
 
 def _new_run(event: AlertEvent, plan: Plan) -> NewRun:

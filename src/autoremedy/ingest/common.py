@@ -34,6 +34,8 @@ class Services:
     control: ControlService
     """Approve, deny, pause, resume, breaker, status: the one implementation every transport calls."""
     match_rules: Callable[[Mapping[str, str]], list[str]] = lambda labels: []
+    problems: Callable[[], list[str]] = lambda: []
+    """Why the daemon is not ready beyond the store and the rules (e.g. a loop that ended), for /readyz."""
     """The names of the rules a firing alert with these labels would go to (for manual runs from chat)."""
 
 

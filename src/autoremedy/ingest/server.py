@@ -21,7 +21,7 @@ from autoremedy.models.events import events_from_payload
 from autoremedy.models.runs import RunStatus
 from autoremedy.models.webhook import WebhookPayload
 from autoremedy.observability import get_logger
-from autoremedy.store.base import StoreUnavailable
+from autoremedy.store.base import RefusedEvents, StoreUnavailable
 
 log = get_logger("autoremedy.http")
 RETRY_AFTER_SECONDS = "5"
@@ -133,6 +133,12 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
     except StoreUnavailable as exc:
         await log.aerror("webhook not stored", error=str(exc), alerts=len(events))
         return _unavailable()
+    except RefusedEvents as exc:  # the data's fault, not ours: a retry cannot succeed; the other alerts are stored
+        await log.awarning("alerts refused by the store", refused=len(exc.refused), stored=exc.stored)
+        fields = [{"field": f"alerts.{index}", "message": error} for index, error in exc.refused.items()]
+        return error_response(
+            400, "the store refused some alerts for their data; the others were stored", fields=fields
+        )
     duplicates = sum(outcome.duplicate for outcome in outcomes)
     for event in events:
         services.metrics.alerts_received.labels(event.status).inc()
@@ -186,6 +192,7 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append(f"store: {exc}")
     if not services.is_ready():
         problems.append("rules and playbooks not loaded")
+    problems.extend(services.problems())
     if problems:
         return web.json_response({"status": "not ready", "problems": problems}, status=503)
     return web.json_response({"status": "ready"})

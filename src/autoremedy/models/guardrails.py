@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from autoremedy.models.durations import Duration, parse_duration
 
@@ -52,8 +52,8 @@ class MaintenanceWindow(_Strict):
     name: str
     matchers: list[str] = Field(default_factory=list, description="alerts it applies to; empty: all")
     action: Literal["skip", "defer"] = Field(default="defer", description="defer: run when the window ends")
-    start: datetime | None = None
-    end: datetime | None = None
+    start: AwareDatetime | None = Field(default=None, description="with a timezone offset (Z, +02:00)")
+    end: AwareDatetime | None = Field(default=None, description="with a timezone offset (Z, +02:00)")
     days: list[Weekday] = Field(default_factory=list)
     at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM local time")
     duration: Duration | None = None

@@ -46,6 +46,8 @@ class Notification:
     steps: tuple[StepLine, ...] = ()
     thread_reference: str | None = None
     """For a resolve: what the trigger's delivery on this channel returned (Slack: `channel:ts`)."""
+    client_id: str | None = None
+    """The delivery's own id, the same on every attempt (Slack keeps it in the message's metadata)."""
 
 
 class SendOutcome(StrEnum):

@@ -75,4 +75,8 @@ class Run(BaseModel):
     wait_until: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    owner: str | None = None
+    """The daemon instance that claimed it last (executes it while it is running)."""
+    epoch: int = 0
+    """How many times it was claimed: the owner's writes carry it, so a writer that lost the run is refused."""
     steps: list[StepRecord] = []

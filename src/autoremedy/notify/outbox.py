@@ -4,26 +4,42 @@ Escalations are written in the same transaction as the outcome that causes them,
 is sent until it succeeds (429, 5xx and unreachable services are retried with backoff, honouring Retry-After) or a
 channel refuses it for good (other 4xx: the error is kept). A crash mid-send leaves a leased delivery that is
 taken up again when the lease ends.
+
+Each attempt is recorded (claimed, leased) before the call, and carries the delivery's client-side id. A delivery
+taken up again after an unrecorded attempt may have been delivered: a channel that can look for its own messages
+(Slack, by the id in the message's metadata) is asked first, and the delivery is recorded as sent when it is found.
+PagerDuty and Opsgenie need no lookup: they deduplicate by the alert's dedup key themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from autoremedy.config.settings import EscalationSettings
 from autoremedy.decide.escalation import About, EscalationPolicy, channels_for, notification
 from autoremedy.models.events import AlertEvent
-from autoremedy.models.notifications import SendOutcome, SendResult
+from autoremedy.models.notifications import Notification, SendOutcome, SendResult
 from autoremedy.notify.base import Channel
-from autoremedy.observability import Metrics, get_logger
+from autoremedy.observability import LoopErrors, Metrics, get_logger
 from autoremedy.store.base import ClaimedDelivery, Escalation, Store, StoreUnavailable
 
 log = get_logger("autoremedy.notify")
 LEASE = timedelta(minutes=2)
 BATCH = 20
+MAX_CRASHING_ATTEMPTS = 5
+"""A delivery whose handling raised (a bug in rendering or an adapter) this many times is given up, not retried
+forever; refused or unreachable channels are retried with backoff as long as it takes."""
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    async def find_sent(self, client_id: str, *, since: datetime) -> str | None:
+        """The reference of a message this client id was delivered with since then, or None."""
 
 
 class Outbox:
@@ -52,21 +68,28 @@ class Outbox:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="outbox")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # a task that died earlier was reported then; not raised again here
         for channel in self._channels.values():
             await channel.close()
 
     async def _loop(self) -> None:
+        errors = LoopErrors(self._metrics.loop_errors, "outbox")
         while True:
             self._wakeup.clear()
             try:
                 await self.run_once()
+                errors.ok()
             except StoreUnavailable as exc:
                 await log.aerror("store unavailable; escalations wait in the outbox", error=str(exc))
+            except Exception:  # a bug in one turn must not stop escalations: counted, logged, backed off
+                await errors.failed(log)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
 
@@ -81,20 +104,33 @@ class Outbox:
             if not channels:
                 await log.awarning("escalation has no configured channel", escalation_id=escalation_id)
         claimed = await self._store.claim_deliveries(now=now, limit=BATCH, lease=LEASE)
-        await asyncio.gather(*(self._deliver(delivery) for delivery in claimed))
+        outcomes = await asyncio.gather(*(self._deliver(delivery) for delivery in claimed), return_exceptions=True)
+        for outcome in outcomes:  # every delivery had its turn; one that could not be recorded stays leased
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def _deliver(self, delivery: ClaimedDelivery) -> None:
         channel = self._channels.get(delivery.channel)
         if channel is None:
             await self._store.delivery_failed(delivery.id, error=f"channel {delivery.channel!r} is not configured")
             return
-        message = notification(_about(delivery), thread_reference=delivery.thread_reference)
         try:
-            result = await channel.send(message)
-        except Exception as exc:  # a bug in an adapter must not lose the delivery: retry it
-            await log.aexception("channel raised", channel=delivery.channel)
-            result = SendResult(SendOutcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+            message = message_for(delivery)
+            result = await self._sent_before(channel, delivery) or await channel.send(message)
+        except Exception as exc:  # a bug in rendering or an adapter must not lose the delivery: retry, then give up
+            await log.aexception("sending an escalation raised", channel=delivery.channel, attempt=delivery.attempts)
+            result = SendResult(_after_crash(delivery.attempts), error=f"internal error: {type(exc).__name__}: {exc}")
         await self._record(delivery, result)
+
+    async def _sent_before(self, channel: Channel, delivery: ClaimedDelivery) -> SendResult | None:
+        if not delivery.unrecorded or not isinstance(channel, FindsSent):
+            return None
+        since = delivery.escalation.created_at
+        reference = await channel.find_sent(delivery.client_id, since=since)
+        if reference is None:
+            return None
+        await log.awarning("escalation delivered before a crash; not sent again", channel=delivery.channel)
+        return SendResult(SendOutcome.SENT, reference=reference)
 
     async def _record(self, delivery: ClaimedDelivery, result: SendResult) -> None:
         fields = {
@@ -124,6 +160,15 @@ class Outbox:
         initial, ceiling = self._settings.retry_initial, self._settings.retry_max
         wait: timedelta = min(initial * (2 ** max(attempts - 1, 0)), ceiling)
         return wait
+
+
+def message_for(delivery: ClaimedDelivery) -> Notification:
+    message = notification(_about(delivery), thread_reference=delivery.thread_reference)
+    return dataclasses.replace(message, client_id=delivery.client_id)
+
+
+def _after_crash(attempts: int) -> SendOutcome:
+    return SendOutcome.GIVE_UP if attempts >= MAX_CRASHING_ATTEMPTS else SendOutcome.RETRY
 
 
 def _choose(policy: EscalationPolicy, escalation: Escalation, event: AlertEvent | None) -> list[str]:

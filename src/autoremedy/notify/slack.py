@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
@@ -44,6 +45,7 @@ DENY_ACTION: Final = "autoremedy_deny"
 APPROVAL_BLOCK_ID: Final = "autoremedy_approval"
 
 Block = dict[str, Any]
+METADATA_EVENT: Final = "autoremedy_escalation"
 
 
 class SlackChannel:
@@ -65,11 +67,27 @@ class SlackChannel:
         try:
             if notification.kind is NotificationKind.RESOLVE:
                 return await self._resolve(notification)
-            return await self._post(self._channel, trigger_blocks(notification), fallback_text(notification))
+            text, client_id = fallback_text(notification), notification.client_id
+            return await self._post(self._channel, trigger_blocks(notification), text, client_id=client_id)
         except SlackApiError as exc:
             return self._api_error(exc)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return unreachable("slack", exc, self._secrets, timeout=self._timeout)
+
+    async def find_sent(self, client_id: str, *, since: datetime) -> str | None:
+        """A trigger this bot posted with this client id (message metadata), via conversations.history (needs the
+        channels:history scope and a channel id). Any failure answers None: then the message is sent again."""
+        try:
+            response = await self._web_client().conversations_history(
+                channel=self._channel, oldest=f"{since.timestamp() - 60:.6f}", include_all_metadata=True, limit=200
+            )
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError):
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if (metadata.get("event_payload") or {}).get("client_id") == client_id:
+                return f"{response.get('channel') or self._channel}:{message['ts']}"
+        return None
 
     async def update(self, channel: str, ts: str, blocks: list[Block], text: str) -> None:
         """chat.update of a message this bot posted (raises SlackApiError or a connection error)."""
@@ -99,8 +117,12 @@ class SlackChannel:
             )
         return self._client
 
-    async def _post(self, channel: str, blocks: list[Block], text: str, thread_ts: str | None = None) -> SendResult:
+    async def _post(
+        self, channel: str, blocks: list[Block], text: str, thread_ts: str | None = None, client_id: str | None = None
+    ) -> SendResult:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if client_id:  # found again by find_sent if this call's outcome is lost to a crash
+            extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"client_id": client_id}}
         response = await self._web_client().chat_postMessage(
             channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False, **extra
         )

@@ -16,6 +16,31 @@ class StoreUnavailable(Exception):
     """The store could not read or commit; callers answer 503 or retry later, never drop the work."""
 
 
+class StoreDataError(Exception):
+    """The store refused the data itself (a NUL byte, a value too long for an index, a constraint): retrying the
+    same write can never succeed, so the caller fails or dead-letters that item instead of retrying it."""
+
+
+class RefusedEvents(StoreDataError):
+    """Some alerts of one webhook were refused by the store (each tried alone); the others were stored."""
+
+    def __init__(self, refused: dict[int, str], stored: int) -> None:
+        super().__init__("; ".join(f"alert {index}: {error}" for index, error in refused.items()))
+        self.refused = refused
+        """The refused alerts' positions in the webhook, with the store's error."""
+        self.stored = stored
+
+
+class RunTakenOver(Exception):
+    """A fenced write matched nothing: another instance claimed the run since (a heartbeat gap longer than
+    `takeover_after`), so this instance must stop executing it at once."""
+
+    def __init__(self, run_id: str, epoch: int) -> None:
+        super().__init__(f"run {run_id} was taken over by another instance (our claim: epoch {epoch})")
+        self.run_id = run_id
+        self.epoch = epoch
+
+
 @dataclass(frozen=True, slots=True)
 class InsertOutcome:
     event_id: int
@@ -117,6 +142,13 @@ class ClaimedDelivery:
     run: Run | None
     event: AlertEvent | None
     thread_reference: str | None
+    unrecorded: bool = False
+    """Its previous attempt was never recorded (the sender died mid-send): it may have been delivered already."""
+
+    @property
+    def client_id(self) -> str:
+        """The same for every attempt: what a channel that keeps it can find a delivery by."""
+        return f"autoremedy-delivery-{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,13 +221,17 @@ class Store(Protocol):
     async def delivery_retry(self, delivery_id: int, *, error: str, next_attempt_at: datetime) -> None: ...
     async def delivery_failed(self, delivery_id: int, *, error: str) -> None: ...
     async def deliveries(self, *, limit: int) -> list[DeliveryRecord]: ...
-    async def heartbeat(self, *, now: datetime) -> int:
-        """Keep this instance's running runs owned: others take over runs whose heartbeat went stale."""
+    async def heartbeat(self, *, now: datetime) -> dict[str, int]:
+        """Keep this instance's running runs owned: others take over runs whose heartbeat went stale. Returns the
+        runs still owned, with the epoch of their claim: a run this instance executes that is missing was taken
+        over."""
 
     async def prune(self, *, before: datetime) -> dict[str, int]:
         """Retention: delete what is older than `before` and finished."""
 
-    async def update_step(self, run_id: str, step: StepRecord) -> None: ...
+    async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
+        """Fenced: raises RunTakenOver unless this instance owns the run in this epoch."""
+
     async def finish_run(
         self,
         run_id: str,
@@ -204,12 +240,15 @@ class Store(Protocol):
         audit: Sequence[AuditEntry],
         *,
         now: datetime,
+        epoch: int,
         escalation: str | None = None,
     ) -> None:
         """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
-        success resolves what earlier failures of the rule on this alert escalated."""
+        success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step."""
 
-    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None: ...
+    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
+        """Fenced like update_step."""
+
     async def resolution_of(self, event_id: int) -> datetime | None: ...
     async def recover(self, *, reason: str, now: datetime) -> Recovery:
         """Events a dead instance was deciding go back to the queue; its runs are resumed by the next claim, or

@@ -3,7 +3,7 @@
 Replicas share the work through the database alone: claims skip rows another replica holds (`FOR UPDATE SKIP
 LOCKED`), decisions serialise on the breaker row, one active run per target is a unique index, and a replica's
 runs carry its heartbeat so another takes them over when it dies. A commit NOTIFYs the others, so they wake at
-once instead of at their next poll. Any database error is StoreUnavailable: the webhook answers 503 and the
+once instead of at their next poll. A lost connection is StoreUnavailable: the webhook answers 503 and the
 worker retries, and the pool reconnects by itself when the database is back.
 """
 
@@ -19,13 +19,16 @@ from uuid import uuid4
 import asyncpg
 
 from autoremedy.models.events import NewEvent
-from autoremedy.store.base import InsertOutcome, StoreUnavailable
+from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
 from autoremedy.store.queries import load_queries, migrations, positional
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
 Q = {name: positional(sql) for name, sql in load_queries("postgres").items()}
 _ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ConnectionError)
+# The data itself is refused (class 22: NUL bytes, bad encodings, out-of-range values; class 23: constraints; 54000:
+# an index row too large for a 9,000-character label): retrying the same write can never succeed.
+_DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError)
 MIGRATION_LOCK = 720_461_001  # pg_advisory_xact_lock key: one replica migrates, the others wait
 CHANNEL = "autoremedy_events"
 
@@ -105,6 +108,8 @@ class PostgresStore(SqlStore):
         try:
             async with self._pool.acquire(timeout=10) as connection, connection.transaction():
                 yield connection
+        except _DATA_ERRORS as exc:
+            raise StoreDataError(f"postgresql: {type(exc).__name__}: {exc}") from exc
         except _ERRORS as exc:
             raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
 

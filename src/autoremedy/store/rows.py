@@ -80,6 +80,8 @@ def run_from_rows(row: Row, steps: Sequence[Row]) -> Run:
         wait_until=_time(row["wait_until"]),
         started_at=_time(row["started_at"]),
         finished_at=_time(row["finished_at"]),
+        owner=row["owner"],
+        epoch=row["epoch"],
         steps=[step_from_row(step) for step in steps],
     )
 

@@ -21,13 +21,23 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 from autoremedy.models.events import NewEvent
-from autoremedy.store.base import InsertOutcome, StoreUnavailable
+from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
 from autoremedy.store.queries import load_queries, migrations
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
 T = TypeVar("T")
 Q = load_queries("sqlite")
+# The data itself is refused (a constraint, a value SQLite cannot bind): the same write can never succeed. Locks,
+# a full disk or I/O errors (OperationalError) pass with time: those are StoreUnavailable.
+_DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.ProgrammingError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)
 
 
 class SQLiteTx:
@@ -105,6 +115,8 @@ class SQLiteStore(SqlStore):
     async def on(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn)
+        except _DATA_ERRORS as exc:
+            raise StoreDataError(f"sqlite: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"sqlite: {exc}") from exc
 

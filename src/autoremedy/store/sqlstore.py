@@ -29,6 +29,7 @@ from autoremedy.store.base import (
     NotAwaitingApproval,
     Pause,
     Recovery,
+    RunTakenOver,
 )
 from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows, time_of
 from autoremedy.store.tx import Tx
@@ -97,14 +98,17 @@ class SqlStore(ABC):
         async with self._write() as tx:
             return await t.claim_run(tx, owner=self.owner, now=now, stale_before=self.stale_before(now))
 
-    async def heartbeat(self, *, now: datetime) -> int:
+    async def heartbeat(self, *, now: datetime) -> dict[str, int]:
         async with self._write() as tx:
-            return await tx.run("heartbeat", owner=self.owner, now=now)
+            rows = await tx.rows("heartbeat", owner=self.owner, now=now)
+        return {row["id"]: int(row["epoch"]) for row in rows}
 
-    async def update_step(self, run_id: str, step: StepRecord) -> None:
+    async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
         async with self._write() as tx:
-            await tx.run(
+            updated = await tx.run(
                 "update_step",
+                owner=self.owner,
+                epoch=epoch,
                 run_id=run_id,
                 idx=step.index,
                 attempts=step.attempts,
@@ -114,6 +118,8 @@ class SqlStore(ABC):
                 started_at=step.started_at,
                 finished_at=step.finished_at,
             )
+        if not updated:
+            raise RunTakenOver(run_id, epoch)
 
     async def finish_run(
         self,
@@ -123,14 +129,17 @@ class SqlStore(ABC):
         audit: Sequence[AuditEntry],
         *,
         now: datetime,
+        epoch: int,
         escalation: str | None = None,
     ) -> None:
+        fence = t.Fence(run_id, self.owner, epoch)
         async with self._write() as tx:
-            await t.finish_run(tx, run_id, status, reason, audit, now=now, escalation=escalation)
+            await t.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
 
-    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None:
+    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
+        fence = t.Fence(run_id, self.owner, epoch)
         async with self._write() as tx:
-            await t.suspend_run(tx, run_id, reason=reason, wait_until=wait_until, now=now)
+            await t.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
 
     async def resolution_of(self, event_id: int) -> datetime | None:
         async with self._read() as tx:
@@ -153,6 +162,9 @@ class SqlStore(ABC):
                 await tx.run("close_unfinished_steps", run_id=row["id"])
                 message = f"run interrupted: {reason}"
                 await t.insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
+                if not row["dry_run"]:  # half-done work: people hear about it like a failure
+                    notice = t.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
+                    await t.escalate(tx, notice, now)
         return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
     async def get_run(self, run_id: str) -> Run | None:

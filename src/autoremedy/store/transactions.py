@@ -12,7 +12,15 @@ from typing import NamedTuple
 from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.runs import Run, RunStatus
-from autoremedy.store.base import AuditEntry, ClaimedDelivery, DecidedRun, Decision, Escalation, NewRun
+from autoremedy.store.base import (
+    AuditEntry,
+    ClaimedDelivery,
+    DecidedRun,
+    Decision,
+    Escalation,
+    NewRun,
+    RunTakenOver,
+)
 from autoremedy.store.rows import escalation_from_row, event_from_row, run_from_rows, time_of
 from autoremedy.store.tx import Tx
 
@@ -242,6 +250,7 @@ async def claim_deliveries(tx: Tx, now: datetime, *, limit: int, lease: timedelt
                 run=await load_run(tx, escalation.run_id) if escalation.run_id else None,
                 event=await event_of(tx, escalation),
                 thread_reference=await _thread_reference(tx, escalation, row["channel"]),
+                unrecorded=bool(row["unrecorded"]),
             )
         )
     return claimed
@@ -270,9 +279,17 @@ async def load_run(tx: Tx, run_id: str) -> Run | None:
     return run_from_rows(row, await tx.rows("list_steps", run_id=run_id))
 
 
+class Fence(NamedTuple):
+    """Who may write a running run: its owner, in the epoch of its claim."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
 async def finish_run(
     tx: Tx,
-    run_id: str,
+    fence: Fence,
     status: RunStatus,
     reason: str,
     audit: Sequence[AuditEntry],
@@ -280,8 +297,13 @@ async def finish_run(
     now: datetime,
     escalation: str | None,
 ) -> None:
+    run_id = fence.run_id
     brief = await tx.row("run_brief", id=run_id)
-    await tx.run("finish_run", id=run_id, status=status.value, reason=reason, now=now)
+    finished = await tx.run(
+        "finish_run", id=run_id, status=status.value, reason=reason, now=now, owner=fence.owner, epoch=fence.epoch
+    )
+    if not finished:  # the transaction rolls back: nothing of a stale owner's outcome is kept
+        raise RunTakenOver(run_id, fence.epoch)
     await tx.run("close_unfinished_steps", run_id=run_id)
     await insert_audit(tx, audit, now)
     if brief is None:
@@ -300,12 +322,15 @@ async def finish_run(
         )
 
 
-async def suspend_run(tx: Tx, run_id: str, *, reason: str, wait_until: datetime, now: datetime) -> None:
+async def suspend_run(tx: Tx, fence: Fence, *, reason: str, wait_until: datetime, now: datetime) -> None:
     # The resolved webhook may have been decided while the step was looking: then nobody is left to wake this
     # run, so it goes straight back to be claimed, and finds the resolution.
+    run_id = fence.run_id
     brief = await tx.row("run_brief", id=run_id)
     resolved = brief is not None and await tx.row("resolution_of_event", event_id=brief["event_id"]) is not None
-    await tx.run("suspend_run", id=run_id, reason=reason, wait_until=wait_until)
+    owner, epoch = fence.owner, fence.epoch
+    if not await tx.run("suspend_run", id=run_id, reason=reason, wait_until=wait_until, owner=owner, epoch=epoch):
+        raise RunTakenOver(run_id, epoch)
     if resolved:
         await tx.run("wake_run", id=run_id)
     await insert_audit(tx, [AuditEntry("run_waiting", reason, run_id)], now)
@@ -317,7 +342,8 @@ async def claim_run(tx: Tx, *, owner: str, now: datetime, stale_before: datetime
         return None
     if row["takeovers"]:
         message = f"taken over by {owner}: its previous owner stopped heartbeating; resuming after the last step"
-        await insert_audit(tx, [AuditEntry("run_taken_over", message, row["id"])], now)
+        data = {"owner": owner, "epoch": row["epoch"]}
+        await insert_audit(tx, [AuditEntry("run_taken_over", message, row["id"], data=data)], now)
     return await load_run(tx, row["id"])
 
 

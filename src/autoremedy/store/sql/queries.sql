@@ -34,17 +34,21 @@ INSERT INTO run_steps (run_id, idx, name, action, inputs, outcome)
 VALUES (:run_id, :idx, :name, :action, :inputs, :outcome);
 
 -- name: update_step
+-- Fenced: only the run's current owner, in the epoch of its claim, may write its steps.
 UPDATE run_steps SET attempts = :attempts, outcome = :outcome, error = :error, result = :result,
                      started_at = :started_at, finished_at = :finished_at
-WHERE run_id = :run_id AND idx = :idx;
+WHERE run_id = :run_id AND idx = :idx
+  AND EXISTS (SELECT 1 FROM runs
+              WHERE runs.id = :run_id AND runs.status = 'running' AND runs.owner = :owner AND runs.epoch = :epoch);
 
 -- name: finish_run
-UPDATE runs SET status = :status, reason = :reason, finished_at = :now WHERE id = :id AND status = 'running';
+UPDATE runs SET status = :status, reason = :reason, finished_at = :now
+WHERE id = :id AND status = 'running' AND owner = :owner AND epoch = :epoch;
 
 -- name: interrupt_running_runs
 UPDATE runs SET status = 'interrupted', reason = :reason, finished_at = :now
 WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before AND takeovers >= :max_takeovers
-RETURNING id, fingerprint;
+RETURNING id, fingerprint, rule, dry_run;
 
 -- name: close_unfinished_steps
 UPDATE run_steps SET outcome = CASE WHEN started_at IS NULL THEN 'not_run' ELSE 'interrupted' END
@@ -69,16 +73,17 @@ SELECT * FROM audit WHERE (CAST(:run_id AS TEXT) IS NULL OR run_id = :run_id) OR
 -- name: claim_due_run
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
                 heartbeat_at = :now,
-                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END, epoch = epoch + 1
 WHERE id = (
     SELECT id FROM runs
     WHERE status = 'planned'
        OR (status IN ('delayed', 'deferred') AND not_before <= :now)
        OR (status = 'waiting' AND wait_until <= :now)
-       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before)
+       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
+           AND coalesce(owner, '') <> :owner)  -- never a run the claimer itself still executes
     ORDER BY created_at, id LIMIT 1
 )
-RETURNING id, takeovers;
+RETURNING id, takeovers, epoch;
 
 -- name: insert_guarded_run
 INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
@@ -152,7 +157,8 @@ WHERE status IN ('planned', 'running', 'delayed', 'deferred', 'awaiting_approval
 GROUP BY status;
 
 -- name: suspend_run
-UPDATE runs SET status = 'waiting', reason = :reason, wait_until = :wait_until WHERE id = :id AND status = 'running';
+UPDATE runs SET status = 'waiting', reason = :reason, wait_until = :wait_until
+WHERE id = :id AND status = 'running' AND owner = :owner AND epoch = :epoch;
 
 -- name: wake_waiting_runs
 UPDATE runs SET status = 'planned' WHERE fingerprint = :fingerprint AND status = 'waiting' RETURNING id;
@@ -167,7 +173,7 @@ WHERE f.id = :event_id;
 -- they are not about the alert's state).
 SELECT e.rule, max(e.run_id) AS run_id FROM escalations e
 WHERE e.fingerprint = :fingerprint AND e.kind = 'trigger'
-  AND e.trigger IN ('run_failed', 'verification_failed', 'plan_failed')
+  AND e.trigger IN ('run_failed', 'verification_failed', 'plan_failed', 'run_interrupted')
   AND (CAST(:rule AS TEXT) IS NULL OR e.rule = :rule)
   AND NOT EXISTS (SELECT 1 FROM escalations r
                   WHERE r.fingerprint = e.fingerprint AND r.rule = e.rule AND r.kind = 'resolve' AND r.id > e.id)
@@ -189,13 +195,14 @@ SELECT DISTINCT d.channel FROM escalation_deliveries d JOIN escalations e ON e.i
 WHERE e.fingerprint = :fingerprint AND e.rule = :rule AND e.kind = 'trigger' AND d.state IN ('sent', 'pending', 'sending');
 
 -- name: claim_deliveries
-UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
+UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1,
+                                 unrecorded = CASE WHEN state = 'sending' THEN 1 ELSE 0 END
 WHERE id IN (
     SELECT id FROM escalation_deliveries
     WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
     ORDER BY next_attempt_at LIMIT :limit
 )
-RETURNING id, escalation_id, channel, attempts;
+RETURNING id, escalation_id, channel, attempts, unrecorded;
 
 -- name: delivery_sent
 UPDATE escalation_deliveries SET state = 'sent', reference = :reference, sent_at = :now, last_error = NULL,
@@ -230,7 +237,8 @@ SELECT * FROM events WHERE fingerprint = :fingerprint ORDER BY id DESC LIMIT 1;
 UPDATE runs SET status = 'planned' WHERE id = :id AND status = 'waiting';
 
 -- name: heartbeat
-UPDATE runs SET heartbeat_at = :now WHERE owner = :owner AND status = 'running';
+-- The runs still ours: one this instance executes but that is missing here was taken over (its task is stopped).
+UPDATE runs SET heartbeat_at = :now WHERE owner = :owner AND status = 'running' RETURNING id, epoch;
 
 -- name: run_brief
 SELECT id, status, fingerprint, rule, event_id FROM runs WHERE id = :id;

@@ -9,27 +9,29 @@ RETURNING *;
 -- name: claim_due_run
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
                 heartbeat_at = :now,
-                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END, epoch = epoch + 1
 WHERE id = (
     SELECT id FROM runs
     WHERE status = 'planned'
        OR (status IN ('delayed', 'deferred') AND not_before <= :now)
        OR (status = 'waiting' AND wait_until <= :now)
-       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before)
+       OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
+           AND coalesce(owner, '') <> :owner)  -- never a run the claimer itself still executes
     ORDER BY created_at, id LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, takeovers;
+RETURNING id, takeovers, epoch;
 
 -- name: claim_deliveries
-UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1
+UPDATE escalation_deliveries SET state = 'sending', locked_until = :locked_until, attempts = attempts + 1,
+                                 unrecorded = CASE WHEN state = 'sending' THEN 1 ELSE 0 END
 WHERE id IN (
     SELECT id FROM escalation_deliveries
     WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
     ORDER BY next_attempt_at LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING id, escalation_id, channel, attempts;
+RETURNING id, escalation_id, channel, attempts, unrecorded;
 
 -- name: lock_breaker
 -- Every decision takes this row lock first: verdicts across replicas are made one at a time, on facts that
