@@ -14,6 +14,7 @@ import aiohttp
 from tests.integration.conftest import fixture_payload
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
 from tests.support.procs import wait_for
+from tests.support.receiver import RecordingReceiver
 
 FIRING = fixture_payload("firing.json")
 RULE = {"name": "demo", "matchers": ["alertname=DemoAppDown"], "playbook": "slow"}
@@ -25,6 +26,17 @@ def slow_playbook(seconds: str) -> dict[str, Any]:
         "target": "alert/{{ alert.fingerprint }}",
         "steps": [
             {"name": "settle", "action": "wait", "timeout": "1h", "with": {"duration": seconds}},
+            {"name": "note", "action": "log", "with": {"message": "done {{ alert.fingerprint }}"}},
+        ],
+    }
+
+
+def calling_playbook(url: str) -> dict[str, Any]:
+    return {
+        "name": "slow",
+        "target": "alert/{{ alert.fingerprint }}",
+        "steps": [
+            {"name": "call", "action": "http.request", "with": {"url": url + "/hook/{{ alert.fingerprint }}"}},
             {"name": "note", "action": "log", "with": {"message": "done {{ alert.fingerprint }}"}},
         ],
     }
@@ -54,19 +66,21 @@ async def run_with_status(http: aiohttp.ClientSession, daemon: DaemonProcess, st
 async def test_kill_9_loses_no_acked_event_and_resumes_the_cut_run(
     tmp_path: Path, daemon_processes: DaemonProcesses
 ) -> None:
-    config = write_daemon_config(
-        tmp_path,
-        rules=[RULE],
-        playbooks=[slow_playbook("50ms")],
-        engine={"concurrency": 1},
-        guardrails={"breaker": {"max_runs": 1000}},  # 100 alerts at once would rightly open the default breaker
-    )
-    async with aiohttp.ClientSession() as http:
+    async with RecordingReceiver() as receiver, aiohttp.ClientSession() as http:
+        config = write_daemon_config(
+            tmp_path,
+            rules=[RULE],
+            playbooks=[calling_playbook(receiver.url)],
+            engine={"concurrency": 1},
+            guardrails={"breaker": {"max_runs": 1000}},  # 100 alerts at once would rightly open the default breaker
+        )
+        receiver.hold()  # the first run's call stays in flight until released: the kill certainly cuts a run
         daemon = await daemon_processes.start(config)
         statuses = await asyncio.gather(*(post(http, daemon, alert_batch(i * 5, 5)) for i in range(20)))
         assert statuses == [200] * 20  # 100 alerts acknowledged
-        await wait_for(lambda: run_with_status(http, daemon, "running"), timeout=15, message="a run in progress")
+        await receiver.wait_for_requests(1, deadline_s=15)
         daemon.proc.kill9()
+        receiver.release()
 
         acked = {f"fp{i:04d}" for i in range(100)}
         stored = {row[0] for row in daemon.query_db("SELECT fingerprint FROM events")}
@@ -89,6 +103,8 @@ async def test_kill_9_loses_no_acked_event_and_resumes_the_cut_run(
     assert {r["fingerprint"] for r in runs} == acked  # one run per alert, none lost, none doubled
     assert {r["status"] for r in runs} == {"succeeded"}
     assert "run_taken_over" in [a["kind"] for a in resumed["audit"]]  # the cut run resumed where it stopped
+    keys = {r.headers["Idempotency-Key"] for r in receiver.requests}
+    assert len(keys) == 100  # the cut call was repeated after the restart, under the same key
 
 
 async def test_sigterm_lets_a_running_run_finish(tmp_path: Path, daemon_processes: DaemonProcesses) -> None:

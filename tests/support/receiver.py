@@ -6,6 +6,7 @@ they only answer while that loop is not blocked: wait with ``await``, never with
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -112,6 +113,18 @@ class RecordingReceiver(_LocalServer):
         self.host = host
         self.requests: list[RecordedRequest] = []
         self._responses: dict[str, _Response] = {}
+        self._gate: asyncio.Event | None = None
+
+    def hold(self) -> None:
+        """From now on, record each request at once but answer it only after ``release()``: a test can catch its
+        caller in the middle of the call (e.g. kill a daemon while one of its steps is certainly in flight)."""
+        self._gate = asyncio.Event()
+
+    def release(self) -> None:
+        """Answer the held requests, and answer new ones at once again."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.set()
 
     def set_response(
         self,
@@ -179,6 +192,8 @@ class RecordingReceiver(_LocalServer):
                 received_at=time.monotonic(),
             )
         )
+        if self._gate is not None:
+            await self._gate.wait()
         spec = self._responses.get(request.path)
         if spec is None:
             return web.json_response({"status": "ok"})
