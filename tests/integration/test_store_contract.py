@@ -696,3 +696,18 @@ async def test_counted_runs_since_are_the_ones_guardrails_count(store: Store) ->
     await decide(store, alert, new_run("new", alert.id, target="t/2"), now=NOW)
     await decide(store, alert, new_run("unrendered", alert.id, target="t/3", status=RunStatus.FAILED), now=NOW)
     assert [run.id for run in await store.counted_runs_since(NOW - timedelta(hours=1), limit=10)] == ["new"]
+
+
+async def test_escalations_of_run_show_each_channels_delivery(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    (queued,) = await store.escalations_of_run("r1")
+    assert (queued.trigger, queued.kind, queued.channel, queued.state) == ("run_failed", "trigger", None, None)
+    await store.fan_out(lambda e, ev: ["slack", "pagerduty"], now=NOW, limit=10)
+    claimed = await store.claim_deliveries(now=NOW, limit=10, lease=timedelta(minutes=1))
+    sent = next(c for c in claimed if c.channel == "slack")
+    await store.delivery_sent(sent.id, reference="ts-1", now=NOW)
+    rows = await store.escalations_of_run("r1")
+    assert [(r.channel, r.state, r.attempts) for r in rows] == [("pagerduty", "sending", 1), ("slack", "sent", 1)]
+    assert rows[1].sent_at == NOW and rows[0].detail == queued.detail
+    assert await store.escalations_of_run("other") == []

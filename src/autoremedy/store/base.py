@@ -202,6 +202,21 @@ class EventActivity:
     runs: list[Run]
 
 
+@dataclass(frozen=True, slots=True)
+class EscalationSent:
+    """An escalation of a run and, once fanned out, one channel's delivery of it (channel None before that)."""
+
+    trigger: str
+    kind: str
+    detail: str
+    created_at: datetime
+    channel: str | None
+    state: str | None
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
 class ConsoleStore(Protocol):
     async def create_console_session(self, session: ConsoleSession, *, now: datetime) -> None:
         """Store a new session; expired ones are pruned in the same transaction."""
@@ -227,6 +242,9 @@ class ConsoleStore(Protocol):
 
     async def counted_runs_since(self, since: datetime, *, limit: int) -> list[Run]:
         """Runs that count towards cooldowns and budgets, created since `since`, newest first (without steps)."""
+
+    async def escalations_of_run(self, run_id: str) -> list[EscalationSent]:
+        """What people were told about a run: each escalation with its deliveries, oldest first."""
 
 
 class Store(ConsoleStore, Protocol):

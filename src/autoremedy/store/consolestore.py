@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from autoremedy.models.runs import Run, RunStatus
-from autoremedy.store.base import ConsoleSession, EventActivity
+from autoremedy.store.base import ConsoleSession, EscalationSent, EventActivity
 from autoremedy.store.rows import Row, event_from_row, run_from_rows, time_of
 from autoremedy.store.tx import Tx
 
@@ -77,6 +77,24 @@ class ConsoleStoreMixin(ABC):
         async with self._read() as tx:
             rows = await tx.rows("runs_holding_targets", since=since, limit=limit)
         return [run_from_rows(row, []) for row in rows]
+
+    async def escalations_of_run(self, run_id: str) -> list[EscalationSent]:
+        async with self._read() as tx:
+            rows = await tx.rows("escalations_of_run", run_id=run_id)
+        return [
+            EscalationSent(
+                trigger=row["trigger"],
+                kind=row["kind"],
+                detail=row["detail"],
+                created_at=time_of(row["created_at"]) or datetime.min,
+                channel=row["channel"],
+                state=row["state"],
+                attempts=int(row["attempts"] or 0),
+                last_error=row["last_error"],
+                sent_at=time_of(row["sent_at"]),
+            )
+            for row in rows
+        ]
 
 
 def _session_from_row(row: Row) -> ConsoleSession:

@@ -36,3 +36,8 @@ ORDER BY created_at, id;
 
 -- name: runs_holding_targets
 SELECT * FROM runs WHERE counted = 1 AND created_at >= :since ORDER BY created_at DESC, id DESC LIMIT :limit;
+
+-- name: escalations_of_run
+SELECT e.id, e.trigger, e.kind, e.detail, e.created_at, d.channel, d.state, d.attempts, d.last_error, d.sent_at
+FROM escalations e LEFT JOIN escalation_deliveries d ON d.escalation_id = e.id
+WHERE e.run_id = :run_id ORDER BY e.id, d.channel;

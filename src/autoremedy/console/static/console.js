@@ -1,0 +1,31 @@
+// Live updates: the server re-renders a fragment (the runs table, a run's timeline, the status header) and pushes it
+// over Server-Sent Events when it changes; each replaces the element whose id is the event's name. The HTML comes
+// from the same autoescaped templates as the page. EventSource reconnects by itself after a dropped connection.
+(function () {
+  "use strict";
+  var live = document.querySelector("[data-live]");
+  if (!live || !window.EventSource) {
+    return;
+  }
+  var stream = new EventSource(live.getAttribute("data-live"));
+  stream.onopen = function () {
+    document.documentElement.setAttribute("data-live-state", "open");
+  };
+  stream.onerror = function () {
+    document.documentElement.setAttribute("data-live-state", "reconnecting");
+  };
+  ["runs", "run", "header"].forEach(function (name) {
+    stream.addEventListener(name, function (event) {
+      var target = document.getElementById(name);
+      if (target && !target.contains(document.activeElement)) {
+        target.innerHTML = event.data;
+      } else if (target) {
+        // Someone is typing in a form inside: keep their focus, update once they leave it.
+        target.addEventListener("focusout", function once() {
+          target.removeEventListener("focusout", once);
+          target.innerHTML = event.data;
+        });
+      }
+    });
+  });
+})();
