@@ -18,7 +18,7 @@ from autoremedy.control.credentials import Scope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PageHandler = Callable[[web.Request, SignedIn], Awaitable[web.StreamResponse]]
-Form = MultiDictProxy[str | bytes | web.FileField]
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]
 ChangeHandler = Callable[[web.Request, SignedIn, Form], Awaitable[web.StreamResponse]]
 LOGIN: Final = "/ui/login"
 

@@ -5,6 +5,7 @@ authenticated like a page; a stream ends when its session expires or is signed o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Final
@@ -73,22 +74,26 @@ async def stream(request: web.Request, session: SignedIn, fragments: Fragments) 
     ticks = 0
     try:
         while not stopping.is_set() and utcnow() < ends:
-            if ticks % SESSION_CHECK_EVERY == 0 and ticks and not await _still_signed_in(request):
-                break
-            for name, html in (await fragments()).items():
-                if sent.get(name) != html:
-                    await response.write(event(name, html))
-                    sent[name] = html
-            if ticks % KEEPALIVE_EVERY == 0:
-                await response.write(b": keepalive\n\n")
+            if ticks and ticks % SESSION_CHECK_EVERY == 0 and not await _still_signed_in(request):
+                break  # signed out elsewhere: the reconnect lands on the sign-in check
+            await _push_changes(response, await fragments(), sent, keepalive=ticks % KEEPALIVE_EVERY == 0)
             ticks += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=INTERVAL_SECONDS)
-            except TimeoutError:
-                pass
     except ConnectionResetError:
-        return response  # the browser went away
+        pass  # the browser went away
     return response
+
+
+async def _push_changes(
+    response: web.StreamResponse, fragments: dict[str, str], sent: dict[str, str], *, keepalive: bool
+) -> None:
+    for name, html in fragments.items():
+        if sent.get(name) != html:
+            await response.write(event(name, html))
+            sent[name] = html
+    if keepalive:  # a comment line: keeps proxies from timing the stream out, and finds a closed connection
+        await response.write(b": keepalive\n\n")
 
 
 async def _still_signed_in(request: web.Request) -> bool:

@@ -81,4 +81,5 @@ def _outcome_of_run(run: Run) -> Outcome:
     if run.status in _ACTED or run.guardrail == "allowed":
         summary = f"{run.status.value}: rule {run.rule} ran playbook {run.playbook}"
         return Outcome(summary, run.reason, run.id, acted=run.status in _ACTED)
-    return Outcome(f"{run.status.value}: {run.guardrail}", run.reason, run.id)
+    held = run.status.value if run.guardrail == run.status.value else f"{run.status.value}: {run.guardrail}"
+    return Outcome(held, run.reason, run.id)
