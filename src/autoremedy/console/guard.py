@@ -27,11 +27,17 @@ def forbidden(message: str) -> web.Response:
     return page("error.html", status=403, title="Forbidden", message=message, signed_in=None)
 
 
+async def session_of(request: web.Request) -> SignedIn | None:
+    """The request's console session, None when it has none (or it expired, or its credential is gone)."""
+    services = request.app[CONSOLE]
+    return await signed_in(request, services.store, services.settings.server.auth, now=utcnow())
+
+
 def reader(handler: PageHandler) -> Handler:
     """A page: signed in with the read scope, or off to the sign-in page (and back here afterwards)."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        session = await signed_in(request, request.app[CONSOLE].store, now=utcnow())
+        session = await session_of(request)
         if session is None:
             raise web.HTTPSeeOther(f"{LOGIN}?next={quote(request.path_qs, safe='')}")
         if not session.may(Scope.READ):
@@ -47,7 +53,7 @@ def changer(handler: ChangeHandler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not same_origin(request):
             return forbidden("this request did not come from a page of this console (Origin header)")
-        session = await signed_in(request, request.app[CONSOLE].store, now=utcnow())
+        session = await session_of(request)
         if session is None:
             return forbidden("not signed in, or the session expired: sign in again")
         form = await request.post()

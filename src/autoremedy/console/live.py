@@ -14,9 +14,10 @@ from aiohttp import web
 
 from autoremedy.console import views
 from autoremedy.console.deps import CONSOLE, STOPPING
+from autoremedy.console.guard import session_of
 from autoremedy.console.pages import context
 from autoremedy.console.render import render
-from autoremedy.console.sessions import SignedIn, signed_in, utcnow
+from autoremedy.console.sessions import SignedIn, utcnow
 
 INTERVAL_SECONDS: Final = 1.0
 SESSION_CHECK_EVERY: Final = 10
@@ -97,4 +98,4 @@ async def _push_changes(
 
 
 async def _still_signed_in(request: web.Request) -> bool:
-    return await signed_in(request, request.app[CONSOLE].store, now=utcnow()) is not None
+    return await session_of(request) is not None

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from autoremedy.console import views
 from autoremedy.console.deps import CONSOLE
-from autoremedy.console.guard import safe_next
+from autoremedy.console.guard import safe_next, session_of
 from autoremedy.console.render import page
-from autoremedy.console.sessions import CSRF_FIELD, SignedIn, signed_in, utcnow
+from autoremedy.console.sessions import CSRF_FIELD, SignedIn, utcnow
 from autoremedy.control.credentials import Scope
 from autoremedy.models.runs import RunStatus
 
@@ -42,7 +42,7 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     target = safe_next(request.query.get("next"))
-    if await signed_in(request, request.app[CONSOLE].store, now=utcnow()) is not None:
+    if await session_of(request) is not None:
         raise web.HTTPSeeOther(target)
     return page("login.html", title="Sign in", next=target, problem=None, signed_in=None)
 
