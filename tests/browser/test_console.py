@@ -303,7 +303,6 @@ def test_a_post_without_the_csrf_token_or_from_another_origin_is_403(
 ) -> None:
     sign_in(browser, daemon, CONTROL)
     browser.get(f"{daemon.url}/ui/guardrails")
-    shots.take(browser, "guardrails")
     token = csrf_token(browser)
     assert post_form(browser, "/ui/pause", {"reason": "no token"}) == 403
     assert post_form(browser, "/ui/pause", {"csrf_token": "forged", "reason": "wrong token"}) == 403
@@ -366,10 +365,14 @@ def test_why_didnt_it_act_explains_a_cooldown_skip(
     story = browser.find_element(By.CSS_SELECTOR, "ol.story").text
     assert "rule flapping matched" in story and "guardrail cooldown (skip)" in story and "until" in story
     shots.take(browser, "why")
+    browser.get(f"{daemon.url}/ui/guardrails")
+    limits = read(browser, "section[aria-labelledby=h-limits] tbody tr")
+    assert any(row.startswith("flapping\tapp/shop/db") and "UTC" in row for row in limits), limits
+    shots.take(browser, "guardrails")
 
 
 def test_screenshots_were_taken(shots: Screenshots) -> None:
     names = {path.name for path in shots.taken}
-    for page in ("login", "runs", "run", "approvals", "guardrails", "alerts"):
+    for page in ("login", "runs", "run", "run-failed", "approvals", "guardrails", "alerts", "why"):
         assert {f"{page}-light.png", f"{page}-dark.png"} <= names
     assert all(Path(path).stat().st_size > 10_000 for path in shots.taken)
