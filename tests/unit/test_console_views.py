@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from autoremedy.config.settings import AuthSettings
+from autoremedy.config.settings import AuthSettings, UiSettings
 from autoremedy.console.live import event
 from autoremedy.console.render import link_target, readable_times, render
 from autoremedy.console.sessions import configured_scopes
@@ -115,3 +116,12 @@ def test_a_session_keeps_only_the_scopes_its_credential_still_has() -> None:
     assert configured_scopes("anonymous", auth) == frozenset()  # credentials are configured now
     assert configured_scopes("anonymous", AuthSettings()) == {"ingest", "read", "control"}
     assert configured_scopes("slack:U1", auth) == frozenset()
+
+
+def test_ui_settings() -> None:
+    assert UiSettings() == UiSettings(enabled=True, secure_cookies=False, session_ttl=timedelta(hours=12))
+    assert UiSettings.model_validate({"session_ttl": "30m"}).session_ttl == timedelta(minutes=30)
+    with pytest.raises(ValidationError, match="session_ttl must be longer than zero"):
+        UiSettings.model_validate({"session_ttl": "0s"})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        UiSettings.model_validate({"enable": False})

@@ -48,11 +48,14 @@ class ConsoleStoreMixin(ABC):
     async def search_runs(
         self, *, status: RunStatus | None, rule: str | None, target: str | None, limit: int
     ) -> list[Run]:
-        async with self._read() as tx:
-            rows = await tx.rows(
-                "search_runs", status=status.value if status else None, rule=rule, target=target, limit=limit
-            )
-            return [run_from_rows(row, await tx.rows("list_steps", run_id=row["id"])) for row in rows]
+        params = {"status": status.value if status else None, "rule": rule, "target": target, "limit": limit}
+        async with self._read() as tx:  # two queries, not one per run: the live runs page asks every second
+            rows = await tx.rows("search_runs", **params)
+            steps = await tx.rows("steps_of_searched_runs", **params)
+        by_run: defaultdict[str, list[Row]] = defaultdict(list)
+        for step in steps:
+            by_run[step["run_id"]].append(step)
+        return [run_from_rows(row, by_run[row["id"]]) for row in rows]
 
     async def runs_created_since(self, since: datetime) -> dict[str, int]:
         async with self._read() as tx:

@@ -21,6 +21,15 @@ WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
   AND (CAST(:target AS TEXT) IS NULL OR target = :target)
 ORDER BY created_at DESC, id DESC LIMIT :limit;
 
+-- name: steps_of_searched_runs
+SELECT * FROM run_steps WHERE run_id IN (
+    SELECT id FROM runs
+    WHERE (CAST(:status AS TEXT) IS NULL OR status = :status)
+      AND (CAST(:rule AS TEXT) IS NULL OR rule = :rule)
+      AND (CAST(:target AS TEXT) IS NULL OR target = :target)
+    ORDER BY created_at DESC, id DESC LIMIT :limit)
+ORDER BY run_id, idx;
+
 -- name: count_runs_created_since
 SELECT status, count(*) AS n FROM runs WHERE created_at >= :since GROUP BY status;
 
