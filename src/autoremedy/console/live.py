@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -38,9 +38,15 @@ async def runs_stream(request: web.Request, session: SignedIn) -> web.StreamResp
     except views.BadFilter as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
+    shown: dict[str, Any] = {}
+
     async def fragments() -> dict[str, str]:
         found = await views.runs(request.app[CONSOLE], chosen)
-        return {"runs": render("_runs_rows.html", runs=found), **await _header(request, session)}
+        # Rendering a hundred rows costs more than reading them: render only when what they show changed.
+        key = [(r.id, r.status, r.guardrail, r.finished_at, [s.outcome for s in r.steps]) for r in found]
+        if shown.get("key") != key:
+            shown.update(key=key, html=render("_runs_rows.html", runs=found))
+        return {"runs": shown["html"], **await _header(request, session)}
 
     return await stream(request, session, fragments)
 
