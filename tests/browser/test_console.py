@@ -376,3 +376,23 @@ def test_screenshots_were_taken(shots: Screenshots) -> None:
     for page in ("login", "runs", "run", "run-failed", "approvals", "guardrails", "alerts", "why"):
         assert {f"{page}-light.png", f"{page}-dark.png"} <= names
     assert all(Path(path).stat().st_size > 10_000 for path in shots.taken)
+
+
+def test_signing_out_ends_the_live_updates_of_open_pages(browser: WebDriver, daemon: DaemonUnderTest) -> None:
+    sign_in(browser, daemon, READER)
+    browser.get(f"{daemon.url}/ui/runs")
+    live(browser)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    try:
+        browser.get(f"{daemon.url}/ui/alerts")
+        browser.find_element(By.CSS_SELECTOR, "form.signout button").click()
+        wait_until(lambda: "/ui/login" in browser.current_url, message="signed out")
+    finally:
+        browser.close()
+        browser.switch_to.window(first)
+    wait_until(
+        lambda: browser.find_element(By.ID, "live-note").is_displayed(),
+        message="the open page says its live updates stopped",
+    )
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("data-live-state") == "closed"

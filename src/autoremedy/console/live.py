@@ -20,7 +20,7 @@ from autoremedy.console.render import render
 from autoremedy.console.sessions import SignedIn, utcnow
 
 INTERVAL_SECONDS: Final = 1.0
-SESSION_CHECK_EVERY: Final = 10
+SESSION_CHECK_EVERY: Final = 5
 KEEPALIVE_EVERY: Final = 15
 LONGEST_STREAM: Final = timedelta(minutes=30)
 Fragments = Callable[[], Awaitable[dict[str, str]]]

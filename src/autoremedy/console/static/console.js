@@ -12,7 +12,13 @@
     document.documentElement.setAttribute("data-live-state", "open");
   };
   stream.onerror = function () {
-    document.documentElement.setAttribute("data-live-state", "reconnecting");
+    // CLOSED: the server refused the stream (the session ended); otherwise the browser reconnects by itself.
+    var closed = stream.readyState === EventSource.CLOSED;
+    document.documentElement.setAttribute("data-live-state", closed ? "closed" : "reconnecting");
+    var note = document.getElementById("live-note");
+    if (note && closed) {
+      note.hidden = false;
+    }
   };
   ["runs", "run", "header"].forEach(function (name) {
     stream.addEventListener(name, function (event) {
