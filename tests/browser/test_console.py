@@ -21,8 +21,6 @@ from tests.browser.harness import DaemonUnderTest, Screenshots, ThreadedReceiver
 CONTROL = "browser-control-token-0123"
 READER = "browser-read-token-0123"
 INGEST = "browser-ingest-token-0123"
-ALERTMANAGER = "browser-legacy-token-0123"
-"""A legacy bearer token (ingest and read), as Alertmanager's http_config sends it."""
 _fingerprints = itertools.count(1)
 
 
@@ -118,7 +116,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, receiver: ThreadedReceiver)
         tmp_path_factory.mktemp("daemon"),
         rules=rules(),
         playbooks=playbooks(receiver.url),
-        server={"auth": {"tokens": tokens, "bearer_tokens": [ALERTMANAGER]}},
+        server={"auth": {"tokens": tokens}},
         engine={"poll_interval": "100ms", "retry_backoff": "50ms"},
     ).start()
     try:
@@ -226,7 +224,7 @@ def test_a_posted_alert_appears_live_and_succeeds_with_its_steps(
     browser.get(f"{daemon.url}/ui/runs")
     live(browser)
     browser.execute_script("window.notReloaded = true")
-    daemon.post_alerts(alert("WebDown", "web"), ALERTMANAGER)
+    daemon.post_alerts(alert("WebDown", "web"), INGEST)
     row = wait_until(lambda: row_of(browser, "web-restart", "succeeded"), message="the run appears and succeeds")
     assert browser.execute_script("return window.notReloaded") is True  # the page was updated, not reloaded
     assert "2 / 2" in row.text
@@ -248,7 +246,7 @@ def test_a_failed_run_shows_its_error(browser: WebDriver, daemon: DaemonUnderTes
     sign_in(browser, daemon, READER)
     browser.get(f"{daemon.url}/ui/runs?status=failed")
     live(browser)
-    daemon.post_alerts(alert("BrokenThing", "api"), ALERTMANAGER)
+    daemon.post_alerts(alert("BrokenThing", "api"), INGEST)
     row = wait_until(lambda: row_of(browser, "broken", "failed"), message="the failed run appears")
     row.find_element(By.TAG_NAME, "a").click()
     error = wait_until(lambda: read(browser, ".step-error"), message="the step's error")
@@ -261,7 +259,7 @@ def test_approve_in_the_browser_and_the_action_reaches_the_receiver(
     browser: WebDriver, daemon: DaemonUnderTest, receiver: ThreadedReceiver, shots: Screenshots
 ) -> None:
     sign_in(browser, daemon, CONTROL)
-    daemon.post_alerts(alert("NeedsApproval", "checkout"), ALERTMANAGER)
+    daemon.post_alerts(alert("NeedsApproval", "checkout"), INGEST)
 
     def held() -> Any:
         browser.get(f"{daemon.url}/ui/approvals")
@@ -281,7 +279,7 @@ def test_approve_in_the_browser_and_the_action_reaches_the_receiver(
 def test_a_read_only_session_has_no_approve_button_and_its_forged_post_is_403(
     browser: WebDriver, daemon: DaemonUnderTest
 ) -> None:
-    daemon.post_alerts(alert("NeedsApproval", "cart"), ALERTMANAGER)
+    daemon.post_alerts(alert("NeedsApproval", "cart"), INGEST)
     sign_in(browser, daemon, READER)
 
     def held() -> Any:
@@ -340,11 +338,11 @@ def test_why_didnt_it_act_explains_a_cooldown_skip(
 ) -> None:
     sign_in(browser, daemon, READER)
     first, second, unmatched = alert("Flapping", "db"), alert("Flapping", "db"), alert("NobodyCares", "x")
-    daemon.post_alerts(first, ALERTMANAGER)
+    daemon.post_alerts(first, INGEST)
     browser.get(f"{daemon.url}/ui/runs?rule=flapping")
     wait_until(lambda: row_of(browser, "flapping", "succeeded"), message="the first run succeeds")
-    daemon.post_alerts(second, ALERTMANAGER)
-    daemon.post_alerts(unmatched, ALERTMANAGER)
+    daemon.post_alerts(second, INGEST)
+    daemon.post_alerts(unmatched, INGEST)
     skipped = second["alerts"][0]["fingerprint"]
     ignored = unmatched["alerts"][0]["fingerprint"]
 

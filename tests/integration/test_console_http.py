@@ -7,14 +7,15 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
 from autoremedy.console.sessions import COOKIE, key_hash
-from tests.integration.conftest import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
+from autoremedy.store.base import ConsoleSession
+from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 
 CONTROL = "control-token-0123456789"
@@ -29,7 +30,11 @@ HELD_RULE = {"name": "held", "matchers": ['alertname="DemoAppDown"'], "playbook"
 
 
 def auth(**extra: Any) -> dict[str, Any]:
-    credentials = {"tokens": TOKENS, "basic_users": {"alice": "alice-password-1"}, "bearer_tokens": [TOKEN]}
+    credentials = {
+        "tokens": TOKENS,
+        "users": [{"name": "bob", "password": "bob-password-1", "scopes": ["read", "control"]}],
+        "basic_users": {"alice": "alice-password-1"},
+    }
     return {"server": {"auth": credentials, **extra}}
 
 
@@ -85,7 +90,7 @@ async def client(d: RunningDaemon, opened: list[aiohttp.ClientSession]) -> Brows
 
 
 async def held_run(d: RunningDaemon) -> dict[str, Any]:
-    await d.post_alerts(fixture_payload("firing.json"), headers=d.headers)
+    await d.post_alerts(fixture_payload("firing.json"), headers={"Authorization": f"Bearer {INGEST}"})
 
     async def found() -> dict[str, Any] | None:
         runs = await d.daemon.store.list_runs(status=None, limit=10)
@@ -122,10 +127,49 @@ async def test_who_can_sign_in(start_daemon: StartDaemon, clients: list[aiohttp.
     assert (await c.sign_in("not-a-token")).status == 401
     assert (await c.sign_in("alice-password-1", "bob")).status == 401
     assert (await c.sign_in(CONTROL, origin="http://evil.example")).status == 403
-    basic = await c.sign_in("alice-password-1", "alice")
-    assert basic.status == 303
+    legacy = await c.sign_in("alice-password-1", "alice")
+    assert legacy.status == 303
     status, html = await c.get("/ui/approvals")
-    assert status == 200 and "basic:alice" in html
+    assert status == 200 and "basic:alice" in html and "(ingest, read)" in html
+
+
+async def test_a_basic_auth_user_with_the_control_scope_approves_with_a_password(
+    start_daemon: StartDaemon, clients: list[aiohttp.ClientSession]
+) -> None:
+    d = await start_daemon(rules=[HELD_RULE], playbooks=[LOG_PLAYBOOK], extra=auth())
+    run = await held_run(d)
+    c = await client(d, clients)
+    assert (await c.sign_in("bob-password-1", "bob")).status == 303
+    status, html = await c.get(f"/ui/runs/{run['id']}")
+    assert status == 200 and ">Approve<" in html
+    token = await c.csrf()
+    assert (await c.post(f"/ui/runs/{run['id']}/deny", {"csrf_token": token, "reason": "not now"}))[0] == 303
+    audit = await d.daemon.store.list_audit(run_id=run["id"], limit=20)
+    denied = next(a for a in audit if a.kind == "denied")
+    assert denied.actor == "basic:bob" and "not now" in denied.message
+
+
+async def test_a_session_has_only_the_rights_its_credential_still_has(
+    start_daemon: StartDaemon, clients: list[aiohttp.ClientSession]
+) -> None:
+    """Sessions outlive a config change (they are in the store): one whose token is gone is signed out, one whose
+    token lost a scope loses it too."""
+    d = await start_daemon(rules=[HELD_RULE], playbooks=[LOG_PLAYBOOK], extra=auth())
+    run = await held_run(d)
+    hour = timedelta(hours=1)
+    for key, principal in (("gone-key", "token:removed"), ("narrowed-key", "token:viewer")):
+        session = ConsoleSession(
+            key_hash(key), principal, frozenset({"read", "control"}), "csrf", _now(), _now() + hour
+        )
+        await d.daemon.store.create_console_session(session, now=_now())
+    gone = await client(d, clients)
+    gone.http.cookie_jar.update_cookies({COOKIE: "gone-key"})
+    assert (await gone.get("/ui/runs"))[0] == 303
+    narrowed = await client(d, clients)
+    narrowed.http.cookie_jar.update_cookies({COOKIE: "narrowed-key"})
+    status, html = await narrowed.get(f"/ui/runs/{run['id']}")
+    assert status == 200 and ">Approve<" not in html and "(read)" in html
+    assert (await narrowed.post(f"/ui/runs/{run['id']}/approve", {"csrf_token": "csrf"}))[0] == 403
 
 
 async def test_state_changes_need_this_origin_and_the_sessions_csrf_token(
@@ -199,7 +243,7 @@ async def test_hostile_labels_are_escaped_and_only_http_links_are_links(
     alert = payload["alerts"][0]
     alert["labels"] |= {"alertname": "Hostile", "app": "<script>alert(1)</script>", "namespace": '"><img src=x>'}
     alert["annotations"] = {"runbook": "javascript:alert(1)", "dashboard": "https://grafana.example/d/1?a=1&b=2"}
-    await d.post_alerts(payload, headers=d.headers)
+    await d.post_alerts(payload, headers={"Authorization": f"Bearer {INGEST}"})
     runs = await wait_for(lambda: d.daemon.store.list_runs(status=None, limit=5), timeout=15, message="a run")
     c = await client(d, clients)
     await c.sign_in(READER)

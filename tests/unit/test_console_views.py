@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from autoremedy.config.settings import AuthSettings, UiSettings
+from autoremedy.config.settings import UiSettings
 from autoremedy.console.live import event
 from autoremedy.console.render import link_target, readable_times, render
-from autoremedy.console.sessions import configured_scopes
 from autoremedy.console.views import BadFilter, RunFilter, run_filter, target_limits
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import Run, RunStatus
@@ -98,24 +97,6 @@ def test_templates_escape_what_alerts_carry() -> None:
     html = render("error.html", title="<b>t</b>", message="<script>x</script>", signed_in=None)
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
     assert "&lt;b&gt;t&lt;/b&gt;" in html
-
-
-def test_a_session_keeps_only_the_scopes_its_credential_still_has() -> None:
-    auth = AuthSettings.model_validate(
-        {
-            "tokens": [{"name": "oncall", "token": "t1", "scopes": ["read"]}],
-            "basic_users": {"alice": "pw"},
-            "bearer_tokens": ["legacy"],
-        }
-    )
-    assert configured_scopes("token:oncall", auth) == {"read"}  # control was taken away since sign-in
-    assert configured_scopes("token:gone", auth) == frozenset()
-    assert configured_scopes("basic:alice", auth) == {"ingest", "read"}
-    assert configured_scopes("basic:bob", auth) == frozenset()
-    assert configured_scopes("bearer", auth) == {"ingest", "read"}
-    assert configured_scopes("anonymous", auth) == frozenset()  # credentials are configured now
-    assert configured_scopes("anonymous", AuthSettings()) == {"ingest", "read", "control"}
-    assert configured_scopes("slack:U1", auth) == frozenset()
 
 
 def test_ui_settings() -> None:

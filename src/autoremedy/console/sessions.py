@@ -19,15 +19,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from autoremedy.config.settings import AuthSettings, UiSettings
-from autoremedy.control.credentials import Principal, Scope
+from autoremedy.control.credentials import Principal, Scope, configured_scopes
 from autoremedy.store.base import ConsoleSession, Store
 
 COOKIE: Final = "autoremedy_session"
 COOKIE_PATH: Final = "/ui"
 CSRF_FIELD: Final = "csrf_token"
-_KNOWN_SCOPES: Final = frozenset(scope.value for scope in Scope)
-LEGACY: Final = frozenset({Scope.INGEST.value, Scope.READ.value})
-"""What legacy bearer_tokens and basic_users may do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,25 +69,12 @@ async def signed_in(request: web.Request, store: Store, auth: AuthSettings, *, n
     session = await store.console_session(key_hash(value), now=now)
     if session is None:
         return None
-    scopes = (session.scopes & configured_scopes(session.principal, auth)) & _KNOWN_SCOPES
+    now_held = {scope.value for scope in configured_scopes(session.principal, auth)}
+    scopes = frozenset(Scope(name) for name in session.scopes & now_held)
     if not scopes:
         return None
-    principal = Principal(session.principal, frozenset(Scope(name) for name in scopes))
+    principal = Principal(session.principal, scopes)
     return SignedIn(principal, session.csrf_token, session.key_hash, session.expires_at)
-
-
-def configured_scopes(name: str, auth: AuthSettings) -> frozenset[str]:
-    """The scopes the configuration gives a principal of this name today (none when it is gone)."""
-    kind, _, who = name.partition(":")
-    if kind == "token":
-        return next((frozenset(t.scopes) for t in auth.tokens if t.name == who), frozenset())
-    if kind == "basic":
-        return LEGACY if who in auth.basic_users else frozenset()
-    if name == "bearer":
-        return LEGACY if auth.bearer_tokens else frozenset()
-    if name == "anonymous" and not auth.has_credentials:
-        return LEGACY if auth.allow_anonymous else _KNOWN_SCOPES
-    return frozenset()
 
 
 def set_cookie(response: web.StreamResponse, request: web.Request, value: str, ui: UiSettings) -> None:
