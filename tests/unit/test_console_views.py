@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from multidict import MultiDict, MultiDictProxy
 from pydantic import ValidationError
 
 from autoremedy.config.settings import UiSettings
+from autoremedy.console.guard import text_field
 from autoremedy.console.live import event
 from autoremedy.console.render import link_target, readable_times, render
 from autoremedy.console.views import BadFilter, RunFilter, run_filter, target_limits
@@ -106,3 +108,10 @@ def test_ui_settings() -> None:
         UiSettings.model_validate({"session_ttl": "0s"})
     with pytest.raises(ValidationError, match="Extra inputs"):
         UiSettings.model_validate({"enable": False})
+
+
+def test_form_fields_lose_control_characters_and_are_bounded() -> None:
+    form = MultiDictProxy(MultiDict({"reason": " looks\x00 fine\r\nreally \x1b[31m ", "file": b"bytes"}))
+    assert text_field(form, "reason", limit=100) == "looks  fine  really  [31m"
+    assert text_field(form, "reason", limit=5) == "looks"
+    assert text_field(form, "file", limit=10) == "" and text_field(form, "missing", limit=10) == ""

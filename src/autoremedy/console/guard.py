@@ -4,6 +4,7 @@ control service's to check."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import quote
@@ -66,8 +67,11 @@ def changer(handler: ChangeHandler) -> Handler:
 
 
 def text_field(form: Form, name: str, *, limit: int) -> str:
+    """A one-line form field as stored: control characters (a NUL would fail in PostgreSQL) become spaces."""
     value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value[: limit * 2]).strip()[:limit]
 
 
 def safe_next(target: str | None) -> str:
