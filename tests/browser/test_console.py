@@ -394,3 +394,19 @@ def test_signing_out_ends_the_live_updates_of_open_pages(browser: WebDriver, dae
         message="the open page says its live updates stopped",
     )
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("data-live-state") == "closed"
+
+
+def test_pages_fit_a_phone_screen(browser: WebDriver, daemon: DaemonUnderTest, shots: Screenshots) -> None:
+    sign_in(browser, daemon, CONTROL)
+    browser.set_window_size(390, 844)
+    try:
+        for path in ("/ui/runs", "/ui/alerts", "/ui/approvals", "/ui/guardrails"):
+            browser.get(f"{daemon.url}{path}")
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"  # wide tables scroll inside
+        browser.get(f"{daemon.url}/ui/runs")
+        shots.take(browser, "runs-phone")
+    finally:
+        browser.set_window_size(1280, 1000)
