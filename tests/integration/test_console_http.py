@@ -143,10 +143,12 @@ async def test_a_basic_auth_user_with_the_control_scope_approves_with_a_password
     status, html = await c.get(f"/ui/runs/{run['id']}")
     assert status == 200 and ">Approve<" in html
     token = await c.csrf()
-    assert (await c.post(f"/ui/runs/{run['id']}/deny", {"csrf_token": token, "reason": "not now"}))[0] == 303
+    reason = f"not now (pasted by mistake: {CONTROL})"
+    assert (await c.post(f"/ui/runs/{run['id']}/deny", {"csrf_token": token, "reason": reason}))[0] == 303
     audit = await d.daemon.store.list_audit(run_id=run["id"], limit=20)
     denied = next(a for a in audit if a.kind == "denied")
     assert denied.actor == "basic:bob" and "not now" in denied.message
+    assert CONTROL not in denied.message  # a configured secret is masked in what the audit keeps
 
 
 async def test_a_session_has_only_the_rights_its_credential_still_has(

@@ -20,6 +20,7 @@ from autoremedy.console.sessions import (
 )
 from autoremedy.control.credentials import Scope, authenticate_login
 from autoremedy.control.service import Forbidden, UnknownRule, UnknownRun
+from autoremedy.decide.redact import redact_text
 from autoremedy.store.base import NotAwaitingApproval
 
 REASON_MAX: Final = 2000
@@ -70,7 +71,7 @@ async def _decide(request: web.Request, session: SignedIn, form: Form, *, approv
     run_id = request.match_info["run_id"]
     decide = control.approve if approved else control.deny
     try:
-        await decide(session.principal, run_id, reason=text_field(form, "reason", limit=REASON_MAX))
+        await decide(session.principal, run_id, reason=_reason(form))
     except Forbidden as exc:
         return forbidden(str(exc))
     except UnknownRun as exc:
@@ -83,9 +84,7 @@ async def _decide(request: web.Request, session: SignedIn, form: Form, *, approv
 async def pause(request: web.Request, session: SignedIn, form: Form) -> web.StreamResponse:
     rule = text_field(form, "rule", limit=200) or None
     try:
-        await request.app[CONSOLE].control.pause(
-            session.principal, rule, reason=text_field(form, "reason", limit=REASON_MAX)
-        )
+        await request.app[CONSOLE].control.pause(session.principal, rule, reason=_reason(form))
     except Forbidden as exc:
         return forbidden(str(exc))
     except UnknownRule as exc:
@@ -107,6 +106,11 @@ async def close_breaker(request: web.Request, session: SignedIn, form: Form) -> 
     except Forbidden as exc:
         return forbidden(str(exc))
     raise web.HTTPSeeOther("/ui/guardrails")
+
+
+def _reason(form: Form) -> str:
+    """A reason as the audit log keeps it: a secret pasted into it by mistake is masked."""
+    return redact_text(text_field(form, "reason", limit=REASON_MAX))
 
 
 def _problem(status: int, title: str, message: str, session: SignedIn) -> web.Response:

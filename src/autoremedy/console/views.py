@@ -12,7 +12,7 @@ from autoremedy.control.credentials import Principal
 from autoremedy.control.service import StatusReport
 from autoremedy.decide.explain import Explained, Outcome, explain_entry, outcomes_of
 from autoremedy.decide.guardrails import counted_window
-from autoremedy.decide.redact import redact
+from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.durations import format_duration
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.rules import Rule
@@ -94,8 +94,8 @@ class StepView:
 
 
 def step_view(step: StepRecord) -> StepView:
-    # Inputs were redacted when stored; redacting again on the way out costs nothing and covers older records.
-    error = redact(step.error) if step.error is not None else None
+    # Redacted when stored; again on the way out, which covers records written before a secret was configured.
+    error = redact_text(step.error) if step.error is not None else None
     return StepView(step, redact(step.inputs), redact(step.result) if step.result is not None else None, error)
 
 
