@@ -141,7 +141,7 @@ async def test_a_basic_auth_user_with_the_control_scope_approves_with_a_password
     c = await client(d, clients)
     assert (await c.sign_in("bob-password-1", "bob")).status == 303
     status, html = await c.get(f"/ui/runs/{run['id']}")
-    assert status == 200 and ">Approve<" in html
+    assert status == 200 and 'class="approve"' in html
     token = await c.csrf()
     reason = f"not now (pasted by mistake: {CONTROL})"
     assert (await c.post(f"/ui/runs/{run['id']}/deny", {"csrf_token": token, "reason": reason}))[0] == 303
@@ -170,7 +170,7 @@ async def test_a_session_has_only_the_rights_its_credential_still_has(
     narrowed = await client(d, clients)
     narrowed.http.cookie_jar.update_cookies({COOKIE: "narrowed-key"})
     status, html = await narrowed.get(f"/ui/runs/{run['id']}")
-    assert status == 200 and ">Approve<" not in html and "(read)" in html
+    assert status == 200 and 'class="approve"' not in html and "(read)" in html
     assert (await narrowed.post(f"/ui/runs/{run['id']}/approve", {"csrf_token": "csrf"}))[0] == 403
 
 
@@ -210,7 +210,7 @@ async def test_a_read_only_session_sees_no_buttons_and_cannot_decide(
     for page in ("/ui/approvals", f"/ui/runs/{run['id']}", "/ui/guardrails"):
         status, html = await c.get(page)
         assert status == 200
-        assert ">Approve<" not in html and ">Deny<" not in html and ">Pause<" not in html
+        assert 'class="approve"' not in html and 'class="deny"' not in html and ">Pause<" not in html
     status, html = await c.post(f"/ui/runs/{run['id']}/approve", {"csrf_token": token})
     assert status == 403 and "lacks the scope" in html
     assert (await c.post("/ui/pause", {"csrf_token": token}))[0] == 403
