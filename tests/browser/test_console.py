@@ -259,13 +259,13 @@ def test_approve_in_the_browser_and_the_action_reaches_the_receiver(
     browser: WebDriver, daemon: DaemonUnderTest, receiver: ThreadedReceiver, shots: Screenshots
 ) -> None:
     sign_in(browser, daemon, CONTROL)
+    browser.get(f"{daemon.url}/ui/approvals")
+    live(browser)
     daemon.post_alerts(alert("NeedsApproval", "checkout"), INGEST)
-
-    def held() -> Any:
-        browser.get(f"{daemon.url}/ui/approvals")
-        return browser.find_elements(By.CSS_SELECTOR, "li.card button.approve")
-
-    (approve,) = wait_until(held, message="the run waits for approval with an Approve button")
+    (approve,) = wait_until(
+        lambda: browser.find_elements(By.CSS_SELECTOR, "li.card button.approve"),
+        message="the held run appears with an Approve button, without a reload",
+    )
     shots.take(browser, "approvals")
     assert receiver.requests_to("/approved") == []
     approve.click()

@@ -46,6 +46,7 @@ def build_console(services: ConsoleServices) -> web.Application:
     routes.add_post("/breaker/close", changer(changes.close_breaker))
     routes.add_get("/live/runs", reader(live.runs_stream))
     routes.add_get("/live/runs/{run_id}", reader(live.run_stream))
+    routes.add_get("/live/approvals", reader(live.approvals_stream))
     routes.add_static("/static", _static_dir())
     return console
 

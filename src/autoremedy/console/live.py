@@ -1,6 +1,7 @@
-"""Live updates over Server-Sent Events: the runs table, a run's timeline and the status header, re-rendered on
-the server and pushed when they change. The browser's EventSource reconnects by itself, and each connection is
-authenticated like a page; a stream ends when its session expires or is signed out, or the server stops."""
+"""Live updates over Server-Sent Events: the runs table, a run's timeline, the approvals and the status header,
+re-rendered on the server and pushed when they change. The browser's EventSource reconnects by itself, and each
+connection is authenticated like a page; a stream ends when its session expires or is signed out, or the server
+stops."""
 
 from __future__ import annotations
 
@@ -62,6 +63,15 @@ async def run_stream(request: web.Request, session: SignedIn) -> web.StreamRespo
         detail = await views.run_detail(services, run, session.principal)
         ctx = await context(request, session, "runs", detail=detail)
         return {"run": render("_run_live.html", **ctx), "header": render("_header.html", **ctx)}
+
+    return await stream(request, session, fragments)
+
+
+async def approvals_stream(request: web.Request, session: SignedIn) -> web.StreamResponse:
+    async def fragments() -> dict[str, str]:
+        held = await views.approvals(request.app[CONSOLE], session.principal)
+        ctx = await context(request, session, "approvals", held=held)
+        return {"held": render("_held.html", **ctx), "header": render("_header.html", **ctx)}
 
     return await stream(request, session, fragments)
 

@@ -1,6 +1,6 @@
-// Live updates: the server re-renders a fragment (the runs table, a run's timeline, the status header) and pushes it
-// over Server-Sent Events when it changes; each replaces the element whose id is the event's name. The HTML comes
-// from the same autoescaped templates as the page. EventSource reconnects by itself after a dropped connection.
+// Live updates: the server re-renders a fragment (the runs table, a run's timeline, the approvals, the status header)
+// and pushes it over Server-Sent Events when it changes; each replaces the element whose id is the event's name. The
+// HTML comes from the same autoescaped templates as the page. EventSource reconnects by itself after a dropped connection.
 (function () {
   "use strict";
   var live = document.querySelector("[data-live]");
@@ -20,7 +20,7 @@
       note.hidden = false;
     }
   };
-  ["runs", "run", "header"].forEach(function (name) {
+  ["runs", "run", "held", "header"].forEach(function (name) {
     stream.addEventListener(name, function (event) {
       var target = document.getElementById(name);
       if (target && !target.contains(document.activeElement)) {
