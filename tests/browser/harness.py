@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -75,6 +75,10 @@ def wait_until(predicate: Callable[[], T | None], *, timeout: float = 20.0, mess
         try:
             result = predicate()
         except (StaleElementReferenceException, NoSuchElementException):
+            result = None
+        except WebDriverException as exc:  # Chromium's wording for a node a live update just replaced
+            if "does not belong to the document" not in str(exc):
+                raise
             result = None
         if result:
             return result

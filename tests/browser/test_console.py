@@ -153,9 +153,20 @@ def live(browser: WebDriver) -> None:
     )
 
 
-def row_of(browser: WebDriver, rule: str, status: str) -> Any:
-    rows = browser.find_elements(By.CSS_SELECTOR, f"#runs tr[data-status='{status}']")
-    return next((row for row in rows if f">{rule}<" in (row.get_attribute("innerHTML") or "")), None)
+def row_of(browser: WebDriver, rule: str, status: str) -> dict[str, str] | None:
+    """The id and text of the runs table's row of this rule in this status, read in one script (the table is
+    replaced by live updates)."""
+    found: dict[str, str] | None = browser.execute_script(
+        """
+        const [rule, status] = arguments;
+        const row = [...document.querySelectorAll(`#runs tr[data-status='${status}']`)]
+          .find(r => [...r.cells].some(c => c.innerText.trim() === rule));
+        return row ? {id: row.getAttribute("data-run"), text: row.innerText} : null;
+        """,
+        rule,
+        status,
+    )
+    return found
 
 
 def post_form(browser: WebDriver, path: str, fields: dict[str, str]) -> int:
@@ -189,6 +200,16 @@ def read(browser: WebDriver, css: str, attribute: str | None = None) -> list[str
 def status_of_run(browser: WebDriver) -> str | None:
     found = read(browser, ".run-status", "data-status")
     return found[0] if found else None
+
+
+def click(browser: WebDriver, css: str) -> None:
+    """Click the element matching css, looked up afresh until the click lands (a live update may replace it)."""
+
+    def clicked() -> bool:
+        browser.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait_until(clicked, message=f"{css} can be clicked")
 
 
 def csrf_token(browser: WebDriver) -> str:
@@ -227,9 +248,9 @@ def test_a_posted_alert_appears_live_and_succeeds_with_its_steps(
     daemon.post_alerts(alert("WebDown", "web"), INGEST)
     row = wait_until(lambda: row_of(browser, "web-restart", "succeeded"), message="the run appears and succeeds")
     assert browser.execute_script("return window.notReloaded") is True  # the page was updated, not reloaded
-    assert "2 / 2" in row.text
+    assert "2 / 2" in row["text"]
     shots.take(browser, "runs")
-    row.find_element(By.TAG_NAME, "a").click()
+    click(browser, f"a[href='/ui/runs/{row['id']}']")
     wait_until(lambda: read(browser, ".timeline li.step"), message="the steps")
     assert read(browser, ".timeline li.step", "data-outcome") == ["done", "done"]
     steps = read(browser, ".timeline li.step h3")
@@ -248,7 +269,7 @@ def test_a_failed_run_shows_its_error(browser: WebDriver, daemon: DaemonUnderTes
     live(browser)
     daemon.post_alerts(alert("BrokenThing", "api"), INGEST)
     row = wait_until(lambda: row_of(browser, "broken", "failed"), message="the failed run appears")
-    row.find_element(By.TAG_NAME, "a").click()
+    click(browser, f"a[href='/ui/runs/{row['id']}']")
     error = wait_until(lambda: read(browser, ".step-error"), message="the step's error")
     assert "400" in error[0]
     assert read(browser, ".timeline li.step", "data-outcome") == ["failed"]
@@ -262,13 +283,13 @@ def test_approve_in_the_browser_and_the_action_reaches_the_receiver(
     browser.get(f"{daemon.url}/ui/approvals")
     live(browser)
     daemon.post_alerts(alert("NeedsApproval", "checkout"), INGEST)
-    (approve,) = wait_until(
+    wait_until(
         lambda: browser.find_elements(By.CSS_SELECTOR, "li.card button.approve"),
         message="the held run appears with an Approve button, without a reload",
     )
     shots.take(browser, "approvals")
     assert receiver.requests_to("/approved") == []
-    approve.click()
+    click(browser, "li.card button.approve")
     wait_until(lambda: status_of_run(browser) == "succeeded", message="the approved run succeeds (live on its page)")
     (request,) = wait_until(lambda: receiver.requests_to("/approved"), message="the action reached the receiver")
     assert request.json == {"app": "checkout"}
@@ -286,10 +307,10 @@ def test_a_read_only_session_has_no_approve_button_and_its_forged_post_is_403(
         browser.get(f"{daemon.url}/ui/approvals")
         return browser.find_elements(By.CSS_SELECTOR, "li.card[data-run]")
 
-    card = wait_until(held, message="the held run is listed")[0]
-    run_id = card.get_attribute("data-run")
+    wait_until(held, message="the held run is listed")
+    (run_id,) = [run for run in read(browser, "li.card[data-run]", "data-run") if run]
     assert browser.find_elements(By.CSS_SELECTOR, "button.approve, button.deny") == []
-    assert "no control scope" in card.text
+    assert "no control scope" in read(browser, "li.card")[0]
     # Same origin, its own session cookie and CSRF token: everything but the right.
     assert post_form(browser, f"/ui/runs/{run_id}/approve", {"csrf_token": csrf_token(browser)}) == 403
     browser.get(f"{daemon.url}/ui/runs/{run_id}")

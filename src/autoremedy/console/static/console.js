@@ -23,6 +23,11 @@
   ["runs", "run", "held", "header"].forEach(function (name) {
     stream.addEventListener(name, function (event) {
       var target = document.getElementById(name);
+      var incoming = document.createElement("template");
+      incoming.innerHTML = event.data;
+      if (target && incoming.innerHTML === target.innerHTML) {
+        return; // the same as shown (the first message after connecting): keep the nodes, and any click on them
+      }
       if (target && !target.contains(document.activeElement)) {
         target.innerHTML = event.data;
       } else if (target) {
