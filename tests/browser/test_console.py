@@ -6,6 +6,7 @@ on the way (harness.Screenshots). One browser and one daemon for the module."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ def rules() -> list[dict[str, Any]]:
             "approval": "required",
         },
         {"name": "flapping", "matchers": ['alertname="Flapping"'], "playbook": "two-notes", "cooldown": "1h"},
+        {"name": "verified", "matchers": ['alertname="Verified"'], "playbook": "note-and-verify"},
     ]
 
 
@@ -47,6 +49,14 @@ def playbooks(receiver_url: str) -> list[dict[str, Any]]:
             "steps": [
                 {"name": "say", "action": "log", "with": {"message": "{{ alert.labels.alertname }} fired"}},
                 {"name": "say again", "action": "log", "with": {"message": "still {{ alert.status }}"}},
+            ],
+        },
+        {
+            "name": "note-and-verify",
+            "target": target,
+            "steps": [
+                {"name": "say", "action": "log", "with": {"message": "fixing {{ alert.labels.app }}"}},
+                {"name": "check", "action": "alert.resolved", "with": {"within": "5m"}},
             ],
         },
         {
@@ -261,6 +271,30 @@ def test_a_posted_alert_appears_live_and_succeeds_with_its_steps(
     link = browser.find_element(By.LINK_TEXT, "https://runbooks.example/web")
     assert link.get_attribute("href") == "https://runbooks.example/web"
     shots.take(browser, "run")
+
+
+def resolved(firing: dict[str, Any]) -> dict[str, Any]:
+    payload = copy.deepcopy(firing)
+    payload["status"] = payload["alerts"][0]["status"] = "resolved"
+    payload["alerts"][0]["endsAt"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return payload
+
+
+def test_a_verification_passes_live_when_the_alert_resolves(browser: WebDriver, daemon: DaemonUnderTest) -> None:
+    sign_in(browser, daemon, READER)
+    browser.get(f"{daemon.url}/ui/runs?rule=verified")
+    live(browser)
+    firing = alert("Verified", "queue")
+    daemon.post_alerts(firing, INGEST)
+    row = wait_until(lambda: row_of(browser, "verified", "waiting"), message="the run waits for the alert to resolve")
+    click(browser, f"a[href='/ui/runs/{row['id']}']")
+    live(browser)
+    assert read(browser, ".verifications li", "data-outcome") == ["pending"]
+    daemon.post_alerts(resolved(firing), INGEST)
+    wait_until(lambda: status_of_run(browser) == "succeeded", message="the run goes on when the alert resolves")
+    browser.refresh()  # the verification section is not a live region
+    (verification,) = read(browser, ".verifications li")
+    assert verification.startswith("2. check alert.resolved") and "passed" in verification
 
 
 def test_a_failed_run_shows_its_error(browser: WebDriver, daemon: DaemonUnderTest, shots: Screenshots) -> None:

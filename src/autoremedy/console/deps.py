@@ -29,6 +29,11 @@ class ConsoleServices(Protocol):
         """The loaded rules by name (they change on reload)."""
         ...
 
+    @property
+    def verifies(self) -> Callable[[str], bool]:
+        """Whether an action is a verification (ActionSpec.verifies)."""
+        ...
+
 
 CONSOLE = web.AppKey("console", ConsoleServices)
 STOPPING = web.AppKey("console_stopping", asyncio.Event)

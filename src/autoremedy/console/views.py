@@ -91,12 +91,15 @@ class StepView:
     inputs: Any
     result: Any
     error: str | None
+    verifies: bool = False
+    """The step checks that the remediation worked (its action declares `verifies`)."""
 
 
-def step_view(step: StepRecord) -> StepView:
+def step_view(step: StepRecord, *, verifies: bool = False) -> StepView:
     # Redacted when stored; again on the way out, which covers records written before a secret was configured.
     error = redact_text(step.error) if step.error is not None else None
-    return StepView(step, redact(step.inputs), redact(step.result) if step.result is not None else None, error)
+    result = redact(step.result) if step.result is not None else None
+    return StepView(step, redact(step.inputs), result, error, verifies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,10 @@ class RunDetail:
     may_decide: bool
     final: bool
 
+    @property
+    def verifications(self) -> list[StepView]:
+        return [view for view in self.steps if view.verifies]
+
 
 async def run_detail(services: ConsoleServices, run: Run, principal: Principal) -> RunDetail:
     store = services.store
@@ -119,7 +126,7 @@ async def run_detail(services: ConsoleServices, run: Run, principal: Principal) 
         run=run,
         event=await store.get_event(run.event_id),
         rule=services.rules().get(run.rule),
-        steps=[step_view(step) for step in run.steps],
+        steps=[step_view(step, verifies=services.verifies(step.action)) for step in run.steps],
         verdicts=[entry for entry in entries if entry.verdict is not None],
         audit=entries,
         escalations=await store.escalations_of_run(run.id),

@@ -40,6 +40,8 @@ class Services:
     """The names of the rules a firing alert with these labels would go to (for manual runs from chat)."""
     rules: Callable[[], Mapping[str, Rule]] = lambda: {}
     """The loaded rules by name, as they are now (the web console shows their matchers and limits)."""
+    verifies: Callable[[str], bool] = lambda action: False
+    """Whether an action checks that a remediation worked (ActionSpec.verifies), for the console's run page."""
 
 
 SERVICES = web.AppKey("services", Services)
