@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests start for real when they are missing: Prometheus and Alertmanager
-# (end-to-end tests), the CrowdSec Local API and PostgreSQL 15 (integration tests). Needs root; without it,
+# (end-to-end tests), the CrowdSec Local API and PostgreSQL 15 (integration tests), Chromium and its WebDriver
+# (the web console's browser tests). Needs root; without it,
 # says what to install and fails, since the suite would fail without them.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ command -v prometheus-alertmanager >/dev/null || packages+=(prometheus-alertmana
 command -v crowdsec >/dev/null || packages+=(crowdsec)
 # The server binaries live in /usr/lib/postgresql/15/bin, not on PATH: ask dpkg.
 dpkg -s postgresql-15 >/dev/null 2>&1 || packages+=(postgresql-15)
+command -v chromium >/dev/null || packages+=(chromium)
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -206,6 +206,8 @@ class Daemon:
                 instance=self.store.owner,
             ),
             match_rules=lambda labels: [c.rule.name for c in matching_rules(self.ruleset, labels, "firing")],
+            rules=lambda: {c.rule.name: c.rule for c in self.ruleset.rules},
+            verifies=lambda action: (spec := self.registry.get(action)) is not None and spec.verifies,
         )
         self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
         await self._runner.setup()

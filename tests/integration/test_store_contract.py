@@ -16,6 +16,7 @@ from autoremedy.models.rules import Rule
 from autoremedy.models.runs import RunStatus, StepOutcome
 from autoremedy.store.base import (
     AuditEntry,
+    ConsoleSession,
     NewRun,
     NewStep,
     NotAwaitingApproval,
@@ -611,3 +612,102 @@ async def test_an_instance_never_takes_over_a_run_it_still_executes(stores: tupl
     assert await a.claim_run(now=NOW + timedelta(hours=1)) is None  # stale heartbeat, but it is ours
     later = await b.claim_run(now=NOW + timedelta(hours=1))
     assert later is not None and later.epoch == 2
+
+
+# -- the web console: sessions and the pages' reads -----------------------------------------------------------
+
+
+def console_session(key: str, *, expires_at: datetime, scopes: frozenset[str] = frozenset({"read"})) -> ConsoleSession:
+    return ConsoleSession(key, "token:alice", scopes, f"csrf-{key}", NOW, expires_at)
+
+
+async def test_console_sessions_expire_end_and_are_pruned(store: Store) -> None:
+    hour = timedelta(hours=1)
+    await store.create_console_session(console_session("a", expires_at=NOW + hour), now=NOW)
+    await store.create_console_session(
+        console_session("b", expires_at=NOW + 2 * hour, scopes=frozenset({"read", "control"})), now=NOW
+    )
+    found = await store.console_session("b", now=NOW)
+    assert found is not None
+    assert (found.principal, found.scopes, found.csrf_token) == ("token:alice", {"read", "control"}, "csrf-b")
+    assert found.expires_at == NOW + 2 * hour
+    assert await store.console_session("a", now=NOW + hour) is None  # expired at its instant
+    assert await store.console_session("unknown", now=NOW) is None
+    await store.end_console_session("b")
+    assert await store.console_session("b", now=NOW) is None
+    # a later sign-in prunes the expired one: it cannot come back even if the clock were wrong
+    await store.create_console_session(console_session("c", expires_at=NOW + 3 * hour), now=NOW + hour)
+    assert await store.console_session("a", now=NOW) is None
+    assert await store.console_session("c", now=NOW + hour) is not None
+
+
+async def test_search_runs_filters_by_status_rule_and_target(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("a", alert.id, target="t/1", rule="r"), now=NOW)
+    await decide(store, alert, new_run("b", alert.id, target="t/2", rule="r"), now=NOW + timedelta(seconds=1))
+    await decide(
+        store, alert, new_run("c", alert.id, target="t/1", status=RunStatus.FAILED), now=NOW + timedelta(seconds=2)
+    )
+
+    async def ids(**filters: Any) -> list[str]:
+        query = {"status": None, "rule": None, "target": None, "limit": 10} | filters
+        return [run.id for run in await store.search_runs(**query)]
+
+    assert await ids() == ["c", "b", "a"]
+    assert await ids(target="t/1") == ["c", "a"]
+    assert await ids(status=RunStatus.PLANNED, target="t/1") == ["a"]
+    assert await ids(rule="other") == []
+    assert await ids(limit=1) == ["c"]
+    (found,) = await store.search_runs(status=None, rule=None, target="t/2", limit=5)
+    assert [step.name for step in found.steps] == ["s0", "s1"]
+
+
+async def test_status_header_reads(store: Store) -> None:
+    assert await store.oldest_pending_event() is None
+    first = await stored(store, event("f1"), now=NOW)
+    await stored(store, event("f2"), now=NOW + timedelta(minutes=1))
+    assert await store.oldest_pending_event() == NOW
+    await store.claim_event(now=NOW)
+    await decide(store, first, new_run("early", first.id, target="t/1"), now=NOW - timedelta(hours=2))
+    await decide(store, first, new_run("late", first.id, target="t/2"), now=NOW)
+    await decide(store, first, new_run("bad", first.id, target="t/3", status=RunStatus.FAILED), now=NOW)
+    assert await store.oldest_pending_event() == NOW + timedelta(minutes=1)
+    assert await store.runs_created_since(NOW - timedelta(hours=1)) == {"planned": 1, "failed": 1}
+
+
+async def test_recent_activity_pairs_events_with_their_runs(store: Store) -> None:
+    acted = await stored(store, event("f1"))
+    ignored = await stored(store, event("f2"))
+    waiting = await stored(store, event("f3"))
+    await store.claim_event(now=NOW)
+    await decide(store, acted, new_run("r1", acted.id), now=NOW)
+    await store.claim_event(now=NOW)
+    await store.record_decision(ignored, [], [], guard=guard(), now=NOW)
+    activity = await store.recent_activity(limit=10)
+    expected = [(waiting.id, "pending"), (ignored.id, "done"), (acted.id, "done")]
+    assert [(a.event.id, a.state) for a in activity] == expected
+    assert [[run.id for run in a.runs] for a in activity] == [[], [], ["r1"]]
+    assert [a.event.fingerprint for a in await store.recent_activity(limit=1)] == ["f3"]
+
+
+async def test_counted_runs_since_are_the_ones_guardrails_count(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("old", alert.id, target="t/1"), now=NOW - timedelta(hours=2))
+    await decide(store, alert, new_run("new", alert.id, target="t/2"), now=NOW)
+    await decide(store, alert, new_run("unrendered", alert.id, target="t/3", status=RunStatus.FAILED), now=NOW)
+    assert [run.id for run in await store.counted_runs_since(NOW - timedelta(hours=1), limit=10)] == ["new"]
+
+
+async def test_escalations_of_run_show_each_channels_delivery(store: Store) -> None:
+    alert = await stored(store, event())
+    await failed_run(store, alert)
+    (queued,) = await store.escalations_of_run("r1")
+    assert (queued.trigger, queued.kind, queued.channel, queued.state) == ("run_failed", "trigger", None, None)
+    await store.fan_out(lambda e, ev: ["slack", "pagerduty"], now=NOW, limit=10)
+    claimed = await store.claim_deliveries(now=NOW, limit=10, lease=timedelta(minutes=1))
+    sent = next(c for c in claimed if c.channel == "slack")
+    await store.delivery_sent(sent.id, reference="ts-1", now=NOW)
+    rows = await store.escalations_of_run("r1")
+    assert [(r.channel, r.state, r.attempts) for r in rows] == [("pagerduty", "sending", 1), ("slack", "sent", 1)]
+    assert rows[1].sent_at == NOW and rows[0].detail == queued.detail
+    assert await store.escalations_of_run("other") == []

@@ -6,6 +6,7 @@ from autoremedy.chatops.rights import COMMANDS
 from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import StatusReport
+from autoremedy.decide.explain import explain_entry
 from autoremedy.models.runs import Run
 from autoremedy.notify.render import ellipsize, one_line, slack_escape
 from autoremedy.store.base import AuditRecord
@@ -55,18 +56,20 @@ def run_detail(run: Run) -> str:
 
 
 def explain_line(entry: AuditRecord) -> str:
+    """One entry of an alert's story, read as the web console reads it (autoremedy.decide.explain)."""
     when = entry.at.strftime("%Y-%m-%d %H:%M:%SZ")
     said = slack_escape(ellipsize(one_line(entry.message), 300))
-    data = entry.data
-    if entry.kind.startswith("verdict_"):
-        decision = str(data.get("decision", "?"))
+    told = explain_entry(
+        at=entry.at, kind=entry.kind, actor=entry.actor, message=entry.message, run_id=entry.run_id, data=entry.data
+    )
+    if (verdict := told.verdict) is not None:
         return (
-            f"• {when} rule `{slack_escape(str(data.get('rule')))}` matched → playbook "
-            f"`{slack_escape(str(data.get('playbook')))}` on `{slack_escape(str(data.get('target')))}`: guardrail "
-            f"*{slack_escape(str(data.get('guardrail')))}* ({slack_escape(decision)}) — {said}"
+            f"• {when} rule `{slack_escape(verdict.rule)}` matched → playbook "
+            f"`{slack_escape(verdict.playbook)}` on `{slack_escape(verdict.target)}`: guardrail "
+            f"*{slack_escape(verdict.guardrail)}* ({slack_escape(verdict.decision)}) — {said}"
         )
-    run = f" run `{slack_escape(entry.run_id)}`" if entry.run_id else ""
-    return f"• {when} {slack_escape(entry.kind)}{run} by {slack_escape(entry.actor)}: {said}"
+    run = f" run `{slack_escape(told.run_id)}`" if told.run_id else ""
+    return f"• {when} {slack_escape(told.kind)}{run} by {slack_escape(told.actor)}: {said}"
 
 
 def plain(mrkdwn: str) -> str:

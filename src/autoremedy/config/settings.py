@@ -149,9 +149,27 @@ class AuthSettings(_Section):
         return self
 
 
+class UiSettings(_Section):
+    enabled: bool = Field(default=True, description="serve the web console at /ui/")
+    secure_cookies: bool = Field(
+        default=False,
+        description="mark the session cookie Secure (always done when the request came over TLS); set it behind a "
+        "TLS-terminating proxy",
+    )
+    session_ttl: Duration = Field(default=timedelta(hours=12), description="a console sign-in lasts this long")
+
+    @field_validator("session_ttl")
+    @classmethod
+    def _ttl_positive(cls, ttl: timedelta) -> timedelta:
+        if ttl <= timedelta(0):
+            raise ValueError("session_ttl must be longer than zero")
+        return ttl
+
+
 class ServerSettings(_Section):
     listen: str = Field(default=f"127.0.0.1:{DEFAULT_PORT}", description="host:port to listen on")
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger webhooks get 413")
     shutdown_grace: Duration = Field(default=timedelta(seconds=25), description="SIGTERM: time to drain runs")
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from autoremedy.config.settings import Settings
 from autoremedy.control.credentials import Principal
 from autoremedy.control.service import ControlService
+from autoremedy.models.rules import Rule
 from autoremedy.models.runs import Run
 from autoremedy.observability import Metrics
 from autoremedy.store.base import Store
@@ -37,6 +38,10 @@ class Services:
     problems: Callable[[], list[str]] = lambda: []
     """Why the daemon is not ready beyond the store and the rules (e.g. a loop that ended), for /readyz."""
     """The names of the rules a firing alert with these labels would go to (for manual runs from chat)."""
+    rules: Callable[[], Mapping[str, Rule]] = lambda: {}
+    """The loaded rules by name, as they are now (the web console shows their matchers and limits)."""
+    verifies: Callable[[str], bool] = lambda action: False
+    """Whether an action checks that a remediation worked (ActionSpec.verifies), for the console's run page."""
 
 
 SERVICES = web.AppKey("services", Services)

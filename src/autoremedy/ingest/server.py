@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from autoremedy.chatops.context import ChatServices
 from autoremedy.chatops.slack_http import install as install_slack
+from autoremedy.console import install as install_console
 from autoremedy.control.credentials import Scope, authenticate
 from autoremedy.ingest import control
 from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
@@ -38,6 +39,7 @@ def build_app(services: Services) -> web.Application:
     for method, path, handler, scope in api_routes(protect_metrics=services.settings.server.auth.protect_metrics):
         app.router.add_route(method, path, handler if scope is None else _authenticated(handler, scope))
     install_slack(app, chat_services(services))  # signed by Slack, not the API's credentials
+    install_console(app, services)  # /ui/: its own sign-in and sessions (autoremedy.console)
     return app
 
 

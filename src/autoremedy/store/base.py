@@ -176,7 +176,78 @@ class Recovery:
     interrupted_runs: list[str]
 
 
-class Store(Protocol):
+# -- the web console: sign-in sessions and the pages' reads ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in console user. Stored by the SHA-256 of the cookie's value, never the value itself."""
+
+    key_hash: str
+    principal: str
+    """The credential's name, recorded as the actor of what the session does."""
+    scopes: frozenset[str]
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventActivity:
+    """A stored alert event and the runs its decision created (none: no rule matched, or not decided yet)."""
+
+    event: AlertEvent
+    state: str
+    """pending | processing | done (or a later state a newer schema adds)."""
+    runs: list[Run]
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationSent:
+    """An escalation of a run and, once fanned out, one channel's delivery of it (channel None before that)."""
+
+    trigger: str
+    kind: str
+    detail: str
+    created_at: datetime
+    channel: str | None
+    state: str | None
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class ConsoleStore(Protocol):
+    async def create_console_session(self, session: ConsoleSession, *, now: datetime) -> None:
+        """Store a new session; expired ones are pruned in the same transaction."""
+
+    async def console_session(self, key_hash: str, *, now: datetime) -> ConsoleSession | None:
+        """The session with this key hash, None when unknown or expired."""
+
+    async def end_console_session(self, key_hash: str) -> None: ...
+
+    async def search_runs(
+        self, *, status: RunStatus | None, rule: str | None, target: str | None, limit: int
+    ) -> list[Run]:
+        """Newest first, each filter applied when given."""
+
+    async def runs_created_since(self, since: datetime) -> dict[str, int]:
+        """How many runs were created since `since`, per status."""
+
+    async def oldest_pending_event(self) -> datetime | None:
+        """When the oldest alert event still waiting to be decided was received."""
+
+    async def recent_activity(self, *, limit: int) -> list[EventActivity]:
+        """The newest alert events, newest first, each with its runs (without steps)."""
+
+    async def counted_runs_since(self, since: datetime, *, limit: int) -> list[Run]:
+        """Runs that count towards cooldowns and budgets, created since `since`, newest first (without steps)."""
+
+    async def escalations_of_run(self, run_id: str) -> list[EscalationSent]:
+        """What people were told about a run: each escalation with its deliveries, oldest first."""
+
+
+class Store(ConsoleStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...

@@ -1,7 +1,8 @@
 """Named SQL queries read from .sql files: Python refers to a query by name, SQL stays in SQL files.
 
-`sql/queries.sql` holds the queries every backend shares; `sql/<dialect>/queries.sql` may override some (e.g. to
-add `FOR UPDATE SKIP LOCKED` on PostgreSQL). Migrations are `sql/<dialect>/NNN_name.sql`, applied in order.
+`sql/*.sql` (queries.sql, and console.sql for the web console) hold the queries every backend shares;
+`sql/<dialect>/queries.sql` may override some (e.g. to add `FOR UPDATE SKIP LOCKED` on PostgreSQL).
+Migrations are `sql/<dialect>/NNN_name.sql`, applied in order.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def _parse(text: str) -> dict[str, str]:
 
 @cache
 def load_queries(dialect: str) -> dict[str, str]:
-    queries = _parse(_sql_dir().joinpath("queries.sql").read_text("utf-8"))
+    queries: dict[str, str] = {}
+    for shared in sorted(entry.name for entry in _sql_dir().iterdir() if entry.name.endswith(".sql")):
+        queries.update(_parse(_sql_dir().joinpath(shared).read_text("utf-8")))
     overrides = _sql_dir().joinpath(dialect, "queries.sql")
     if overrides.is_file():
         queries.update(_parse(overrides.read_text("utf-8")))

@@ -31,6 +31,7 @@ from autoremedy.store.base import (
     Recovery,
     RunTakenOver,
 )
+from autoremedy.store.consolestore import ConsoleStoreMixin
 from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows, time_of
 from autoremedy.store.tx import Tx
 
@@ -39,7 +40,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRUNE_STEPS = ("prune_steps", "prune_runs", "prune_deliveries", "prune_escalations", "prune_events", "prune_audit")
 
 
-class SqlStore(ABC):
+class SqlStore(ConsoleStoreMixin, ABC):
     owner: str
     """This daemon instance: the owner of the runs it executes."""
     takeover_after: timedelta
