@@ -250,3 +250,84 @@ def test_config_is_accepted_after_every_subcommand(capsys: pytest.CaptureFixture
     ):
         assert main([*argv, "--config", "/nonexistent.yaml"]) == 1, argv
         assert "/nonexistent.yaml: config file not found" in capsys.readouterr().err
+
+
+# -- every guardrail verdict can be expected ------------------------------------------------------------------
+
+VERDICT_RULES = """\
+rules:
+  - {name: ask, matchers: [alertname=Ask], playbook: p, approval: required}
+  - {name: slow, matchers: [alertname=Slow], playbook: p, delay: 2m}
+  - {name: any, matchers: [alertname=Any], playbook: p}
+  - {name: broken, matchers: [alertname=Broken], playbook: needs-label}
+"""
+VERDICT_PLAYBOOKS = {
+    "p": "name: p\ntarget: 't/{{ alert.labels.t }}'\nsteps: [{action: log, with: {message: '{{ alert.labels.t }}'}}]\n",
+    "needs-label": "name: needs-label\ntarget: 't/{{ alert.labels.nope }}'\nsteps: [{action: wait}]\n",
+}
+VERDICT_TESTS = """\
+tests:
+  - name: approval, then the target is busy until it expires
+    guardrails: {approval_timeout: 10m}
+    alerts:
+      - {labels: {alertname: Ask, t: a}, expect: {runs: [{rule: ask, verdict: awaiting_approval}]}}
+      - {at: 5m, labels: {alertname: Any, t: a}, expect: {runs: [{rule: any, verdict: target_busy}]}}
+      - {at: 10m, labels: {alertname: Any, t: a}, expect: {runs: [{rule: any, verdict: allowed}]}}
+  - name: a delay is cancelled by the resolve, once
+    alerts:
+      - {labels: {alertname: Slow, t: b}, expect: {runs: [{rule: slow, verdict: delayed}]}}
+      - {at: 1m, status: resolved, labels: {alertname: Slow, t: b}, expect: {runs: [], cancelled: [slow]}}
+      - {at: 2m, labels: {alertname: Slow, t: c}, expect: {runs: [{rule: slow, verdict: delayed}]}}
+      - {at: 5m, status: resolved, labels: {alertname: Slow, t: c}, expect: {cancelled: []}}
+  - name: maintenance windows defer or skip
+    start: 2026-01-06T02:30:00Z
+    guardrails:
+      maintenance_windows:
+        - {name: nightly, days: [tue], at: "02:00", duration: 2h, matchers: [t=night]}
+        - {name: freeze, start: 2026-01-06T00:00:00Z, end: 2026-01-07T00:00:00Z, action: skip, matchers: [t=frozen]}
+    alerts:
+      - {labels: {alertname: Any, t: night}, expect: {runs: [{rule: any, verdict: maintenance}]}}
+      - {labels: {alertname: Any, t: frozen}, expect: {runs: [{rule: any, verdict: maintenance}]}}
+      - {labels: {alertname: Any, t: day}, expect: {runs: [{rule: any, verdict: allowed}]}}
+  - name: the breaker opens on a storm
+    guardrails: {breaker: {max_runs: 2, within: 10m}}
+    alerts:
+      - {labels: {alertname: Any, t: s1}, expect: {runs: [{rule: any, verdict: allowed}]}}
+      - {labels: {alertname: Any, t: s2}, expect: {runs: [{rule: any, verdict: allowed}]}}
+      - {labels: {alertname: Any, t: s3}, expect: {runs: [{rule: any, verdict: breaker_open}]}}
+  - name: paused rules and unrenderable plans
+    paused: [any]
+    alerts:
+      - {labels: {alertname: Any, t: p}, expect: {runs: [{rule: any, verdict: paused}]}}
+      - {labels: {alertname: Broken, t: p}, expect: {runs: [{rule: broken, verdict: plan_failed}]}}
+"""
+
+
+def test_every_guardrail_verdict_can_be_expected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(VERDICT_RULES)
+    for name, text in VERDICT_PLAYBOOKS.items():
+        (tmp_path / "playbooks" / f"{name}.yaml").write_text(text)
+    (tmp_path / "verdicts.yaml").write_text(VERDICT_TESTS)
+    config = tmp_path / "autoremedy.yaml"
+    config.write_text("{}\n")
+    code, out, err = run_test(capsys, "--config", str(config), str(tmp_path / "verdicts.yaml"))
+    assert code == 0, out + err
+    assert "5 passed, 0 failed" in out
+    # Every expectation above can fail: flip each verdict to another and the case fails.
+    for verdict in (
+        "awaiting_approval",
+        "target_busy",
+        "delayed",
+        "maintenance",
+        "breaker_open",
+        "paused",
+        "plan_failed",
+    ):
+        (tmp_path / "verdicts.yaml").write_text(VERDICT_TESTS.replace(f"verdict: {verdict}", "verdict: cooldown", 1))
+        code, out, _ = run_test(capsys, "--config", str(config), str(tmp_path / "verdicts.yaml"))
+        assert code == 1 and f"expected 'cooldown', got '{verdict}'" in out, verdict
+    (tmp_path / "verdicts.yaml").write_text(VERDICT_TESTS.replace("cancelled: [slow]", "cancelled: []"))
+    code, out, _ = run_test(capsys, "--config", str(config), str(tmp_path / "verdicts.yaml"))
+    assert code == 1 and "cancelled: expected [], got ['slow']" in out
