@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from autoremedy.decide.decide_memo import DecideMemo
 from autoremedy.decide.guardrails import BreakerState, CompiledWindow, Guard, GuardFacts, Verdict, status_for
-from autoremedy.decide.planning import Plan, Ruleset, decide, matching_rules
+from autoremedy.decide.planning import Plan, Ruleset
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.runs import RunStatus
 
@@ -167,14 +168,15 @@ class Replay:
         self._history = _History()
         self._now: datetime | None = None
         self._decided = 0
+        self._decide = DecideMemo(ruleset)
 
     def step(self, event: ReplayEvent) -> StepOutcome:
         """Decide one event at `event.at`, as the worker and `store.transactions.decide` do."""
         if self._now is not None and event.at < self._now:
             raise ValueError(f"events must come in time order: {event.at.isoformat()} after {self._now.isoformat()}")
         self._now = now = event.at
-        matched = tuple(c.rule.name for c in matching_rules(self.ruleset, event.labels, event.status))
-        plans = decide(self.ruleset, event.view, dry_run=self.dry_run)
+        plans = self._decide(event.view, dry_run=self.dry_run)
+        matched = tuple(plan.rule for plan in plans)  # decide plans every matching rule, in order
         guard = Guard(self._rules, self.windows, self.guardrails, event.labels, now)
         cancelled = self._history.cancel_waiting(event.fingerprint, now) if event.status == "resolved" else []
         runs = []
