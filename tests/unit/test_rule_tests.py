@@ -331,3 +331,15 @@ def test_every_guardrail_verdict_can_be_expected(tmp_path: Path, capsys: pytest.
     (tmp_path / "verdicts.yaml").write_text(VERDICT_TESTS.replace("cancelled: [slow]", "cancelled: []"))
     code, out, _ = run_test(capsys, "--config", str(config), str(tmp_path / "verdicts.yaml"))
     assert code == 1 and "cancelled: expected [], got ['slow']" in out
+
+
+def test_coverage_lists_the_rules_no_case_matches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = copy_examples(tmp_path)
+    rules = tmp_path / "rules" / "50-new.yaml"
+    rules.write_text("rules:\n  - name: untested\n    matchers: [alertname=Nobody]\n    playbook: record-alert\n")
+    code, out, _ = run_test(capsys, "--config", str(config), "--coverage")
+    assert code == 0  # coverage informs; the cases still pass
+    assert "coverage: 11/12 rules matched by a case" in out
+    assert f"  not matched: untested ({rules}:2)" in out
+    code, out, _ = run_test(capsys, "--config", str(config), "--coverage", "--output", "json")
+    assert json.loads(out)["uncovered"] == [{"rule": "untested", "source": f"{rules}:2"}]
