@@ -107,6 +107,8 @@ def _count(counts: RuleCounts, run: SimulatedRun) -> None:
 def _changes(
     event: ReplayEvent, simulated: Sequence[SimulatedRun], recorded: Sequence[RecordedRun]
 ) -> list[dict[str, Any]]:
+    if not simulated and not recorded:
+        return []
     would = {run.rule: run for run in simulated}
     did = {run.rule: run for run in recorded}
     found = []

@@ -56,21 +56,32 @@ class DecideMemo:
     def __init__(self, ruleset: Ruleset) -> None:
         self._ruleset = ruleset
         self._reads = {compiled.rule.name: alert_reads(compiled, ruleset) for compiled in ruleset.rules}
+        self._matched: dict[tuple[Any, ...], tuple[tuple[str, str | None], ...] | None] = {}
         self._plans: dict[tuple[Any, ...], list[Plan]] = {}
 
     def __call__(self, alert: Mapping[str, Any], *, dry_run: bool) -> list[Plan]:
-        matched = matching_rules(self._ruleset, alert["labels"], alert["status"])
-        reads: set[tuple[str, str | None]] = set()
-        for compiled in matched:
-            found = self._reads[compiled.rule.name]
-            if found is None:
-                return decide(self._ruleset, alert, dry_run=dry_run)
-            reads |= found
         labels = tuple(sorted(alert["labels"].items()))
-        key = (alert["status"], labels, dry_run, *((f, k, _part(alert, f, k)) for f, k in sorted(reads, key=str)))
+        matched = (alert["status"], labels)
+        if matched not in self._matched:  # which rules match depends on the status and the labels alone
+            self._matched[matched] = self._reads_of(alert)
+        reads = self._matched[matched]
+        if reads is None:
+            return decide(self._ruleset, alert, dry_run=dry_run)
+        key = (*matched, dry_run, *(_part(alert, field, name) for field, name in reads))
         plans = self._plans.get(key)
         if plans is None:
             if len(self._plans) >= LIMIT:
                 self._plans.clear()
+                self._matched.clear()
             plans = self._plans[key] = decide(self._ruleset, alert, dry_run=dry_run)
         return plans
+
+    def _reads_of(self, alert: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...] | None:
+        """What the rules matching this alert read of it, in a fixed order; None if one cannot say."""
+        reads: set[tuple[str, str | None]] = set()
+        for compiled in matching_rules(self._ruleset, alert["labels"], alert["status"]):
+            found = self._reads[compiled.rule.name]
+            if found is None:
+                return None
+            reads |= found
+        return tuple(sorted(reads, key=str))
