@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,13 @@ from typing import Any
 from autoremedy.actions.registry import default_registry
 from autoremedy.config.rule_tests import LoadedCase, load_rule_tests, rule_test_paths
 from autoremedy.config.ruleset import load_ruleset
+from autoremedy.config.secrets import templating_for
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.backtest import BacktestReport, backtest
 from autoremedy.decide.guardrails import compile_window, counted_window
 from autoremedy.decide.planning import Ruleset
+from autoremedy.decide.redact import redact
 from autoremedy.decide.replay import Replay
 from autoremedy.decide.rule_tests import CaseResult, Defaults, run_case, uncovered_rules
 from autoremedy.models.durations import parse_duration
@@ -43,10 +45,12 @@ class Candidate:
     playbooks_dir: Path | None = None
 
     def load(self, settings: Settings) -> Ruleset:
+        """As the daemon loads them (`app.load_rules`), from these folders."""
         return load_ruleset(
             self.rules_dir or settings.rules_dir,
             self.playbooks_dir or settings.playbooks_dir,
             actions=default_registry(settings).input_models(),
+            templating=templating_for(settings),
         )
 
 
@@ -63,13 +67,19 @@ def run_rule_tests(
         print(exc, file=sys.stderr)
         return EXIT_FILE_ERROR
     defaults = Defaults(guardrails=settings.guardrails, dry_run=settings.dry_run)
-    results = [run_case(loaded.case, ruleset, source=loaded.source, defaults=defaults) for loaded in cases]
+    # Rendered inputs are printed (expected vs got): configured secrets are masked in them, as in every record.
+    results = [_redacted(run_case(loaded.case, ruleset, source=loaded.source, defaults=defaults)) for loaded in cases]
     uncovered = uncovered_rules(ruleset, results) if coverage else None
     if output == "json":
         print(json.dumps(_tests_json(results, uncovered, ruleset), indent=2))
     else:
         _print_tests(cases, results, uncovered, ruleset)
     return 0 if all(result.passed for result in results) else EXIT_FAILED
+
+
+def _redacted(result: CaseResult) -> CaseResult:
+    mismatches = tuple(replace(m, expected=redact(m.expected), got=redact(m.got)) for m in result.mismatches)
+    return replace(result, mismatches=mismatches)
 
 
 def _tests_json(results: Sequence[CaseResult], uncovered: list[str] | None, ruleset: Ruleset) -> dict[str, Any]:

@@ -343,3 +343,28 @@ def test_coverage_lists_the_rules_no_case_matches(tmp_path: Path, capsys: pytest
     assert f"  not matched: untested ({rules}:2)" in out
     code, out, _ = run_test(capsys, "--config", str(config), "--coverage", "--output", "json")
     assert json.loads(out)["uncovered"] == [{"rule": "untested", "source": f"{rules}:2"}]
+
+
+def test_a_configured_secret_never_shows_in_the_diff(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RULE_TESTS_HOOK_TOKEN", "s3cret-hook-token-value")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text("rules: [{name: hook, matchers: [alertname=A], playbook: call}]\n")
+    (tmp_path / "playbooks" / "call.yaml").write_text(
+        "name: call\ntarget: hook\nsteps:\n  - action: http.request\n    with:\n"
+        "      url: https://hooks.example.com/x\n"
+        "      headers: {X-Token: '{{ secret(\"hook\") }}'}\n"
+    )
+    (tmp_path / "t.yaml").write_text(
+        "tests:\n  - name: n\n    alerts:\n      - labels: {alertname: A}\n        expect:\n"
+        "          runs: [{rule: hook, steps: [{with: {headers: {X-Token: wrong}}}]}]\n"
+    )
+    config = tmp_path / "autoremedy.yaml"
+    config.write_text("secrets:\n  hook: {env: RULE_TESTS_HOOK_TOKEN}\n")
+    for output in ("text", "json"):
+        code, out, err = run_test(capsys, "--config", str(config), "--output", output, str(tmp_path / "t.yaml"))
+        assert code == 1, out + err
+        assert "X-Token" in out and "wrong" in out
+        assert "s3cret-hook-token-value" not in out + err
