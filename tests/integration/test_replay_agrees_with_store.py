@@ -148,7 +148,7 @@ async def run_due_work(store: Store, now: datetime) -> None:
     """The worker at `now`, with actions that take no time: approvals expire, every due run runs and finishes."""
     await store.expire_approvals(now=now)
     while (run := await store.claim_run(now=now)) is not None:
-        await store.finish_run(run.id, RunStatus.SUCCEEDED, "done", [], now=now, escalation=None)
+        await store.finish_run(run.id, RunStatus.SUCCEEDED, "done", [], now=now, epoch=run.epoch, escalation=None)
 
 
 async def through_store(store: Store, rules: Ruleset, when: datetime, new: NewEvent) -> dict[str, Any]:
