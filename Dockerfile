@@ -7,7 +7,8 @@
 #
 # The only writable path is /var/lib/autoremedy (the SQLite store; a volume, or an emptyDir or PVC in Kubernetes),
 # so the root filesystem can be read-only. The example rules and playbooks are in /etc/autoremedy/rules and
-# /etc/autoremedy/playbooks; mount your own over them (deploy/kubernetes mounts ConfigMaps there).
+# /etc/autoremedy/playbooks, with their tests (`autoremedy test`) in /etc/autoremedy/rule-tests; mount your own over
+# them (deploy/kubernetes mounts ConfigMaps there).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -36,6 +37,7 @@ COPY --from=build /opt/autoremedy /opt/autoremedy
 COPY deploy/container/autoremedy.yaml /etc/autoremedy/autoremedy.yaml
 COPY rules /etc/autoremedy/rules
 COPY playbooks /etc/autoremedy/playbooks
+COPY rule-tests /etc/autoremedy/rule-tests
 ENV PATH=/opt/autoremedy/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

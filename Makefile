@@ -1,7 +1,7 @@
 # Two commands on a fresh Debian machine:
 #   make run    creates .venv, installs autoremedy, serves ./autoremedy.yaml with SQLite under ./var/
 #   make test   creates .venv, installs the test tools (and, as root, the Debian packages the end-to-end
-#               tests need), then runs the linters and the whole test suite
+#               tests need), then runs the linters, the rule tests (rule-tests/) and the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -37,6 +37,7 @@ lint: install-test
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 	$(BIN)/autoremedy --config autoremedy.yaml validate
+	$(BIN)/autoremedy --config autoremedy.yaml test --coverage
 
 unit: install-test
 	$(BIN)/pytest tests/unit -q

@@ -30,6 +30,7 @@ from autoremedy.control.service import ControlService
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
 from autoremedy.decide.redact import register_secrets
+from autoremedy.engine.config_watch import FolderWatcher, ReloadStatus
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.ingest.common import Services
@@ -118,6 +119,11 @@ class Daemon:
         self.metrics = Metrics()
         self.store = open_store(settings)
         self.ruleset = load_rules(settings, self.registry)
+        self.reload_status = ReloadStatus(
+            self.metrics.config_last_reload_success, self.metrics.config_last_reload_success_time
+        )
+        self.reload_status.record(ok=True, now=datetime.now(UTC))
+        self._watcher: FolderWatcher | None = None
         self._http: aiohttp.ClientSession | None = None
         self._committer = GroupCommitter(self._write_events, metrics=self.metrics)
         self._worker: Worker | None = None
@@ -204,6 +210,7 @@ class Daemon:
                 wake=self._worker.wake,
                 on_denied=lambda run: self.metrics.runs.labels(run.status.value).inc(),
                 instance=self.store.owner,
+                config_status=self.reload_status.as_json,
             ),
             match_rules=lambda labels: [c.rule.name for c in matching_rules(self.ruleset, labels, "firing")],
             rules=lambda: {c.rule.name: c.rule for c in self.ruleset.rules},
@@ -215,6 +222,7 @@ class Daemon:
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
         for warning in self.ruleset.warnings:
             await log.awarning("playbook warning", warning=warning)
+        await self._watch_rules()
         await log.ainfo(
             "serving",
             listen=self.settings.server.listen,
@@ -257,22 +265,38 @@ class Daemon:
         """Why the daemon is not ready, beyond the store and the rules: loops that ended."""
         return [f"loop {name} ended ({why})" for name, why in self.dead_loops.items()]
 
+    async def _watch_rules(self) -> None:
+        watch = self.settings.rules_watch
+        if watch.enabled:
+            self._watcher = FolderWatcher(
+                [self.settings.rules_dir, self.settings.playbooks_dir],
+                poll_interval=watch.poll_interval.total_seconds(),
+                settle=watch.settle.total_seconds(),
+                on_change=self.reload,
+            )
+            task = await self._watcher.start()
+            task.add_done_callback(functools.partial(self._loop_ended, "rules-watch"))  # supervised as the others
+
     async def reload(self) -> bool:
         """Reload rules and playbooks; an invalid set is refused and the old one kept."""
         try:
             ruleset = load_rules(self.settings, self.registry)
         except FileProblems as exc:
             self.metrics.config_reloads.labels("failed").inc()
+            self.reload_status.record(ok=False, now=datetime.now(UTC), problems=[str(p) for p in exc.problems])
             await log.aerror("reload refused, keeping the previous rules", problems=[str(p) for p in exc.problems])
             return False
         self.ruleset = ruleset
         self.metrics.config_reloads.labels("succeeded").inc()
+        self.reload_status.record(ok=True, now=datetime.now(UTC))
         await log.ainfo("reloaded", rules=len(ruleset.rules), playbooks=len(ruleset.playbooks))
         return True
 
     async def stop(self) -> None:
         """Stop taking webhooks, let stored work drain within the grace period, then close."""
         self._stopping = True
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
         await self._committer.stop()

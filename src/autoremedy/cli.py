@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,21 @@ from autoremedy.actions.reference import actions_markdown
 from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
 from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
-from autoremedy.config.schema import PLAYBOOK_SCHEMA, RULES_SCHEMA, playbook_schema, rules_schema
+from autoremedy.cli_rules import EXIT_FILE_ERROR, Candidate, Window, parse_when, run_backtest, run_rule_tests
+from autoremedy.config.schema import (
+    PLAYBOOK_SCHEMA,
+    RULE_TESTS_SCHEMA,
+    RULES_SCHEMA,
+    playbook_schema,
+    rule_tests_schema,
+    rules_schema,
+)
 from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import ScopeName, Settings, load_settings
 from autoremedy.config.yamlfile import FileProblems
 from autoremedy.decide.planning import decide, matching_rules
 from autoremedy.decide.redact import redact, register_secrets
+from autoremedy.models.durations import parse_duration
 from autoremedy.models.events import events_from_payload
 from autoremedy.models.webhook import Alert, WebhookPayload
 from autoremedy.observability import configure_logging
@@ -59,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser("simulate", help="show what an alert would do, touching nothing")
     simulate.add_argument("alert_file", type=Path, help="an Alertmanager webhook body, or one alert, as JSON")
     simulate.set_defaults(handler=_simulate)
-    schema = commands.add_parser("schema", help="write JSON Schema for rules and playbook files (for editors)")
+    schema = commands.add_parser("schema", help="write JSON Schema for rules, playbooks and rule tests")
     schema.add_argument("--output", type=Path, default=DEFAULT_SCHEMA_DIR, help="folder (default: ./schemas)")
     schema.add_argument("--actions-doc", type=Path, help="also write the action reference (Markdown) here")
     schema.set_defaults(handler=_schema)
@@ -77,7 +87,61 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(handler=_runs_show)
     _control_commands(commands)
+    _rules_as_code_commands(commands)
+    _accept_config_everywhere(parser)
     return parser
+
+
+def _accept_config_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--config` after the subcommand too (`autoremedy validate --config x.yaml`), on every (sub)subcommand. The
+    default is SUPPRESS so that a subcommand without it keeps the value given before the subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in dict.fromkeys(action.choices.values()):
+                if "--config" not in subparser._option_string_actions:
+                    subparser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+                _accept_config_everywhere(subparser)
+
+
+def _rules_as_code_commands(commands: Any) -> None:
+    test = commands.add_parser("test", help="run rule tests: what rules and playbooks must do with alerts")
+    test.add_argument("paths", nargs="*", type=Path, metavar="FILE|DIR", help="default: the config's rule_tests_dir")
+    test.add_argument("--coverage", action="store_true", help="also list the rules no case matches")
+    backtest = commands.add_parser("backtest", help="replay stored alerts through candidate rules (read-only)")
+    backtest.add_argument("--since", required=True, help="a duration ago (7d) or a time (RFC 3339)")
+    backtest.add_argument("--until", help="a duration ago or a time; default: now")
+    backtest.add_argument(
+        "--run-duration", default="0s", help="how long a started run keeps its target busy (default 0s)"
+    )
+    for command in (test, backtest):
+        command.add_argument("--rules-dir", type=Path, help="candidate rules (default: the config's)")
+        command.add_argument("--playbooks-dir", type=Path, help="candidate playbooks (default: the config's)")
+        command.add_argument("--output", choices=["text", "json"], default="text")
+    test.set_defaults(handler=_test)
+    backtest.set_defaults(handler=_backtest)
+
+
+def _test(args: argparse.Namespace) -> int:
+    candidate = Candidate(args.rules_dir, args.playbooks_dir)
+    try:
+        settings = _settings(args)
+    except (FileProblems, ConfigError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FILE_ERROR
+    return run_rule_tests(settings, args.paths, candidate, output=args.output, coverage=args.coverage)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    now = datetime.now(UTC)
+    try:
+        window = Window(parse_when(args.since, now), parse_when(args.until, now) if args.until else now)
+        run_duration = parse_duration(args.run_duration)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FILE_ERROR
+    candidate = Candidate(args.rules_dir, args.playbooks_dir)
+    return run_backtest(settings, window, candidate, output=args.output, run_duration=run_duration)
 
 
 def _control_commands(commands: Any) -> None:
@@ -188,6 +252,7 @@ def _schema(args: argparse.Namespace) -> int:
     files = {
         args.output / RULES_SCHEMA: json.dumps(rules_schema(), indent=2) + "\n",
         args.output / PLAYBOOK_SCHEMA: json.dumps(playbook_schema(registry.input_models()), indent=2) + "\n",
+        args.output / RULE_TESTS_SCHEMA: json.dumps(rule_tests_schema(), indent=2) + "\n",
     }
     if args.actions_doc is not None:
         files[args.actions_doc] = actions_markdown(registry)

@@ -149,3 +149,16 @@ def print_status(status: dict[str, Any]) -> None:
     print(f"circuit breaker: {state}")
     paused = status["paused"]
     print("paused:          " + ("; ".join(f"{p['scope']} by {p['by']} ({p['reason']})" for p in paused) or "nothing"))
+    _print_config_status(status.get("config") or {})
+
+
+def _print_config_status(config: dict[str, Any]) -> None:
+    if not config:
+        return
+    if config["last_reload_success"]:
+        print(f"rules loaded:    {config['last_success_at']}")
+        return
+    refused, kept = config["last_reload_at"], config["last_success_at"]
+    print(f"rules reload:    REFUSED at {refused}; still running the set loaded at {kept}")
+    for problem in config["problems"]:
+        print(f"  {problem}")

@@ -153,3 +153,13 @@ class Metrics:
             "Runs this instance stopped executing because another instance took them over (a heartbeat gap)",
             registry=r,
         )
+        self.config_last_reload_success = Gauge(
+            "autoremedy_config_last_reload_success",
+            "Whether the last load of rules and playbooks succeeded (1) or was refused (0)",
+            registry=r,
+        )
+        self.config_last_reload_success_time = Gauge(
+            "autoremedy_config_last_reload_success_timestamp_seconds",
+            "When rules and playbooks were last loaded successfully",
+            registry=r,
+        )

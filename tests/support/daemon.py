@@ -31,6 +31,8 @@ def write_daemon_config(
         "store": {"url": "sqlite:///var/autoremedy.db"},
         "engine": {"poll_interval": "100ms"},
         "logging": {"level": "debug"},
+        # Tests that edit rule files reload them when they say so; the watcher is tested on its own.
+        "rules_watch": {"enabled": False},
     }
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values} if isinstance(values, dict) else values

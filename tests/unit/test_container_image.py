@@ -67,6 +67,7 @@ def test_the_image_config_points_at_what_the_image_holds(monkeypatch: pytest.Mon
     copies = dict(reversed(args.split()) for keyword, args in final if keyword == "COPY" and "--from" not in args)
     assert copies[str(settings.rules_dir)] == "rules"
     assert copies[str(settings.playbooks_dir)] == "playbooks"
+    assert copies[str(settings.rule_tests_dir)] == "rule-tests"
     assert copies["/etc/autoremedy/autoremedy.yaml"] == "deploy/container/autoremedy.yaml"
     assert "AUTOREMEDY_CONFIG=/etc/autoremedy/autoremedy.yaml" in dict(final)["ENV"]
     assert settings.sqlite_path is not None and settings.sqlite_path.parent == Path("/var/lib/autoremedy")

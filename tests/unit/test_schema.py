@@ -15,7 +15,14 @@ from autoremedy.actions.after_crash import after_crash
 from autoremedy.actions.reference import actions_markdown
 from autoremedy.actions.registry import default_registry
 from autoremedy.cli import main
-from autoremedy.config.schema import PLAYBOOK_SCHEMA, RULES_SCHEMA, playbook_schema, rules_schema
+from autoremedy.config.schema import (
+    PLAYBOOK_SCHEMA,
+    RULE_TESTS_SCHEMA,
+    RULES_SCHEMA,
+    playbook_schema,
+    rule_tests_schema,
+    rules_schema,
+)
 from autoremedy.config.yamlfile import load_yaml_file, load_yaml_text
 from autoremedy.models.playbooks import Playbook
 from autoremedy.models.rules import RulesFile
@@ -25,6 +32,7 @@ SCHEMAS = ROOT / "schemas"
 EXAMPLES = {
     "rules": (sorted((ROOT / "rules").glob("*.yaml")), RULES_SCHEMA),
     "playbooks": (sorted((ROOT / "playbooks").glob("*.yaml")), PLAYBOOK_SCHEMA),
+    "rule-tests": (sorted((ROOT / "rule-tests").glob("*.yaml")), RULE_TESTS_SCHEMA),
 }
 REGENERATE = "run: .venv/bin/autoremedy schema --actions-doc docs/actions.md"
 
@@ -43,12 +51,13 @@ def test_committed_schemas_and_reference_are_up_to_date() -> None:
     registry = default_registry()
     assert json.loads((SCHEMAS / RULES_SCHEMA).read_text()) == rules_schema(), REGENERATE
     assert json.loads((SCHEMAS / PLAYBOOK_SCHEMA).read_text()) == playbook_schema(registry.input_models()), REGENERATE
+    assert json.loads((SCHEMAS / RULE_TESTS_SCHEMA).read_text()) == rule_tests_schema(), REGENERATE
     assert (ROOT / "docs" / "actions.md").read_text() == actions_markdown(registry), REGENERATE
 
 
 def test_the_command_writes_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "--output", str(tmp_path / "out"), "--actions-doc", str(tmp_path / "actions.md")]) == 0
-    for name in (RULES_SCHEMA, PLAYBOOK_SCHEMA):
+    for name in (RULES_SCHEMA, PLAYBOOK_SCHEMA, RULE_TESTS_SCHEMA):
         assert (tmp_path / "out" / name).read_text() == (SCHEMAS / name).read_text()
     assert (tmp_path / "actions.md").read_text() == (ROOT / "docs" / "actions.md").read_text()
     assert "wrote" in capsys.readouterr().out

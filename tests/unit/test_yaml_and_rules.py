@@ -210,6 +210,7 @@ def test_repository_rules_and_playbooks_load(repo_ruleset: Ruleset) -> None:
         "crashloop-restart",
         "failed-deploy-rollback",
         "latency-scale-out",
+        "stuck-pod-delete",
         "abusive-client-ban",
         "blocklisted-client-ban",
         "blocklisted-client-unban",
@@ -217,6 +218,7 @@ def test_repository_rules_and_playbooks_load(repo_ruleset: Ruleset) -> None:
     ]
     assert sorted(repo_ruleset.playbooks) == [
         "ban-abusive-ip",
+        "delete-stuck-pod",
         "failover-postgres",
         "open-incident",
         "record-alert",
@@ -228,11 +230,12 @@ def test_repository_rules_and_playbooks_load(repo_ruleset: Ruleset) -> None:
     sources = [compiled.source.rsplit("/", 1)[-1] for compiled in repo_ruleset.rules]
     assert sources == [
         "10-demo.yaml:7",
-        "10-demo.yaml:15",
+        "10-demo.yaml:14",
         "20-latency.yaml:5",
         "30-kubernetes.yaml:5",
         "30-kubernetes.yaml:15",
-        "30-kubernetes.yaml:22",
+        "30-kubernetes.yaml:23",
+        "30-kubernetes.yaml:34",
         "40-security-and-db.yaml:7",
         "40-security-and-db.yaml:21",
         "40-security-and-db.yaml:31",
@@ -247,7 +250,7 @@ REPO_DECIDE_CASES = [
         "firing",
         {"alertname": "DemoAppDown", "severity": "critical"},
         ["demo-app-down"],
-        id="demo-firing-continue-skips-resolved-rule",
+        id="demo-firing-skips-resolved-rule",
     ),
     pytest.param(
         "resolved", {"alertname": "DemoAppDown", "severity": "critical"}, ["demo-app-recovered"], id="demo-resolved"

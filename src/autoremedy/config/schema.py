@@ -21,11 +21,13 @@ from pydantic_core import core_schema
 
 from autoremedy.models.durations import format_duration
 from autoremedy.models.playbooks import Playbook
+from autoremedy.models.rule_tests import RuleTestFile
 from autoremedy.models.rules import RulesFile
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 RULES_SCHEMA = "rules.schema.json"
 PLAYBOOK_SCHEMA = "playbook.schema.json"
+RULE_TESTS_SCHEMA = "rule-tests.schema.json"
 
 # As models.durations parses them: units in this order, each at most once (Prometheus' model.ParseDuration).
 _UNITS = r"([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?"
@@ -65,6 +67,12 @@ def rules_schema() -> JsonSchemaValue:
     _replace(rule["properties"], "on", _on_schema(rule["properties"]["on"]))
     _replace(schema["$defs"], "Budget", _budget_schema(schema["$defs"]["Budget"]))
     return _document(schema, "autoremedy rules file", "Rules that pick a playbook for matching alerts.")
+
+
+def rule_tests_schema() -> JsonSchemaValue:
+    """The schema of one rule test file (`rule-tests/*.yaml`, run by `autoremedy test`)."""
+    schema = RuleTestFile.model_json_schema(schema_generator=_FileSchema)
+    return _document(schema, "autoremedy rule tests", "Timelines of alerts and what the rules must do with each.")
 
 
 def playbook_schema(actions: Mapping[str, type[BaseModel]]) -> JsonSchemaValue:

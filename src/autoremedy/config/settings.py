@@ -396,6 +396,16 @@ class SecretSource(_Section):
         return self
 
 
+class RulesWatchSettings(_Section):
+    enabled: bool = Field(default=True, description="reload rules and playbooks when their files change")
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=5), description="how often the folders are looked at (polling works on any volume)"
+    )
+    settle: Duration = Field(
+        default=timedelta(seconds=1), description="a change is loaded once the files were unchanged this long"
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -422,6 +432,10 @@ class Settings(BaseSettings):
     databases: dict[str, DatabaseSettings] = Field(default_factory=dict, description="by name, for postgres.promote")
     rules_dir: Path = Field(default=Path("rules"), description="rules/*.yaml, relative to the config file")
     playbooks_dir: Path = Field(default=Path("playbooks"), description="playbooks/*.yaml, relative to the config")
+    rule_tests_dir: Path = Field(
+        default=Path("rule-tests"), description="what `autoremedy test` runs by default, relative to the config"
+    )
+    rules_watch: RulesWatchSettings = Field(default_factory=RulesWatchSettings)
     dry_run: bool = Field(default=False, description="record rendered plans, perform nothing")
 
     @classmethod
@@ -496,6 +510,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     updates: dict[str, Any] = {
         "rules_dir": base / settings.rules_dir,
         "playbooks_dir": base / settings.playbooks_dir,
+        "rule_tests_dir": base / settings.rule_tests_dir,
     }
     kubeconfig = settings.kubernetes.kubeconfig
     if kubeconfig is not None:

@@ -13,7 +13,7 @@ Every decision lands in the audit log with the principal's name as actor.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -61,6 +61,8 @@ class StatusReport:
     runs: dict[str, int]
     breaker: BreakerReport
     paused: list[PauseReport]
+    config: dict[str, Any] = field(default_factory=dict)
+    """The last load of rules and playbooks (engine.config_watch.ReloadStatus): refused changes show here."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +79,7 @@ class ControlService:
         on_denied: Callable[[Run], None],
         instance: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        config_status: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self._store = store
         self._approvers = {playbook: frozenset(ids) for playbook, ids in approvers.items()}
@@ -85,6 +88,7 @@ class ControlService:
         self._on_denied = on_denied
         self._instance = instance
         self._clock = clock
+        self._config_status = config_status
 
     # -- approvals --------------------------------------------------------------------------------------------
 
@@ -161,6 +165,7 @@ class ControlService:
                 last_attempt_at=_iso(breaker.last_attempt_at),
             ),
             paused=[PauseReport(p.scope, p.actor, p.reason, p.at.isoformat()) for p in await store.pauses()],
+            config=self._config_status(),
         )
 
 

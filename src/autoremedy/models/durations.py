@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
@@ -32,6 +33,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(milliseconds=millis)
 
 
+@lru_cache(maxsize=1024)  # verdicts say their durations for every run they judge: a backtest judges 100,000s
 def format_duration(value: timedelta) -> str:
     """The shortest Prometheus spelling of a duration (`0s` for zero)."""
     millis = value // timedelta(milliseconds=1)  # integer maths: total_seconds() * 1000 can lose a millisecond

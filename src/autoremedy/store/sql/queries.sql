@@ -292,3 +292,19 @@ DELETE FROM slack_requests WHERE at < :before;
 SELECT * FROM audit
 WHERE fingerprint = :fingerprint OR run_id IN (SELECT id FROM runs WHERE fingerprint = :fingerprint)
 ORDER BY id DESC LIMIT :limit;
+
+-- == autoremedy backtest: read-only reads of the stored alert history (store/history.py) ======================
+-- What was recorded is read from runs joined to their events, so it does not depend on how audit rows or event
+-- statuses record an alert that no rule matched.
+
+-- name: history_events
+SELECT id, fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver, external_url,
+       received_at
+FROM events WHERE received_at >= :since AND received_at < :until
+ORDER BY received_at, id;
+
+-- name: history_runs
+SELECT r.event_id, r.rule, r.playbook, r.target, r.status, r.guardrail
+FROM runs r JOIN events e ON e.id = r.event_id
+WHERE e.received_at >= :since AND e.received_at < :until
+ORDER BY r.event_id, r.created_at, r.id;
