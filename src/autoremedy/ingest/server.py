@@ -127,7 +127,12 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
     refusal = _refusal_before_reading(request, services)
     if refusal is not None:
         return refusal
-    body = await request.read()
+    try:
+        body = await request.read()
+    except (web.RequestPayloadError, ConnectionError) as exc:
+        # A Content-Encoding that does not decode, or a client gone before its body arrived: its fault, not ours.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)  # aiohttp's own words, without its prefix
+        return error_response(400, f"the body could not be read: {' '.join(str(reason).split())}")
     with collector_paused(is_big(body)):  # see ingest/offload.py
         try:
             events = await events_from_body(body, services.settings.server.limits)
