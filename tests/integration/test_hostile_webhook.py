@@ -438,6 +438,41 @@ async def test_a_slow_request_within_the_timeout_is_answered(start_daemon: Start
     assert received.startswith(b"HTTP/1.1 200")
 
 
+HEAD = (
+    b"POST /api/v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n"
+    b"Content-Type: application/json\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        pytest.param(b"Content-Length: 100\r\n", b'{"version": "4"', id="body-never-finished"),
+        # One byte of a deflate stream, then the end: aiohttp's reader would wait for the rest forever.
+        pytest.param(b"Content-Length: 1\r\nContent-Encoding: deflate\r\n", b"\x00", id="deflate-cut-short"),
+    ],
+)
+async def test_a_body_that_does_not_arrive_is_408(start_daemon: StartDaemon, headers: bytes, body: bytes) -> None:
+    d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK], extra={"server": {"body_timeout": "300ms"}})
+    host, port = d.daemon.settings.server.host_port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        # Expect: 100-continue, so the body goes only once the daemon has taken the headers and reads.
+        writer.write(HEAD + headers + b"Expect: 100-continue\r\n\r\n")
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)).startswith(b"HTTP/1.1 100")
+        writer.write(body)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        answer = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 408"), head
+    assert "server.body_timeout" in answer["error"]
+    await _still_ready(d)
+
+
 # -- helpers ----------------------------------------------------------------------------------------------------
 
 

@@ -90,7 +90,8 @@ def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """On both stores: PostgreSQL refuses what SQLite takes (NUL in text), so a hole shows on one only."""
     root: Path = tmp_path_factory.mktemp(f"fuzzed-daemon-{request.param}")
     # Backpressure is not under test: room for everything the examples store.
-    extra: dict[str, Any] = {"engine": {"max_queue_depth": 10**6}}
+    # A body cut short is answered after server.body_timeout: short, so such examples stay quick.
+    extra: dict[str, Any] = {"engine": {"max_queue_depth": 10**6}, "server": {"body_timeout": "1s"}}
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("shared_postgres")
         extra["store"] = {"url": asyncio.run(fresh_database(server))}

@@ -179,6 +179,11 @@ class ServerSettings(_Section):
         description="a connection that has not sent a request's headers this long after opening, or after the "
         "previous response, is closed (idle keep-alive connections and slow headers)",
     )
+    body_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="a webhook body not received whole this long after its headers gets 408 (slow or stuck bodies)",
+    )
     shutdown_grace: Duration = Field(default=timedelta(seconds=25), description="SIGTERM: time to drain runs")
 
     @property

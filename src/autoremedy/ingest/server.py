@@ -6,6 +6,7 @@ Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the fi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -127,12 +128,9 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
     refusal = _refusal_before_reading(request, services)
     if refusal is not None:
         return refusal
-    try:
-        body = await request.read()
-    except (web.RequestPayloadError, ConnectionError) as exc:
-        # A Content-Encoding that does not decode, or a client gone before its body arrived: its fault, not ours.
-        reason = getattr(exc.__cause__, "message", None) or str(exc)  # aiohttp's own words, without its prefix
-        return error_response(400, f"the body could not be read: {' '.join(str(reason).split())}")
+    body = await _body(request, services)
+    if isinstance(body, web.Response):
+        return body
     with collector_paused(is_big(body)):  # see ingest/offload.py
         try:
             events = await events_from_body(body, services.settings.server.limits)
@@ -161,6 +159,23 @@ async def _stored(events: list[NewEvent], services: Services) -> list[InsertOutc
         return error_response(
             400, "the store refused some alerts for their data; the others were stored", fields=fields
         )
+
+
+async def _body(request: web.Request, services: Services) -> bytes | web.Response:
+    """The whole body, or the answer to a client that cannot send one."""
+    timeout = services.settings.server.body_timeout.total_seconds()
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        # A slow sender, or a compressed body cut short (aiohttp then waits for the rest forever): not ours to wait.
+        response = error_response(408, f"body not received within server.body_timeout ({timeout:g}s)")
+        response.force_close()
+        return response
+    except (web.RequestPayloadError, ConnectionError) as exc:
+        # A Content-Encoding that does not decode, or a client gone before its body arrived: its fault, not ours.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)  # aiohttp's own words, without its prefix
+        return error_response(400, f"the body could not be read: {' '.join(str(reason).split())}")
 
 
 def _refusal_before_reading(request: web.Request, services: Services) -> web.Response | None:
