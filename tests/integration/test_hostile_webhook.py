@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 
 from autoremedy.config.settings import load_settings
+from autoremedy.control.service import ControlService
 from autoremedy.ingest.common import Services
 from autoremedy.ingest.server import build_app
 from autoremedy.observability import Metrics
@@ -158,6 +159,18 @@ async def test_unusual_but_valid_body_is_stored(start_daemon: StartDaemon, body:
     d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK])
     assert (await d.post_alerts(body)).status == 200
     await _stored_as_sent(d, body)
+
+
+async def test_one_bad_alert_does_not_cost_the_others(start_daemon: StartDaemon) -> None:
+    """Alertmanager drops a notification answered 4xx: its valid alerts are stored all the same, and said so."""
+    d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK])
+    good = [{**FIRING["alerts"][0], "fingerprint": f"{n:016x}"} for n in range(3)]
+    bad = {**FIRING["alerts"][0], "fingerprint": "bad\x00"}
+    answer = await _refused(d, json.dumps({**FIRING, "alerts": [good[0], bad, *good[1:]]}).encode(), 400)
+    assert answer["stored"] == 3 and answer["duplicates"] == 0
+    assert [problem["field"] for problem in answer["fields"]] == ["alerts.1.fingerprint"]
+    stored = [await d.daemon.store.get_event(event_id) for event_id in (1, 2, 3)]
+    assert [event.fingerprint for event in stored if event] == [alert["fingerprint"] for alert in good]
 
 
 # (headers added to the token, expected status). Content types a browser may send cross-site without asking first
@@ -365,6 +378,14 @@ async def test_an_unexpected_error_is_a_json_500_with_a_request_id(tmp_path: Pat
         wake=lambda: None,
         backlog=lambda: 0,
         instance=store.owner,
+        control=ControlService(
+            store=store,
+            approvers={},
+            rule_names=lambda: {"demo"},
+            wake=lambda: None,
+            on_denied=lambda run: None,
+            instance=store.owner,
+        ),
     )
     app = build_app(services)
 

@@ -49,7 +49,7 @@ def body_with(**alert: Any) -> bytes:
     ],
 )
 def test_times_within_years_1_to_9998_in_utc_are_taken(starts_at: str, canonical: str) -> None:
-    (event,) = events_from_payload(parse_webhook(body_with(startsAt=starts_at), WebhookLimits()))
+    (event,) = events_from_payload(parse_webhook(body_with(startsAt=starts_at), WebhookLimits()).payload)
     assert event.starts_at == canonical
     assert event.ends_at is None  # Go's zero time: not ended
 
@@ -60,26 +60,33 @@ def test_times_within_years_1_to_9998_in_utc_are_taken(starts_at: str, canonical
 )
 @pytest.mark.parametrize("field", ["startsAt", "endsAt"])
 def test_times_outside_years_1_to_9998_in_utc_are_refused(field: str, moment: str) -> None:
-    with pytest.raises(InvalidWebhook) as refused:
-        parse_webhook(body_with(**{field: moment}), WebhookLimits())
-    assert [(p.field, p.message) for p in refused.value.problems] == [
+    parsed = parse_webhook(body_with(**{field: moment}), WebhookLimits())
+    assert parsed.payload.alerts == []
+    assert [(p.field, p.message) for p in parsed.problems] == [
         (f"alerts.0.{field}", "Value error, must be within years 1-9998 in UTC")
     ]
 
 
-def test_problems_are_counted_out_at_a_bound() -> None:
-    body = json.dumps({**FIRING, "alerts": [{"status": "burning"}] * 1000}).encode()
-    with pytest.raises(InvalidWebhook) as refused:
-        parse_webhook(body, WebhookLimits())
-    assert len(refused.value.problems) == MAX_PROBLEMS
-    assert refused.value.problems[0].field == "alerts.0.status"
+def test_problems_are_counted_out_at_a_bound_and_the_valid_alerts_kept() -> None:
+    bad = {"status": "burning"}
+    body = json.dumps({**FIRING, "alerts": [bad] * 1000 + FIRING["alerts"] + [bad]}).encode()
+    parsed = parse_webhook(body, WebhookLimits())
+    assert len(parsed.problems) == MAX_PROBLEMS
+    assert parsed.problems[0].field == "alerts.0.status"
+    assert [alert.fingerprint for alert in parsed.payload.alerts] == ["2211ebba9d7bd2f0"]
+    assert parsed.positions == [1000]
+
+
+def test_a_body_that_is_no_webhook_is_refused_whole() -> None:
+    for body in (b"{", b"[]", json.dumps({**FIRING, "version": "3"}).encode(), json.dumps({"version": "4"}).encode()):
+        with pytest.raises(InvalidWebhook):
+            parse_webhook(body, WebhookLimits())
 
 
 def test_a_huge_name_is_not_echoed_whole() -> None:
     name = "n\x00" + "x" * 100_000
-    with pytest.raises(InvalidWebhook) as refused:
-        parse_webhook(body_with(labels={name: "v"}), WebhookLimits())
-    assert all(len(p.field) < 100 and len(p.message) < 200 for p in refused.value.problems)
+    problems = parse_webhook(body_with(labels={name: "v"}), WebhookLimits()).problems
+    assert problems and all(len(p.field) < 100 and len(p.message) < 200 for p in problems)
 
 
 def test_the_collector_is_paused_until_the_last_one_leaves_and_restored() -> None:

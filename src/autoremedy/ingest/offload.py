@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from autoremedy.models.events import NewEvent, events_from_payload
-from autoremedy.models.webhook import WebhookLimits, parse_webhook
+from autoremedy.models.webhook import ParsedWebhook, WebhookLimits, parse_webhook
 
 BIG_BODY = 64 * 1024
 """Bodies larger than this (some 250 alerts) are parsed in a thread; smaller ones are quicker on the loop."""
@@ -30,15 +30,17 @@ def is_big(body: bytes) -> bool:
     return len(body) > BIG_BODY
 
 
-async def events_from_body(body: bytes, limits: WebhookLimits) -> list[NewEvent]:
-    """The body's alert events; `InvalidWebhook` names what is wrong with it."""
+async def events_from_body(body: bytes, limits: WebhookLimits) -> tuple[list[NewEvent], ParsedWebhook]:
+    """The events of the body's valid alerts, and the parse (the other alerts' problems, where each event was);
+    `InvalidWebhook` when the body is not a webhook at all."""
     if not is_big(body):
         return _events(body, limits)
     return await asyncio.to_thread(_events, body, limits)
 
 
-def _events(body: bytes, limits: WebhookLimits) -> list[NewEvent]:
-    return events_from_payload(parse_webhook(body, limits))
+def _events(body: bytes, limits: WebhookLimits) -> tuple[list[NewEvent], ParsedWebhook]:
+    parsed = parse_webhook(body, limits)
+    return events_from_payload(parsed.payload), parsed
 
 
 _pausing = threading.Lock()

@@ -23,7 +23,7 @@ from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json
 from autoremedy.ingest.offload import collector_paused, events_from_body, is_big
 from autoremedy.models.events import NewEvent
 from autoremedy.models.runs import RunStatus
-from autoremedy.models.webhook import InvalidWebhook
+from autoremedy.models.webhook import FieldProblem, InvalidWebhook, ParsedWebhook
 from autoremedy.observability import get_logger
 from autoremedy.store.base import InsertOutcome, RefusedEvents, StoreUnavailable
 
@@ -132,22 +132,37 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
     if isinstance(body, web.Response):
         return body
     with collector_paused(is_big(body)):  # see ingest/offload.py
-        try:
-            events = await events_from_body(body, services.settings.server.limits)
-        except InvalidWebhook as exc:
-            fields = [{"field": p.field, "message": p.message} for p in exc.problems]
-            return error_response(400, "invalid Alertmanager webhook payload", fields=fields)
-        outcomes = await _stored(events, services)
+        return await _parsed_and_stored(body, services)
+
+
+async def _parsed_and_stored(body: bytes, services: Services) -> web.Response:
+    try:
+        events, parsed = await events_from_body(body, services.settings.server.limits)
+    except InvalidWebhook as exc:
+        return error_response(400, "invalid Alertmanager webhook payload", fields=_fields(exc.problems))
+    if not events and parsed.problems:
+        return error_response(400, "invalid Alertmanager webhook payload", fields=_fields(parsed.problems))
+    outcomes = await _stored(events, parsed, services)
     if isinstance(outcomes, web.Response):
         return outcomes
     duplicates = sum(outcome.duplicate for outcome in outcomes)
     for status, count in Counter(event.status for event in events).items():
         services.metrics.alerts_received.labels(status).inc(count)
     services.metrics.alert_duplicates.inc(duplicates)
-    return web.json_response({"stored": len(events) - duplicates, "duplicates": duplicates})
+    counts = {"stored": len(events) - duplicates, "duplicates": duplicates}
+    if parsed.problems:  # Alertmanager drops the notification; its valid alerts are stored all the same
+        fields = _fields(parsed.problems)
+        return error_response(400, "invalid alerts refused; the others were stored", fields=fields, **counts)
+    return web.json_response(counts)
 
 
-async def _stored(events: list[NewEvent], services: Services) -> list[InsertOutcome] | web.Response:
+def _fields(problems: list[FieldProblem]) -> list[dict[str, str]]:
+    return [{"field": p.field, "message": p.message} for p in problems]
+
+
+async def _stored(
+    events: list[NewEvent], parsed: ParsedWebhook, services: Services
+) -> list[InsertOutcome] | web.Response:
     try:
         return await services.committer.submit(events)
     except StoreUnavailable as exc:
@@ -155,9 +170,11 @@ async def _stored(events: list[NewEvent], services: Services) -> list[InsertOutc
         return _unavailable()
     except RefusedEvents as exc:  # the data's fault, not ours: a retry cannot succeed; the other alerts are stored
         await log.awarning("alerts refused by the store", refused=len(exc.refused), stored=exc.stored)
-        fields = [{"field": f"alerts.{index}", "message": error} for index, error in exc.refused.items()]
+        refused = [FieldProblem(f"alerts.{parsed.positions[i]}", error) for i, error in exc.refused.items()]
         return error_response(
-            400, "the store refused some alerts for their data; the others were stored", fields=fields
+            400,
+            "the store refused some alerts for their data; the others were stored",
+            fields=_fields(parsed.problems + refused),
         )
 
 

@@ -8,6 +8,7 @@ model because they come from the settings.
 
 `parse_webhook` validates the alerts one at a time, so a caller running it in a thread lets the interpreter switch
 to the event loop between alerts: a 4 MiB webhook of 18,000 alerts does not hold the loop for its whole validation.
+A bad alert is refused alone: the others of its webhook are kept.
 """
 
 from __future__ import annotations
@@ -128,8 +129,23 @@ class InvalidWebhook(ValueError):
         self.problems = problems
 
 
-def parse_webhook(body: bytes, limits: WebhookLimits) -> WebhookPayload:
-    """The webhook in `body`, every alert valid and within `limits`; else InvalidWebhook naming the fields."""
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    """A webhook's valid alerts and what is wrong with the others. One bad alert must not cost the rest of its
+    notification group: Alertmanager drops the whole notification on a 4xx, so the valid alerts are kept."""
+
+    payload: WebhookPayload
+    """The webhook with its valid alerts only."""
+    problems: list[FieldProblem]
+    """The refused alerts' problems, at most MAX_PROBLEMS of them."""
+    positions: list[int]
+    """Where each kept alert was in the body (`alerts.N`)."""
+
+
+def parse_webhook(body: bytes, limits: WebhookLimits) -> ParsedWebhook:
+    """The webhook in `body`, split into valid alerts (within `limits`) and problems naming the others' fields.
+
+    InvalidWebhook when the body as a whole is not a webhook (not JSON, a wrong version, no alerts list, ...)."""
     try:
         raw = from_json(body)
     except ValueError as exc:
@@ -140,27 +156,29 @@ def parse_webhook(body: bytes, limits: WebhookLimits) -> WebhookPayload:
         envelope = _Envelope.model_validate(raw)
     except ValidationError as exc:
         raise InvalidWebhook(field_problems(exc)[:MAX_PROBLEMS]) from None
-    alerts, problems = _valid_alerts(envelope.alerts, limits)
-    if problems:
-        raise InvalidWebhook(problems)
+    alerts, positions, problems = _valid_alerts(envelope.alerts, limits)
     fields = {name: getattr(envelope, name) for name in _WebhookFields.model_fields}
-    return WebhookPayload.model_construct(**fields, alerts=alerts)
+    return ParsedWebhook(WebhookPayload.model_construct(**fields, alerts=alerts), problems, positions)
 
 
-def _valid_alerts(items: list[Any], limits: WebhookLimits) -> tuple[list[Alert], list[FieldProblem]]:
+def _valid_alerts(items: list[Any], limits: WebhookLimits) -> tuple[list[Alert], list[int], list[FieldProblem]]:
     alerts: list[Alert] = []
+    positions: list[int] = []
     problems: list[FieldProblem] = []
     for index, item in enumerate(items):
         try:
             alert = Alert.model_validate(item)
         except ValidationError as exc:
-            problems += field_problems(exc, prefix=("alerts", index))
-        else:
-            problems += alert_over_limits(alert, limits, prefix=f"alerts.{index}")
-            alerts.append(alert)
-        if len(problems) >= MAX_PROBLEMS:
-            return alerts, problems[:MAX_PROBLEMS]
-    return alerts, problems
+            problems += field_problems(exc, prefix=("alerts", index))[:MAX_PROBLEMS]
+            continue
+        over = alert_over_limits(alert, limits, prefix=f"alerts.{index}")
+        if over:
+            problems += over[:MAX_PROBLEMS]
+            continue
+        alerts.append(alert)
+        positions.append(index)
+        del problems[MAX_PROBLEMS:]
+    return alerts, positions, problems[:MAX_PROBLEMS]
 
 
 def alert_over_limits(alert: Alert, limits: WebhookLimits, *, prefix: str) -> list[FieldProblem]:
