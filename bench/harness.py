@@ -231,7 +231,7 @@ class Server:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {TOKEN}"}
+        return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     def stop(self) -> None:
         self.proc.stop(timeout=15.0)

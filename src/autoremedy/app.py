@@ -216,7 +216,14 @@ class Daemon:
             rules=lambda: {c.rule.name: c.rule for c in self.ruleset.rules},
             verifies=lambda action: (spec := self.registry.get(action)) is not None and spec.verifies,
         )
-        self._runner = web.AppRunner(build_app(services), access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer runs from the connection's start and from each response until the next
+        # request's headers are in: the header timeout for idle connections and slow (slowloris) headers alike.
+        self._runner = web.AppRunner(
+            build_app(services),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self.settings.server.header_timeout.total_seconds(),
+        )
         await self._runner.setup()
         host, port = self.settings.server.host_port
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()

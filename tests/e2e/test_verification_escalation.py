@@ -47,7 +47,7 @@ RULE = {"name": "checkout-down", "matchers": ["alertname=DemoAppDown"], "playboo
 async def post_again(daemon: DaemonProcess, body: dict[str, object]) -> int:
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"{daemon.url}/api/v1/alerts", data=json.dumps(body), headers=daemon.headers) as response,
+        http.post(f"{daemon.url}/api/v1/alerts", json=body, headers=daemon.headers) as response,
     ):
         return response.status
 

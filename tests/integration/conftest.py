@@ -39,6 +39,7 @@ TOKEN = "test-token"
 TOKEN_NAME = "test"
 FULL_AUTH: dict[str, Any] = {"tokens": [{"name": TOKEN_NAME, "token": TOKEN, "scopes": ["ingest", "read", "control"]}]}
 """The tests' credential: one token with every scope, recorded as `token:test`."""
+JSON_BODY = {"Content-Type": "application/json"}  # what Alertmanager sends; anything else is refused (415)
 
 
 def fixture_payload(name: str) -> dict[str, Any]:
@@ -56,9 +57,8 @@ class RunningDaemon:
 
     async def post_alerts(self, body: Any, *, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        async with self.http.post(
-            f"{self.url}/api/v1/alerts", data=data, headers=headers if headers is not None else self.headers
-        ) as response:
+        sent = {**JSON_BODY, **(headers if headers is not None else self.headers)}
+        async with self.http.post(f"{self.url}/api/v1/alerts", data=data, headers=sent) as response:
             await response.read()
             return response
 

@@ -45,7 +45,7 @@ def webhook(index: int, alertname: str, instance: str) -> dict[str, Any]:
     body = json.loads(json.dumps(fixture_payload("firing.json")))
     alert = body["alerts"][0]
     alert["labels"] = {"alertname": alertname, "instance": instance}
-    alert["fingerprint"] = f"{alertname}-{instance}"
+    alert["fingerprint"] = f"{alertname}{instance}"  # letters and digits, as Alertmanager's (issue 12)
     alert["startsAt"] = f"2026-01-05T12:{index:02d}:00Z"
     return body
 

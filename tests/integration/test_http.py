@@ -22,7 +22,15 @@ from autoremedy.ingest.server import build_app
 from autoremedy.observability import Metrics
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, TOKEN, StartDaemon, fixture_payload, write_config
+from tests.integration.conftest import (
+    DEMO_RULE,
+    JSON_BODY,
+    LOG_PLAYBOOK,
+    TOKEN,
+    StartDaemon,
+    fixture_payload,
+    write_config,
+)
 from tests.support.procs import wait_for
 
 FIRING = fixture_payload("firing.json")
@@ -110,7 +118,7 @@ def _with(path: list[Any], value: Any) -> dict[str, Any]:
 async def test_bad_input_is_a_400_naming_the_field(start_daemon: StartDaemon, body: Any, field: str) -> None:
     d = await start_daemon(rules=[DEMO_RULE], playbooks=[LOG_PLAYBOOK])
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    async with d.http.post(f"{d.url}/api/v1/alerts", data=data, headers=d.headers) as response:
+    async with d.http.post(f"{d.url}/api/v1/alerts", data=data, headers={**d.headers, **JSON_BODY}) as response:
         assert response.status == 400
         answer = await response.json()
     assert field in [f["field"] for f in answer["fields"]], answer

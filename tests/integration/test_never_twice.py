@@ -367,7 +367,10 @@ async def test_postgresql_a_poison_webhook_among_29_valid_ones_is_the_only_one_r
             statuses = [status for status, _ in answers]
             assert statuses[:15] + statuses[16:] == [200] * 29, (name, answers)
             assert statuses[15] == 400, (name, answers[15])
-            assert [field["field"] for field in answers[15][1]["fields"]] == ["alerts.1"], (name, answers[15])
+            # Refused at the door since issue 12's input checks (naming the field, `alerts.1.fingerprint`), or
+            # by the store: either way only the poison alert, and the other alert of its webhook is stored.
+            fields = [field["field"] for field in answers[15][1]["fields"]]
+            assert [field.split(".")[:2] for field in fields] == [["alerts", "1"]], (name, answers[15])
 
         await wait_for(
             lambda: len(receiver.requests_to("/last")) == len(POISONS) * 30,  # 29 webhooks + the poison's valid alert
@@ -375,7 +378,7 @@ async def test_postgresql_a_poison_webhook_among_29_valid_ones_is_the_only_one_r
             message="every valid alert remediated",
         )
         # A label that is fine to store but not as a target: the run fails as a plan error, people are told.
-        hostile = {**FIRING, "alerts": [_alert(900, labels={"alertname": "PodDown", "pod": "x\x00" + "y" * 9000})]}
+        hostile = {**FIRING, "alerts": [_alert(900, labels={"alertname": "PodDown", "pod": "x" + "y" * 9000})]}
         assert await post(http, daemon, hostile) == 200
 
         async def plan_failed() -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ def alert_batch(first: int, count: int) -> dict[str, Any]:
 
 
 async def post(http: aiohttp.ClientSession, daemon: DaemonProcess, body: dict[str, Any]) -> int:
-    async with http.post(f"{daemon.url}/api/v1/alerts", data=json.dumps(body), headers=daemon.headers) as response:
+    async with http.post(f"{daemon.url}/api/v1/alerts", json=body, headers=daemon.headers) as response:
         return response.status
 
 

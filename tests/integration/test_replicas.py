@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,7 @@ async def replicas(
 
 
 async def post(http: aiohttp.ClientSession, daemon: DaemonProcess, body: dict[str, Any]) -> int:
-    async with http.post(f"{daemon.url}/api/v1/alerts", data=json.dumps(body), headers=daemon.headers) as response:
+    async with http.post(f"{daemon.url}/api/v1/alerts", json=body, headers=daemon.headers) as response:
         return response.status
 
 
@@ -144,7 +143,7 @@ async def test_a_stopped_database_gives_503_and_work_resumes_when_it_is_back(
     async with aiohttp.ClientSession() as http:
         postgres.stop("fast")
         async with http.post(
-            f"{node.url}/api/v1/alerts", data=json.dumps({**FIRING, "alerts": alerts(1)}), headers=node.headers
+            f"{node.url}/api/v1/alerts", json={**FIRING, "alerts": alerts(1)}, headers=node.headers
         ) as response:
             assert response.status == 503
             assert int(response.headers["Retry-After"]) > 0

@@ -49,7 +49,8 @@ class DaemonProcess:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {TOKEN}"}
+        # As Alertmanager sends them: the webhook refuses a body that is not application/json (415).
+        return {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 
     @property
     def db_path(self) -> Path:

@@ -22,6 +22,7 @@ from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Problem, load_y
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.models.durations import Duration
 from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.webhook import WebhookLimits
 
 DEFAULT_PORT = 9095
 
@@ -171,6 +172,18 @@ class ServerSettings(_Section):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger webhooks get 413")
+    limits: WebhookLimits = Field(default_factory=WebhookLimits, description="per alert: bigger ones get 400")
+    header_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="a connection that has not sent a request's headers this long after opening, or after the "
+        "previous response, is closed (idle keep-alive connections and slow headers)",
+    )
+    body_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="a webhook body not received whole this long after its headers gets 408 (slow or stuck bodies)",
+    )
     shutdown_grace: Duration = Field(default=timedelta(seconds=25), description="SIGTERM: time to drain runs")
 
     @property

@@ -6,11 +6,13 @@ Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the fi
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
 
 from autoremedy.chatops.context import ChatServices
 from autoremedy.chatops.slack_http import install as install_slack
@@ -18,16 +20,18 @@ from autoremedy.console import install as install_console
 from autoremedy.control.credentials import Scope, authenticate
 from autoremedy.ingest import control
 from autoremedy.ingest.common import PRINCIPAL, SERVICES, Services, compact_json, error_response, run_json
-from autoremedy.models.events import events_from_payload
+from autoremedy.ingest.offload import collector_paused, events_from_body, is_big
+from autoremedy.models.events import NewEvent
 from autoremedy.models.runs import RunStatus
-from autoremedy.models.webhook import WebhookPayload
+from autoremedy.models.webhook import FieldProblem, InvalidWebhook, ParsedWebhook
 from autoremedy.observability import get_logger
-from autoremedy.store.base import RefusedEvents, StoreUnavailable
+from autoremedy.store.base import InsertOutcome, RefusedEvents, StoreUnavailable
 
 log = get_logger("autoremedy.http")
 RETRY_AFTER_SECONDS = "5"
 MAX_LIST_LIMIT = 1000
 MAX_WAITING_BATCHES = 1000
+JSON_CHARSETS = frozenset({"utf-8", "utf8"})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,6 +85,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except StoreUnavailable as exc:
         await log.aerror("store unavailable", error=str(exc), path=request.path)
         return _unavailable()
+    except web.HTTPException:
+        raise  # aiohttp's own answers (404, 405, ...) are responses, not failures
+    except Exception as exc:
+        # Our own failure: the client learns only an id to quote; the operator finds the traceback under it.
+        request_id = uuid.uuid4().hex
+        await log.aerror(
+            "request failed", request_id=request_id, method=request.method, path=request.path, exc_info=exc
+        )
+        return error_response(500, "internal error", request_id=request_id)
 
 
 def _unavailable(message: str = "store unavailable, retry later") -> web.Response:
@@ -112,11 +125,85 @@ async def receive_alerts(request: web.Request) -> web.Response:
 
 
 async def _receive(request: web.Request, services: Services) -> web.Response:
+    refusal = _refusal_before_reading(request, services)
+    if refusal is not None:
+        return refusal
+    body = await _body(request, services)
+    if isinstance(body, web.Response):
+        return body
+    with collector_paused(is_big(body)):  # see ingest/offload.py
+        return await _parsed_and_stored(body, services)
+
+
+async def _parsed_and_stored(body: bytes, services: Services) -> web.Response:
+    try:
+        events, parsed = await events_from_body(body, services.settings.server.limits)
+    except InvalidWebhook as exc:
+        return error_response(400, "invalid Alertmanager webhook payload", fields=_fields(exc.problems))
+    if not events and parsed.problems:
+        return error_response(400, "invalid Alertmanager webhook payload", fields=_fields(parsed.problems))
+    outcomes = await _stored(events, parsed, services)
+    if isinstance(outcomes, web.Response):
+        return outcomes
+    duplicates = sum(outcome.duplicate for outcome in outcomes)
+    for status, count in Counter(event.status for event in events).items():
+        services.metrics.alerts_received.labels(status).inc(count)
+    services.metrics.alert_duplicates.inc(duplicates)
+    counts = {"stored": len(events) - duplicates, "duplicates": duplicates}
+    if parsed.problems:  # Alertmanager drops the notification; its valid alerts are stored all the same
+        fields = _fields(parsed.problems)
+        return error_response(400, "invalid alerts refused; the others were stored", fields=fields, **counts)
+    return web.json_response(counts)
+
+
+def _fields(problems: list[FieldProblem]) -> list[dict[str, str]]:
+    return [{"field": p.field, "message": p.message} for p in problems]
+
+
+async def _stored(
+    events: list[NewEvent], parsed: ParsedWebhook, services: Services
+) -> list[InsertOutcome] | web.Response:
+    try:
+        return await services.committer.submit(events)
+    except StoreUnavailable as exc:
+        await log.aerror("webhook not stored", error=str(exc), alerts=len(events))
+        return _unavailable()
+    except RefusedEvents as exc:  # the data's fault, not ours: a retry cannot succeed; the other alerts are stored
+        await log.awarning("alerts refused by the store", refused=len(exc.refused), stored=exc.stored)
+        refused = [FieldProblem(f"alerts.{parsed.positions[i]}", error) for i, error in exc.refused.items()]
+        return error_response(
+            400,
+            "the store refused some alerts for their data; the others were stored",
+            fields=_fields(parsed.problems + refused),
+        )
+
+
+async def _body(request: web.Request, services: Services) -> bytes | web.Response:
+    """The whole body, or the answer to a client that cannot send one."""
+    timeout = services.settings.server.body_timeout.total_seconds()
+    try:
+        async with asyncio.timeout(timeout):
+            return await request.read()
+    except TimeoutError:
+        # A slow sender, or a compressed body cut short (aiohttp then waits for the rest forever): not ours to wait.
+        response = error_response(408, f"body not received within server.body_timeout ({timeout:g}s)")
+        response.force_close()
+        return response
+    except (web.RequestPayloadError, ConnectionError) as exc:
+        # A Content-Encoding that does not decode, or a client gone before its body arrived: its fault, not ours.
+        reason = getattr(exc.__cause__, "message", None) or str(exc)  # aiohttp's own words, without its prefix
+        return error_response(400, f"the body could not be read: {' '.join(str(reason).split())}")
+
+
+def _refusal_before_reading(request: web.Request, services: Services) -> web.Response | None:
     limit = services.settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return error_response(
             413, f"body of {request.content_length} bytes is larger than server.max_body_bytes ({limit})"
         )
+    if not _is_json(request):
+        # Also what keeps a web page out: a browser posts text/plain or a form cross-site without asking first.
+        return error_response(415, "the body must be JSON: Content-Type: application/json (charset utf-8, if any)")
     if (
         services.committer.waiting > MAX_WAITING_BATCHES
         or services.backlog() > services.settings.engine.max_queue_depth
@@ -124,35 +211,12 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
         # Backpressure: more stored alerts wait than the workers can take; Alertmanager retries later instead of
         # this process growing its memory.
         return _unavailable("too many alerts waiting to be processed, retry later")
-    body = await request.read()
-    try:
-        payload = WebhookPayload.model_validate_json(body)
-    except ValidationError as exc:
-        return error_response(400, "invalid Alertmanager webhook payload", fields=_field_errors(exc))
-    events = events_from_payload(payload)
-    try:
-        outcomes = await services.committer.submit(events)
-    except StoreUnavailable as exc:
-        await log.aerror("webhook not stored", error=str(exc), alerts=len(events))
-        return _unavailable()
-    except RefusedEvents as exc:  # the data's fault, not ours: a retry cannot succeed; the other alerts are stored
-        await log.awarning("alerts refused by the store", refused=len(exc.refused), stored=exc.stored)
-        fields = [{"field": f"alerts.{index}", "message": error} for index, error in exc.refused.items()]
-        return error_response(
-            400, "the store refused some alerts for their data; the others were stored", fields=fields
-        )
-    duplicates = sum(outcome.duplicate for outcome in outcomes)
-    for event in events:
-        services.metrics.alerts_received.labels(event.status).inc()
-    services.metrics.alert_duplicates.inc(duplicates)
-    return web.json_response({"stored": len(events) - duplicates, "duplicates": duplicates})
+    return None
 
 
-def _field_errors(error: ValidationError) -> list[dict[str, str]]:
-    return [
-        {"field": ".".join(str(part) for part in item["loc"]) or "(body)", "message": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
+def _is_json(request: web.Request) -> bool:
+    charset = request.charset
+    return request.content_type == "application/json" and (charset is None or str(charset).lower() in JSON_CHARSETS)
 
 
 async def list_runs(request: web.Request) -> web.Response:

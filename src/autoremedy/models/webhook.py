@@ -1,17 +1,73 @@
-"""The Alertmanager webhook payload (version 4), as Alertmanager 0.25+ sends it.
+"""The Alertmanager webhook payload (version 4), as Alertmanager 0.25+ sends it, and the limits its alerts keep.
 
 Only the fields we use are declared; unknown fields (e.g. `notification_reason` from 0.32+) are ignored so a newer
-Alertmanager never gets a 400 from us.
+Alertmanager never gets a 400 from us. What we keep is checked so that nothing stored can break a later step: times
+that convert to UTC within years 1-9998, fingerprints as Alertmanager makes them, no control characters (NUL cannot
+even be stored in PostgreSQL text). Sizes are capped by configurable limits (`server.limits`), checked apart from the
+model because they come from the settings.
+
+`parse_webhook` validates the alerts one at a time, so a caller running it in a thread lets the interpreter switch
+to the event loop between alerts: a 4 MiB webhook of 18,000 alerts does not hold the loop for its whole validation.
+A bad alert is refused alone: the others of its webhook are kept.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
 
 AlertStatus = Literal["firing", "resolved"]
+LIMITS_KEY = "server.limits"
+"""Where the limits are configured; every refusal over a limit names its key."""
+FIRST_YEAR, LAST_YEAR = 1, 9998
+MAX_PROBLEMS = 20
+"""A refusal lists this many problems at most: enough to fix the sender, small whatever the body."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_FINGERPRINT = re.compile(r"[0-9A-Za-z]{1,128}")
+
+
+def _no_control(text: str) -> str:
+    found = _CONTROL.search(text)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} at position {found.start()}")
+    return text
+
+
+def _no_control_but_lines(text: str) -> str:
+    # Annotations are free text: descriptions run over several lines and may hold tabs.
+    found = _CONTROL_BUT_LINES.search(text)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} at position {found.start()}")
+    return text
+
+
+def _fingerprint(text: str) -> str:
+    if not _FINGERPRINT.fullmatch(text):
+        raise ValueError("must be 1 to 128 characters of 0-9, A-Z, a-z (Alertmanager's are 16 hex digits)")
+    return text
+
+
+def _utc_within_years(value: datetime) -> datetime:
+    """The instant in UTC; refused if it falls outside years 1-9998 there (later arithmetic must not overflow)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        utc = aware.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not FIRST_YEAR <= utc.year <= LAST_YEAR:
+        raise ValueError(f"must be within years {FIRST_YEAR}-{LAST_YEAR} in UTC")
+    return utc
+
+
+Text = Annotated[str, AfterValidator(_no_control)]
+FreeText = Annotated[str, AfterValidator(_no_control_but_lines)]
+UtcTime = Annotated[datetime, AfterValidator(_utc_within_years)]
 
 
 class _Lenient(BaseModel):
@@ -20,19 +76,148 @@ class _Lenient(BaseModel):
 
 class Alert(_Lenient):
     status: AlertStatus
-    labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
-    generator_url: str = Field(default="", alias="generatorURL")
-    fingerprint: str = Field(min_length=1)
+    labels: dict[Text, Text]
+    annotations: dict[Text, FreeText] = Field(default_factory=dict)
+    starts_at: UtcTime = Field(alias="startsAt")
+    ends_at: UtcTime | None = Field(default=None, alias="endsAt")
+    generator_url: Text = Field(default="", alias="generatorURL")
+    fingerprint: Annotated[str, AfterValidator(_fingerprint)]
 
 
-class WebhookPayload(_Lenient):
+class _WebhookFields(_Lenient):
     version: Literal["4"]
-    receiver: str = ""
+    receiver: Text = ""
     status: AlertStatus
-    alerts: list[Alert]
-    group_key: str = Field(default="", alias="groupKey")
-    external_url: str = Field(default="", alias="externalURL")
+    group_key: Text = Field(default="", alias="groupKey")
+    external_url: Text = Field(default="", alias="externalURL")
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts")
+
+
+class WebhookPayload(_WebhookFields):
+    alerts: list[Alert]
+
+
+class _Envelope(_WebhookFields):
+    """The webhook with its alerts not yet validated (`parse_webhook` takes them one by one)."""
+
+    alerts: list[Any]
+
+
+class WebhookLimits(BaseModel):
+    """`server.limits`: how big one alert may be. The number of alerts is not capped here: Alertmanager drops what
+    gets a 4xx, so a real notification group must always fit; the body size (`server.max_body_bytes`) caps it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    labels_per_alert: int = Field(default=100, ge=1, description="labels per alert, and annotations per alert")
+    label_name_length: int = Field(default=256, ge=1, description="characters in a label or annotation name")
+    value_length: int = Field(default=16 * 1024, ge=1, description="characters in a label or annotation value")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    """Dotted path into the body, e.g. `alerts.3.startsAt`; `(body)` for the body as a whole."""
+    message: str
+
+
+class InvalidWebhook(ValueError):
+    """The body is not a webhook we take; `problems` name the fields (at most MAX_PROBLEMS of them)."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    """A webhook's valid alerts and what is wrong with the others. One bad alert must not cost the rest of its
+    notification group: Alertmanager drops the whole notification on a 4xx, so the valid alerts are kept."""
+
+    payload: WebhookPayload
+    """The webhook with its valid alerts only."""
+    problems: list[FieldProblem]
+    """The refused alerts' problems, at most MAX_PROBLEMS of them."""
+    positions: list[int]
+    """Where each kept alert was in the body (`alerts.N`)."""
+
+
+def parse_webhook(body: bytes, limits: WebhookLimits) -> ParsedWebhook:
+    """The webhook in `body`, split into valid alerts (within `limits`) and problems naming the others' fields.
+
+    InvalidWebhook when the body as a whole is not a webhook (not JSON, a wrong version, no alerts list, ...)."""
+    try:
+        raw = from_json(body)
+    except ValueError as exc:
+        raise InvalidWebhook([FieldProblem("(body)", f"not JSON: {exc}")]) from None
+    if not isinstance(raw, dict):
+        raise InvalidWebhook([FieldProblem("(body)", "must be a JSON object (an Alertmanager webhook)")])
+    try:
+        envelope = _Envelope.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidWebhook(field_problems(exc)[:MAX_PROBLEMS]) from None
+    alerts, positions, problems = _valid_alerts(envelope.alerts, limits)
+    fields = {name: getattr(envelope, name) for name in _WebhookFields.model_fields}
+    return ParsedWebhook(WebhookPayload.model_construct(**fields, alerts=alerts), problems, positions)
+
+
+def _valid_alerts(items: list[Any], limits: WebhookLimits) -> tuple[list[Alert], list[int], list[FieldProblem]]:
+    alerts: list[Alert] = []
+    positions: list[int] = []
+    problems: list[FieldProblem] = []
+    for index, item in enumerate(items):
+        try:
+            alert = Alert.model_validate(item)
+        except ValidationError as exc:
+            problems += field_problems(exc, prefix=("alerts", index))[:MAX_PROBLEMS]
+            continue
+        over = alert_over_limits(alert, limits, prefix=f"alerts.{index}")
+        if over:
+            problems += over[:MAX_PROBLEMS]
+            continue
+        alerts.append(alert)
+        positions.append(index)
+        del problems[MAX_PROBLEMS:]
+    return alerts, positions, problems[:MAX_PROBLEMS]
+
+
+def alert_over_limits(alert: Alert, limits: WebhookLimits, *, prefix: str) -> list[FieldProblem]:
+    return [
+        *_mapping_over_limits(alert.labels, limits, field=f"{prefix}.labels", noun="labels"),
+        *_mapping_over_limits(alert.annotations, limits, field=f"{prefix}.annotations", noun="annotations"),
+    ]
+
+
+def _mapping_over_limits(
+    mapping: dict[str, str], limits: WebhookLimits, *, field: str, noun: str
+) -> list[FieldProblem]:
+    problems = []
+    if len(mapping) > limits.labels_per_alert:
+        problems.append(FieldProblem(field, _over(f"{len(mapping)} {noun}", "labels_per_alert", limits)))
+    for name, value in mapping.items():
+        if len(name) > limits.label_name_length:
+            size = f"a name of {len(name)} characters ({_preview(name)})"
+            problems.append(FieldProblem(field, _over(size, "label_name_length", limits)))
+        elif len(value) > limits.value_length:
+            size = f"a value of {len(value)} characters"
+            problems.append(FieldProblem(f"{field}.{name}", _over(size, "value_length", limits)))
+    return problems
+
+
+def _over(what: str, key: str, limits: WebhookLimits) -> str:
+    return f"{what}: more than {LIMITS_KEY}.{key} ({getattr(limits, key)})"
+
+
+def _preview(text: str, length: int = 32) -> str:
+    return repr(text[:length] + "...") if len(text) > length else repr(text)
+
+
+def field_problems(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[FieldProblem]:
+    """One problem per pydantic error, its location as a dotted path (names cut short: they echo the input)."""
+    return [
+        FieldProblem(
+            ".".join(_preview(str(part), 64).strip("'\"") for part in (*prefix, *item["loc"])) or "(body)",
+            item["msg"],
+        )
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]

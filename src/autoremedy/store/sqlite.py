@@ -147,9 +147,13 @@ class SQLiteStore(SqlStore):
         db = self._write_db
         if db is None:
             raise StoreUnavailable("store is closed")
-        rows = [_event_params(event, now) for event in events]
+        # Rows are built on the writer thread too: for a big webhook (18,000 alerts) that is half a second of CPU that
+        # would otherwise hold the event loop.
         async with self._write_lock:
-            return await self.on(self._writer, lambda: _transaction(db, lambda c: [_insert_event(c, r) for r in rows]))
+            return await self.on(
+                self._writer,
+                lambda: _transaction(db, lambda c: [_insert_event(c, _event_params(e, now)) for e in events]),
+            )
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -1,0 +1,123 @@
+"""The webhook model without a server: what parse_webhook takes, refuses and names; the collector pause."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from autoremedy.ingest.offload import collector_paused
+from autoremedy.models.events import events_from_payload
+from autoremedy.models.webhook import MAX_PROBLEMS, InvalidWebhook, WebhookLimits, parse_webhook
+
+FIRING: dict[str, Any] = {
+    "version": "4",
+    "receiver": "autoremedy",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {"alertname": "DiskFull", "instance": "db1"},
+            "annotations": {"summary": "disk full"},
+            "startsAt": "2026-11-26T22:15:01.179Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prom:9090/graph",
+            "fingerprint": "2211ebba9d7bd2f0",
+        }
+    ],
+}
+
+
+def body_with(**alert: Any) -> bytes:
+    body = copy.deepcopy(FIRING)
+    body["alerts"][0].update(alert)
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "canonical"),
+    [
+        ("2026-11-26T22:15:01.179Z", "2026-11-26T22:15:01.179000Z"),
+        ("2026-11-27T00:15:01.179+02:00", "2026-11-26T22:15:01.179000Z"),  # one spelling per instant
+        ("2026-11-26T22:15:01", "2026-11-26T22:15:01.000000Z"),  # no offset: UTC
+        ("0001-01-01T23:00:00+22:00", "0001-01-01T01:00:00.000000Z"),
+        ("9998-12-31T23:59:59.999999Z", "9998-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_times_within_years_1_to_9998_in_utc_are_taken(starts_at: str, canonical: str) -> None:
+    (event,) = events_from_payload(parse_webhook(body_with(startsAt=starts_at), WebhookLimits()).payload)
+    assert event.starts_at == canonical
+    assert event.ends_at is None  # Go's zero time: not ended
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+01:00", "9999-01-01T00:00:00Z", "0001-01-01T00:59:59+01:00"],
+)
+@pytest.mark.parametrize("field", ["startsAt", "endsAt"])
+def test_times_outside_years_1_to_9998_in_utc_are_refused(field: str, moment: str) -> None:
+    parsed = parse_webhook(body_with(**{field: moment}), WebhookLimits())
+    assert parsed.payload.alerts == []
+    assert [(p.field, p.message) for p in parsed.problems] == [
+        (f"alerts.0.{field}", "Value error, must be within years 1-9998 in UTC")
+    ]
+
+
+def test_problems_are_counted_out_at_a_bound_and_the_valid_alerts_kept() -> None:
+    bad = {"status": "burning"}
+    body = json.dumps({**FIRING, "alerts": [bad] * 1000 + FIRING["alerts"] + [bad]}).encode()
+    parsed = parse_webhook(body, WebhookLimits())
+    assert len(parsed.problems) == MAX_PROBLEMS
+    assert parsed.problems[0].field == "alerts.0.status"
+    assert [alert.fingerprint for alert in parsed.payload.alerts] == ["2211ebba9d7bd2f0"]
+    assert parsed.positions == [1000]
+
+
+def test_a_body_that_is_no_webhook_is_refused_whole() -> None:
+    for body in (b"{", b"[]", json.dumps({**FIRING, "version": "3"}).encode(), json.dumps({"version": "4"}).encode()):
+        with pytest.raises(InvalidWebhook):
+            parse_webhook(body, WebhookLimits())
+
+
+def test_a_huge_name_is_not_echoed_whole() -> None:
+    name = "n\x00" + "x" * 100_000
+    problems = parse_webhook(body_with(labels={name: "v"}), WebhookLimits()).problems
+    assert problems and all(len(p.field) < 100 and len(p.message) < 200 for p in problems)
+
+
+def test_the_collector_is_paused_until_the_last_one_leaves_and_restored() -> None:
+    assert gc.isenabled()
+    entered, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with collector_paused():
+            entered.set()
+            leave.wait(timeout=10)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert entered.wait(timeout=10)
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the other thread is still inside
+    finally:
+        leave.set()
+        thread.join(timeout=10)
+    assert gc.isenabled()
+    with collector_paused(False):
+        assert gc.isenabled()
+
+
+def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
