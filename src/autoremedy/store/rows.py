@@ -9,7 +9,7 @@ from typing import Any
 
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
-from autoremedy.store.base import AuditRecord, Escalation
+from autoremedy.store.base import AuditRecord, DeadEvent, Escalation
 
 Row = Mapping[str, Any]
 
@@ -43,6 +43,7 @@ def event_from_row(row: Row) -> AlertEvent:
         group_key=row["group_key"],
         received_at=_time(row["received_at"]),
         deliveries=row["deliveries"],
+        state=row["state"],
     )
 
 
@@ -109,4 +110,18 @@ def escalation_from_row(row: Row) -> Escalation:
         detail=row["detail"],
         created_at=_time(row["created_at"]) or datetime.min,
         kind=row["kind"],
+    )
+
+
+def dead_event_from_row(row: Row) -> DeadEvent:
+    labels = _json(row["labels"])
+    return DeadEvent(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        status=row["status"],
+        alertname=labels.get("alertname") if isinstance(labels, dict) else None,
+        received_at=_time(row["received_at"]) or datetime.min,
+        dead_at=_time(row["processed_at"]),
+        attempts=int(row["decide_attempts"]),
+        error=row["last_error"] or "",
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -56,6 +56,12 @@ class SQLiteTx:
     async def run(self, query: str, **params: Any) -> int:
         sql, values = Q[query], _values(params)
         return await self._store.on(self._pool, lambda: self._db.execute(sql, values).rowcount)
+
+    async def run_many(self, query: str, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
+        sql, values = Q[query], [_values(dict(p)) for p in params]
+        await self._store.on(self._pool, lambda: self._db.executemany(sql, values))
 
 
 def _values(params: dict[str, Any]) -> dict[str, Any]:

@@ -16,14 +16,17 @@ from datetime import UTC, datetime, timedelta
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
+from autoremedy.store import decisions
 from autoremedy.store import transactions as t
 from autoremedy.store.base import (
     AuditEntry,
     AuditRecord,
     ClaimedDelivery,
+    DeadEvent,
     Decision,
     DeliveryRecord,
     Escalation,
+    EventDecision,
     InsertOutcome,
     NewRun,
     NotAwaitingApproval,
@@ -32,7 +35,14 @@ from autoremedy.store.base import (
     RunTakenOver,
 )
 from autoremedy.store.consolestore import ConsoleStoreMixin
-from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows, time_of
+from autoremedy.store.rows import (
+    audit_from_row,
+    dead_event_from_row,
+    escalation_from_row,
+    event_from_row,
+    run_from_rows,
+    time_of,
+)
 from autoremedy.store.tx import Tx
 
 MAX_TAKEOVERS = 3
@@ -72,10 +82,14 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- events -----------------------------------------------------------------------------------------------
 
-    async def claim_event(self, *, now: datetime) -> AlertEvent | None:
+    async def claim_events(self, *, limit: int, now: datetime) -> list[AlertEvent]:
         async with self._write() as tx:
-            row = await tx.row("claim_event", owner=self.owner, now=now)
-        return event_from_row(row) if row is not None else None
+            rows = await tx.rows("claim_events", owner=self.owner, now=now, limit=limit)
+        return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
+
+    async def claim_event(self, *, now: datetime) -> AlertEvent | None:
+        claimed = await self.claim_events(limit=1, now=now)
+        return claimed[0] if claimed else None
 
     async def get_event(self, event_id: int) -> AlertEvent | None:
         async with self._read() as tx:
@@ -90,8 +104,31 @@ class SqlStore(ConsoleStoreMixin, ABC):
     async def record_decision(
         self, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
     ) -> Decision:
+        (decision,) = await self.record_decisions([EventDecision(event, runs, audit, guard)], now=now)
+        return decision
+
+    async def record_decisions(self, batch: Sequence[EventDecision], *, now: datetime) -> list[Decision]:
         async with self._write() as tx:
-            return await t.decide(tx, event, runs, audit, guard=guard, now=now)
+            return await decisions.record_batch(tx, batch, now)
+
+    async def record_decision_failure(
+        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+    ) -> bool:
+        async with self._write() as tx:
+            return await decisions.record_failure(
+                tx, event, error, permanent=permanent, max_attempts=max_attempts, rule=rule, now=now
+            )
+
+    async def oldest_pending(self) -> datetime | None:
+        async with self._read() as tx:
+            row = await tx.row("oldest_pending_event")
+        return time_of(row["received_at"]) if row is not None else None
+
+    async def dead_events(self, *, limit: int) -> tuple[int, list[DeadEvent]]:
+        async with self._read() as tx:
+            count = await tx.row("count_dead_events")
+            rows = await tx.rows("list_dead_events", limit=limit)
+        return int(count["n"]) if count else 0, [dead_event_from_row(row) for row in rows]
 
     # -- runs -------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""The store's logic, written once for every backend over a `Tx`: decisions with their guardrail facts, run
-life cycle, approvals, the escalation outbox. Each function runs inside the caller's transaction, so what it reads
-and what it writes commit together."""
+"""The store's logic, written once for every backend over a `Tx`: what a resolved alert changes, run life cycle,
+approvals, the escalation outbox (recording decisions is store/decisions.py). Each function runs inside the
+caller's transaction, so what it reads and what it writes commit together."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
+from autoremedy.decide.guardrails import BreakerState
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.runs import Run, RunStatus
-from autoremedy.store.base import (
-    AuditEntry,
-    ClaimedDelivery,
-    DecidedRun,
-    Decision,
-    Escalation,
-    NewRun,
-    RunTakenOver,
-)
+from autoremedy.store.base import AuditEntry, ClaimedDelivery, Escalation, RunTakenOver
 from autoremedy.store.rows import escalation_from_row, event_from_row, run_from_rows, time_of
 from autoremedy.store.tx import Tx
 
@@ -37,41 +29,7 @@ class Notice(NamedTuple):
     kind: str = "trigger"
 
 
-# -- decisions ------------------------------------------------------------------------------------------------
-
-
-async def decide(
-    tx: Tx, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
-) -> Decision:
-    breaker = await read_breaker(tx, lock=True)  # serialises decisions: the breaker and the facts are consistent
-    cancelled, woken = await on_resolved(tx, event, now) if event.status == "resolved" else ([], [])
-    decided = []
-    for run in runs:
-        outcome, breaker = await _decide_one(tx, event, run, guard=guard, now=now, breaker=breaker)
-        decided.append(outcome)
-    await write_breaker(tx, breaker)
-    await insert_audit(tx, audit, now)
-    await tx.run("finish_event", id=event.id, now=now)
-    return Decision(decided, cancelled, woken)
-
-
-async def _decide_one(
-    tx: Tx, event: AlertEvent, run: NewRun, *, guard: Guard, now: datetime, breaker: BreakerState
-) -> tuple[DecidedRun, BreakerState]:
-    if run.status is RunStatus.FAILED:
-        await insert_run(tx, run, now, status=RunStatus.FAILED, verdict=None, expires_at=None)
-        await escalate(tx, Notice(run.id, event.fingerprint, run.rule, "plan_failed", run.reason), now)
-        return DecidedRun(run.id, run.rule, RunStatus.FAILED, None), breaker
-    verdict, breaker = guard.verdict(run.rule, await gather_facts(tx, run, guard, breaker))
-    status = status_for(verdict.decision)
-    expires = guard.approval_expiry() if status is RunStatus.AWAITING_APPROVAL else None
-    await insert_run(tx, run, now, status=status, verdict=verdict, expires_at=expires)
-    await insert_audit(tx, [_verdict_audit(event, run, verdict)], now)
-    if verdict.escalate:
-        await escalate(tx, Notice(run.id, event.fingerprint, run.rule, verdict.reason, verdict.detail), now)
-    if status is RunStatus.AWAITING_APPROVAL:  # the hook approval requests (Slack buttons) go out through
-        await escalate(tx, Notice(run.id, event.fingerprint, run.rule, "approval_requested", verdict.detail), now)
-    return DecidedRun(run.id, run.rule, status, verdict), breaker
+# -- decisions (recorded a batch at a time by store/decisions.py) ------------------------------------------------
 
 
 async def on_resolved(tx: Tx, event: AlertEvent, now: datetime) -> tuple[list[str], list[str]]:
@@ -83,20 +41,6 @@ async def on_resolved(tx: Tx, event: AlertEvent, now: datetime) -> tuple[list[st
         tx, event.fingerprint, rule=None, trigger="alert_resolved", detail="the alert resolved", now=now
     )
     return cancelled, woken
-
-
-async def gather_facts(tx: Tx, run: NewRun, guard: Guard, breaker: BreakerState) -> GuardFacts:
-    paused = await tx.row("paused_scope", rule=run.rule)
-    active = await tx.row("active_run_on_target", target=run.target)
-    times = await tx.rows("counted_run_times", rule=run.rule, target=run.target, since=guard.history_since(run.rule))
-    in_window = await tx.row("count_counted_runs", since=guard.breaker_since(breaker))
-    return GuardFacts(
-        paused=paused["scope"] if paused else None,
-        active_run_on_target=active["id"] if active else None,
-        run_times=[t for t in (time_of(row["created_at"]) for row in times) if t is not None],
-        global_runs_in_window=int(in_window["n"]) if in_window else 0,
-        breaker=breaker,
-    )
 
 
 async def cancel_waiting(tx: Tx, fingerprint: str, now: datetime) -> list[str]:
@@ -140,42 +84,6 @@ async def write_breaker(tx: Tx, state: BreakerState) -> None:
     )
 
 
-async def insert_run(
-    tx: Tx, run: NewRun, now: datetime, *, status: RunStatus, verdict: Verdict | None, expires_at: datetime | None
-) -> None:
-    final = status in (RunStatus.SKIPPED, RunStatus.FAILED)
-    await tx.run(
-        "insert_guarded_run",
-        id=run.id,
-        event_id=run.event_id,
-        status=status.value,
-        reason=verdict.detail if verdict is not None and status is not RunStatus.PLANNED else run.reason,
-        rule=run.rule,
-        playbook=run.playbook,
-        target=run.target,
-        fingerprint=run.fingerprint,
-        alert_status=run.alert_status,
-        dry_run=int(run.dry_run),
-        created_at=now,
-        finished_at=now if final else None,
-        guardrail=verdict.reason if verdict is not None else "not_asked",
-        counted=int(not final),
-        not_before=verdict.not_before if verdict is not None else None,
-        expires_at=expires_at,
-    )
-    outcome = "not_run" if final else "pending"
-    for step in run.steps:
-        await tx.run(
-            "insert_step",
-            run_id=run.id,
-            idx=step.index,
-            name=step.name,
-            action=step.action,
-            inputs=json.dumps(step.inputs),
-            outcome=outcome,
-        )
-
-
 async def insert_audit(tx: Tx, entries: Sequence[AuditEntry], now: datetime) -> None:
     for entry in entries:
         await tx.run(
@@ -188,18 +96,6 @@ async def insert_audit(tx: Tx, entries: Sequence[AuditEntry], now: datetime) -> 
             message=entry.message,
             data=json.dumps(entry.data),
         )
-
-
-def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEntry:
-    data = {
-        "event_id": event.id,
-        "rule": run.rule,
-        "playbook": run.playbook,
-        "target": run.target,
-        "decision": verdict.decision.value,
-        "guardrail": verdict.reason,
-    }
-    return AuditEntry(f"verdict_{verdict.reason}", verdict.detail, run.id, event.fingerprint, data=data)
 
 
 # -- escalations ----------------------------------------------------------------------------------------------

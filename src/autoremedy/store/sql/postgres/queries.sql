@@ -1,9 +1,9 @@
 -- PostgreSQL's versions of queries where it needs its own: claims skip rows other replicas hold
 -- (FOR UPDATE SKIP LOCKED), decisions serialise on the breaker row, and events are inserted a batch at a time.
 
--- name: claim_event
+-- name: claim_events
 UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
-WHERE id = (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING *;
 
 -- name: claim_due_run
