@@ -6,6 +6,9 @@
 2. Alert-to-first-action latency at a steady 100 alerts/s (open loop) on SQLite and PostgreSQL.
 3. py-spy profiles of autoremedy on SQLite under the 1-alert and the 50-alert load.
 4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the worker decides the backlog.
+5. The storm (issue 14): 10,000 alerts in 50-alert webhooks from 8 senders, every 50th acted on (http.request to a
+   receiver here), default engine settings: end-to-end alerts/s and acknowledgement -> action, SQLite and PostgreSQL.
+6. The decide rate on a backlog of 100,000 stored events: alone, and while 50-alert webhooks saturate the daemon.
 
 Results: bench/results/latest.json, bench/results/latest.md (also printed), and the generated part of
 docs/benchmarks.md. Options shorten it for a quick look (`--quick`).
@@ -31,7 +34,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from tests.support.postgres import PostgresServer, start_postgres  # noqa: E402
 
-from bench import harness, ingest, latency, profile, report  # noqa: E402
+from bench import harness, ingest, latency, profile, report, storm  # noqa: E402
 from bench.harness import Load, Server, Template  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -41,6 +44,7 @@ DUPLICATE = Load(1, "duplicate", "1 alert, duplicate deliveries")
 FIFTY = Load(50, "unique", "50 alerts, new alerts")
 ONE_128 = Load(1, "unique", "1 alert, new alerts, 128 connections (diagnostic)", connections=128)
 SQLITE_URL = "sqlite:///var/autoremedy.db"
+PARTS = ("throughput", "latency", "profiles", "ingest", "storm", "backlog")
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,13 +63,27 @@ def parse_args() -> argparse.Namespace:
         default=10.0,
         help="after the 50-alert load: watch the worker decide the backlog",
     )
+    parser.add_argument("--storm-alerts", type=int, default=10_000)
+    parser.add_argument("--backlog-events", type=int, default=100_000)
+    parser.add_argument("--backlog-ingest-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)}); the doc is rewritten only for all",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
     parser.add_argument("--quick", action="store_true", help="short runs and 100,000 alerts: a smoke test")
     args = parser.parse_args()
+    args.parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    if unknown := set(args.parts) - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if set(args.parts) != set(PARTS):
+        args.no_doc = True
     if args.quick:
         args.seconds, args.warmup, args.latency_seconds, args.profile_seconds = 3, 1, 5.0, 3
         args.ingest_alerts, args.drain_seconds, args.decide_seconds, args.no_doc = 100_000, 6.0, 4.0, True
+        args.backlog_events, args.backlog_ingest_seconds = 20_000, 4.0
     return args
 
 
@@ -213,16 +231,26 @@ async def pg_counters(pg: PostgresServer, dbname: str) -> dict[str, float]:
     return {"commits": float(commits or 0), "wal_syncs": float(syncs or 0)}
 
 
-async def postgres_part(workdir: Path, template: Template, template_path: Path, args: argparse.Namespace) -> Any:
+async def postgres_part(
+    workdir: Path, template: Template, template_path: Path, args: argparse.Namespace, results: dict[str, Any]
+) -> str:
+    """The PostgreSQL rows of every part asked for, added to `results`; the server's settings."""
     pg = await start_postgres(workdir / "postgres")
+    parts = set(args.parts)
     try:
         settings = await postgres_settings(pg)
         log(f"PostgreSQL on port {pg.port}: {settings}")
-        rows = await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
-        lat = await latency_row(workdir, template, args, "PostgreSQL", pg)
+        if "throughput" in parts:
+            results["throughput"] += await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
+        if "latency" in parts:
+            results["latency"].append(await latency_row(workdir, template, args, "PostgreSQL", pg))
+        if "storm" in parts:
+            results["storm"].append(await storm_row(workdir, template, args, "PostgreSQL", pg))
+        if "backlog" in parts:
+            results["backlog"].append(await backlog_rows(workdir, template, args, "PostgreSQL", pg))
     finally:
         pg.stop("immediate")
-    return settings, rows, lat
+    return settings
 
 
 # -- profiles --------------------------------------------------------------------------------------------------
@@ -303,6 +331,74 @@ async def ingest_part(workdir: Path, template: Template, args: argparse.Namespac
     return result
 
 
+# -- storm and backlog (issue 14) ------------------------------------------------------------------------------
+
+
+async def storm_row(
+    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+) -> dict[str, Any]:
+    receiver = await latency.Receiver().start()
+    rule, playbook = storm.storm_rule_and_playbook(receiver.url)
+    url = SQLITE_URL if pg is None else await pg.create_database("bench_storm")
+    server = await harness.start_autoremedy(
+        workdir / f"{store}-storm",
+        f"autoremedy ({store})",
+        store_url=url,
+        rules=[rule],
+        playbooks=[playbook],
+        extra_pids=pg.pids if pg is not None else lambda: [],
+        engine={},  # the defaults: max_queue_depth, decide_batch, concurrency
+    )
+    try:
+        counters = (lambda: pg_counters(pg, "bench_storm")) if pg is not None else None
+        row = await storm.storm(server, receiver, template, alerts=args.storm_alerts, counters=counters)
+    finally:
+        server.stop()
+        await receiver.stop()
+    row["server"] = server.name
+    log(f"{server.name}: storm {row}")
+    return row
+
+
+async def backlog_rows(
+    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+) -> dict[str, Any]:
+    rows: dict[str, Any] = {"server": f"autoremedy ({store})", "events": args.backlog_events}
+    for name in ("alone", "under_ingest"):
+        url = SQLITE_URL if pg is None else await pg.create_database(f"bench_backlog_{name}")
+        filled: dict[str, float] = {}
+
+        async def fill(root: Path, url: str = url, filled: dict[str, float] = filled) -> None:
+            filled["seconds"] = await storm.prefill(url, root, args.backlog_events)
+
+        before = await pg_counters(pg, f"bench_backlog_{name}") if pg is not None else None
+        server = await harness.start_autoremedy(
+            workdir / f"{store}-backlog-{name}",
+            f"autoremedy ({store})",
+            store_url=url,
+            extra_pids=pg.pids if pg is not None else lambda: [],
+            engine={"max_queue_depth": 10_000_000},
+            before_start=fill,
+        )
+        try:
+            if name == "alone":
+                row = await storm.backlog_alone(server, events=args.backlog_events, max_seconds=120)
+            else:
+                row = await storm.backlog_under_ingest(server, template, seconds=args.backlog_ingest_seconds)
+        finally:
+            server.stop()
+        if pg is not None and before is not None and name == "alone":
+            await asyncio.sleep(1.5)  # backends report their statistics at most once a second
+            after = await pg_counters(pg, f"bench_backlog_{name}")
+            row["commits_per_event"] = round((after["commits"] - before["commits"]) / args.backlog_events, 4)
+        row["prefill_s"] = round(filled.get("seconds", 0.0), 1)
+        rows[name] = row
+        log(f"{rows['server']}: backlog {name}: {row}")
+    alone = rows["alone"]["decided_per_s"]
+    rows["ratio_under_ingest"] = round(rows["under_ingest"]["decided_per_s"] / alone, 3) if alone else None
+    return rows
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -337,27 +433,35 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": harness.machine_info(),
         "args": vars(args),
+        "throughput": [],
+        "latency": [],
     }
     template = Template.from_example()
     template_path = template.write(workdir / "template.txt")
     log(f"machine: {results['machine']}")
-    rows = await bare_rows(workdir, template_path, args)
-    rows += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
-    latencies = [await latency_row(workdir, template, args, "SQLite", None)]
+    parts = set(args.parts)
+    if "throughput" in parts:
+        results["throughput"] = await bare_rows(workdir, template_path, args)
+        results["throughput"] += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
+    if "latency" in parts:
+        results["latency"] = [await latency_row(workdir, template, args, "SQLite", None)]
+    if "storm" in parts:
+        results["storm"] = [await storm_row(workdir, template, args, "SQLite", None)]
+    if "backlog" in parts:
+        results["backlog"] = [await backlog_rows(workdir, template, args, "SQLite", None)]
     pg_settings = None
-    if not args.no_postgres:
-        pg_settings, pg_rows, pg_latency = await postgres_part(workdir, template, template_path, args)
-        rows += pg_rows
-        latencies.append(pg_latency)
-    add_ratios(rows)
-    results["throughput"], results["latency"] = rows, latencies
+    if not args.no_postgres and parts & {"throughput", "latency", "storm", "backlog"}:
+        pg_settings = await postgres_part(workdir, template, template_path, args, results)
+    add_ratios(results["throughput"])
     results["settings"] = settings_text(args, pg_settings)
-    results["profiles"] = [
-        await profile_run(workdir, template_path, args, ONE, name="1-alert", svg=True),
-        await profile_run(workdir, template_path, args, FIFTY, name="50-alert", svg=False),
-        *(row.pop("profile") for row in latencies if "profile" in row),
-    ]
-    results["ingest"] = await ingest_part(workdir, template, args)
+    if "profiles" in parts:
+        results["profiles"] = [
+            await profile_run(workdir, template_path, args, ONE, name="1-alert", svg=True),
+            await profile_run(workdir, template_path, args, FIFTY, name="50-alert", svg=False),
+            *(row.pop("profile") for row in results["latency"] if "profile" in row),
+        ]
+    if "ingest" in parts:
+        results["ingest"] = await ingest_part(workdir, template, args)
     results["targets"] = report.targets(results)
     results["total_seconds"] = round(time.monotonic() - started, 1)
     return results

@@ -187,11 +187,16 @@ class Decider:
 
     async def _account(self, recorded: list[tuple[EventDecision, Decision]]) -> None:
         planned = escalating = False
+        acted = 0
         for item, decision in recorded:
-            self._metrics.events_decided.labels("runs" if item.runs else "no_rule_matched").inc()
+            if not (item.runs or decision.cancelled or decision.woken):
+                continue  # nothing happened that a person or the worker needs to hear about
+            acted += bool(item.runs)
             planned = planned or bool(decision.runs or decision.woken)
             escalating = escalating or _may_escalate(item, decision)
             await self._log_decision(item.event, decision)
+        self._metrics.events_decided.labels("runs").inc(acted)
+        self._metrics.events_decided.labels("no_rule_matched").inc(len(recorded) - acted)
         if planned:
             self.on_planned()
         if escalating:

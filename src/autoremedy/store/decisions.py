@@ -33,7 +33,7 @@ MAX_ERROR_CHARS = 2000
 async def record_batch(tx: Tx, batch: Sequence[EventDecision], now: datetime) -> list[Decision]:
     recording = _Batch(tx, await read_breaker(tx, lock=True), now)
     decisions = [await recording.record(item) for item in batch]
-    await recording.writes.flush(tx)
+    await recording.writes.flush(tx, now)
     await write_breaker(tx, recording.breaker)
     return decisions
 
@@ -50,13 +50,14 @@ class _Batch:
         cancelled: list[str] = []
         woken: list[str] = []
         if event.status == "resolved":
-            await self.writes.flush(self.tx)  # the resolution must see (and may cancel) the batch's earlier runs
+            # The resolution must see (and may cancel) the runs decided earlier in the batch.
+            await self.writes.flush(self.tx, self.now)
             cancelled, woken = await on_resolved(self.tx, event, self.now)
             self.facts.forget()
         decided = [await self._decide_run(event, run, item.guard) for run in item.runs]
         self.writes.audit(item.audit, self.now)
         state = EventState.DONE if item.runs else EventState.NO_RULE_MATCHED
-        self.writes.events.append({"id": event.id, "state": state.value, "now": self.now})
+        self.writes.finished.setdefault(state, []).append(event.id)
         return Decision(decided, cancelled, woken)
 
     async def _decide_run(self, event: AlertEvent, run: NewRun, guard: Guard) -> DecidedRun:
@@ -167,7 +168,8 @@ class _Writes:
     steps: list[dict[str, Any]] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    finished: dict[EventState, list[int]] = field(default_factory=dict)
+    """Ids of the events decided, by the state they end in: one update per state."""
 
     def run(
         self, run: NewRun, now: datetime, *, status: RunStatus, verdict: Verdict | None, expires_at: datetime | None
@@ -224,16 +226,18 @@ class _Writes:
     def escalate(self, notice: Notice, now: datetime) -> None:
         self.escalations.append({**notice._asdict(), "created_at": now})
 
-    async def flush(self, tx: Tx) -> None:
+    async def flush(self, tx: Tx, now: datetime) -> None:
         for query, rows in (
             ("insert_guarded_run", self.runs),
             ("insert_step", self.steps),
             ("insert_audit", self.audits),
             ("insert_escalation", self.escalations),
-            ("finish_event", self.events),
         ):
             await tx.run_many(query, rows)
             rows.clear()
+        for state, ids in self.finished.items():
+            await tx.run("finish_events", state=state.value, ids=json.dumps(ids), now=now)
+        self.finished.clear()
 
 
 def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEntry:

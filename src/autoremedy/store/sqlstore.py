@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
@@ -45,6 +46,7 @@ from autoremedy.store.rows import (
 )
 from autoremedy.store.tx import Tx
 
+T = TypeVar("T")
 MAX_TAKEOVERS = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRUNE_STEPS = ("prune_steps", "prune_runs", "prune_deliveries", "prune_escalations", "prune_events", "prune_audit")
@@ -73,6 +75,12 @@ class SqlStore(ConsoleStoreMixin, ABC):
     @abstractmethod
     async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]: ...
 
+    async def _transact(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """`work` in one write transaction. A backend may run it its own way (SQLite: on the writer thread in one
+        hop, where the statements need no await) as long as it commits or rolls back the same."""
+        async with self._write() as tx:
+            return await work(tx)
+
     def stale_before(self, now: datetime) -> datetime:
         return now - self.takeover_after
 
@@ -83,8 +91,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
     # -- events -----------------------------------------------------------------------------------------------
 
     async def claim_events(self, *, limit: int, now: datetime) -> list[AlertEvent]:
-        async with self._write() as tx:
-            rows = await tx.rows("claim_events", owner=self.owner, now=now, limit=limit)
+        rows = await self._transact(lambda tx: tx.rows("claim_events", owner=self.owner, now=now, limit=limit))
         return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
 
     async def claim_event(self, *, now: datetime) -> AlertEvent | None:
@@ -108,8 +115,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
         return decision
 
     async def record_decisions(self, batch: Sequence[EventDecision], *, now: datetime) -> list[Decision]:
-        async with self._write() as tx:
-            return await decisions.record_batch(tx, batch, now)
+        return await self._transact(lambda tx: decisions.record_batch(tx, batch, now))
 
     async def record_decision_failure(
         self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime

@@ -18,9 +18,10 @@ UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
 WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit)
 RETURNING *;
 
--- name: finish_event
--- :state is 'done' (runs were decided) or 'no_rule_matched' (nothing to do: no audit entry of its own).
-UPDATE events SET state = :state, processed_at = :now WHERE id = :id;
+-- name: finish_events
+-- The events of a decision batch with one outcome: :ids is a JSON array of event ids, :state 'done' (runs were
+-- decided) or 'no_rule_matched' (nothing to do: no audit entry of its own).
+UPDATE events SET state = :state, processed_at = :now WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: requeue_failed_event
 -- A decision failed but may succeed later: back to the queue, the failure counted, unless it has failed enough.

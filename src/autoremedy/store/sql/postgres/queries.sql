@@ -33,6 +33,10 @@ WHERE id IN (
 )
 RETURNING id, escalation_id, channel, attempts, unrecorded;
 
+-- name: finish_events
+UPDATE events SET state = :state, processed_at = :now
+WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb)::bigint);
+
 -- name: lock_breaker
 -- Every decision takes this row lock first: verdicts across replicas are made one at a time, on facts that
 -- cannot change under them (cooldowns, budgets, the breaker's count).
