@@ -322,9 +322,11 @@ async def start_autoremedy(
     extra_pids: Callable[[], Sequence[int]] = lambda: [],
     engine: dict[str, Any] | None = None,
     before_start: Callable[[Path], Awaitable[Any]] | None = None,
+    source: Path | None = None,
 ) -> Server:
     """`engine`: the config's engine section (default: no backpressure); `before_start(root)` runs once the
-    config is written, before the process starts (e.g. to fill its store)."""
+    config is written, before the process starts (e.g. to fill its store); `source`: another autoremedy source
+    tree (its `src/`) to run instead of the installed one (a baseline measured in the same run)."""
     config_path = write_config(
         root,
         store_url=store_url,
@@ -340,7 +342,7 @@ async def start_autoremedy(
         log_dir=root,
         name="autoremedy",
         cwd=root,
-        env=_clean_env(),
+        env={**_clean_env(), "PYTHONPATH": str(source / "src")} if source is not None else _clean_env(),
     ).start()
     url = f"http://{listen}"
     try:

@@ -238,6 +238,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for row in results.get("storm", []):
+        if row.get("baseline"):
+            continue
         store = row["server"]
         complete = row["acted"] == row["acting"] and row["repeats"] == 0
         suffix = "" if complete else f" ({row['acting'] - row['acted']} never acted on, {row['repeats']} repeats)"

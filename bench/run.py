@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -70,6 +71,11 @@ def parse_args() -> argparse.Namespace:
         "--parts",
         default=",".join(PARTS),
         help=f"comma-separated parts to run (default all: {','.join(PARTS)}); the doc is rewritten only for all",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the storm on this git revision (exported with git archive, e.g. main): a same-run ratio",
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
@@ -246,6 +252,9 @@ async def postgres_part(
             results["latency"].append(await latency_row(workdir, template, args, "PostgreSQL", pg))
         if "storm" in parts:
             results["storm"].append(await storm_row(workdir, template, args, "PostgreSQL", pg))
+            if args.baseline:
+                row = await storm_row(workdir, template, args, "PostgreSQL", pg, baseline=args.baseline)
+                results["storm"].append(row)
         if "backlog" in parts:
             results["backlog"].append(await backlog_rows(workdir, template, args, "PostgreSQL", pg))
     finally:
@@ -334,28 +343,47 @@ async def ingest_part(workdir: Path, template: Template, args: argparse.Namespac
 # -- storm and backlog (issue 14) ------------------------------------------------------------------------------
 
 
+def export_revision(revision: str, workdir: Path) -> Path:
+    """The source tree of a git revision, exported (not checked out) under workdir."""
+    target = workdir / f"baseline-{revision.replace('/', '-')}"
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 async def storm_row(
-    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+    workdir: Path,
+    template: Template,
+    args: argparse.Namespace,
+    store: str,
+    pg: PostgresServer | None,
+    *,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     receiver = await latency.Receiver().start()
     rule, playbook = storm.storm_rule_and_playbook(receiver.url)
-    url = SQLITE_URL if pg is None else await pg.create_database("bench_storm")
+    label = "" if baseline is None else f"-{baseline}"
+    url = SQLITE_URL if pg is None else await pg.create_database(f"bench_storm{label.replace('-', '_')}")
+    name = f"autoremedy ({store})" if baseline is None else f"autoremedy {baseline} ({store})"
     server = await harness.start_autoremedy(
-        workdir / f"{store}-storm",
-        f"autoremedy ({store})",
+        workdir / f"{store}-storm{label}",
+        name,
         store_url=url,
         rules=[rule],
         playbooks=[playbook],
         extra_pids=pg.pids if pg is not None else lambda: [],
         engine={},  # the defaults: max_queue_depth, decide_batch, concurrency
+        source=export_revision(baseline, workdir) if baseline is not None else None,
     )
     try:
-        counters = (lambda: pg_counters(pg, "bench_storm")) if pg is not None else None
+        dbname = url.rsplit("/", 1)[-1]
+        counters = (lambda: pg_counters(pg, dbname)) if pg is not None else None
         row = await storm.storm(server, receiver, template, alerts=args.storm_alerts, counters=counters)
     finally:
         server.stop()
         await receiver.stop()
-    row["server"] = server.name
+    row["server"], row["baseline"] = server.name, baseline
     log(f"{server.name}: storm {row}")
     return row
 
@@ -447,6 +475,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         results["latency"] = [await latency_row(workdir, template, args, "SQLite", None)]
     if "storm" in parts:
         results["storm"] = [await storm_row(workdir, template, args, "SQLite", None)]
+        if args.baseline:
+            results["storm"].append(await storm_row(workdir, template, args, "SQLite", None, baseline=args.baseline))
     if "backlog" in parts:
         results["backlog"] = [await backlog_rows(workdir, template, args, "SQLite", None)]
     pg_settings = None

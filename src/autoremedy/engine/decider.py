@@ -38,6 +38,9 @@ QUEUE_METRICS_EVERY = 1.0
 """Seconds between reads of the queue's age and the breaker for /metrics."""
 QUEUE_COUNT_EVERY = 10.0
 """Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
+MAX_GROWTH = 8
+"""While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
+waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class Decider:
         self._task: asyncio.Task[None] | None = None
         self._metrics_at = 0.0
         self._counted_at = 0.0
+        self._limit = settings.batch_size
         self.on_planned: Callable[[], None] = lambda: None
         """Called when a batch made runs the worker may claim (wakes the worker)."""
         self.on_outcome: Callable[[], None] = lambda: None
@@ -91,15 +95,18 @@ class Decider:
     async def _loop(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
-            claimed = 0
+            claimed, limit = 0, self._limit
             try:
                 claimed = await self.decide_batch()
-                await self._queue_metrics(drained=claimed < self._settings.batch_size)
+                await self._queue_metrics(drained=claimed < limit)
             except StoreUnavailable as exc:
                 await log.aerror("store unavailable; will retry", error=str(exc))
             except Exception:  # a bug must not stop deciding: the batch's claims go stale and are requeued
                 await log.aexception("decision batch crashed; will retry")
-            if claimed >= self._settings.batch_size:
+            full = claimed >= limit
+            base = self._settings.batch_size
+            self._limit = min(limit * 2, base * MAX_GROWTH) if full else base
+            if full:
                 await asyncio.sleep(0)  # more wait: let the loop run what is ready, then the next batch at once
                 continue
             with contextlib.suppress(TimeoutError):
@@ -109,7 +116,7 @@ class Decider:
         """Claim, decide and record one batch; the number of events claimed (0: the queue is empty)."""
         started = time.perf_counter()
         now = datetime.now(UTC)
-        events = await self._store.claim_events(limit=self._settings.batch_size, now=now)
+        events = await self._store.claim_events(limit=self._limit, now=now)
         if not events:
             return 0
         self._metrics.decide_batch_size.observe(len(events))
