@@ -346,6 +346,8 @@ async def ingest_part(workdir: Path, template: Template, args: argparse.Namespac
 def export_revision(revision: str, workdir: Path) -> Path:
     """The source tree of a git revision, exported (not checked out) under workdir."""
     target = workdir / f"baseline-{revision.replace('/', '-')}"
+    if target.exists():
+        return target
     target.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
@@ -502,13 +504,15 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autoremedy-bench-") as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    # A run of some parts keeps its results beside the full run's, e.g. latest-storm-backlog.json.
+    name = "latest" if set(args.parts) == set(PARTS) else "-".join(["latest", *args.parts])
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     generated = report.markdown(results)
-    (RESULTS / "latest.md").write_text(generated)
+    (RESULTS / f"{name}.md").write_text(generated)
     print(generated)
     if not args.no_doc and report.update_doc(DOC, generated):
         log(f"updated the generated part of {DOC.relative_to(ROOT)}")
-    log(f"results in {RESULTS.relative_to(ROOT)}/latest.json and latest.md")
+    log(f"results in {RESULTS.relative_to(ROOT)}/{name}.json and {name}.md")
 
 
 if __name__ == "__main__":
