@@ -214,6 +214,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     for row in results["latency"]:
+        if row.get("baseline"):
+            continue
         complete = row["missing"] == 0 and row["webhook_failures"] == 0
         found.append(
             {

@@ -75,7 +75,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--baseline",
         metavar="REV",
-        help="also run the storm on this git revision (exported with git archive, e.g. main): a same-run ratio",
+        help="also run the storm and latency parts on this git revision (exported with git archive, e.g. main): "
+        "a same-run ratio",
     )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
@@ -170,27 +171,35 @@ async def autoremedy_rows(
 
 
 async def latency_row(
-    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+    workdir: Path,
+    template: Template,
+    args: argparse.Namespace,
+    store: str,
+    pg: PostgresServer | None,
+    *,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     receiver = await latency.Receiver().start()
     rule, playbook = harness.action_rule_and_playbook(receiver.url)
-    url = SQLITE_URL if pg is None else await pg.create_database("bench_latency")
+    dbname = "bench_latency" if baseline is None else f"bench_latency_{baseline.replace('/', '_')}"
+    url = SQLITE_URL if pg is None else await pg.create_database(dbname)
     server = await harness.start_autoremedy(
-        workdir / f"{store}-latency",
-        f"autoremedy ({store})",
+        workdir / (f"{store}-latency" + ("" if baseline is None else f"-{baseline.replace('/', '-')}")),
+        f"autoremedy ({store})" if baseline is None else f"autoremedy {baseline} ({store})",
         store_url=url,
         rules=[rule],
         playbooks=[playbook],
         extra_pids=pg.pids if pg is not None else lambda: [],
+        source=export_revision(baseline, workdir) if baseline is not None else None,
     )
     try:
-        before = await pg_counters(pg, "bench_latency") if pg is not None else None
+        before = await pg_counters(pg, dbname) if pg is not None else None
         row = await latency.measure_latency(
             server, receiver, template, rate=args.latency_rate, seconds=args.latency_seconds, warmup_s=2.0
         )
         if pg is not None and before is not None:
             await asyncio.sleep(1.5)  # backends report their statistics at most once a second
-            after = await pg_counters(pg, "bench_latency")
+            after = await pg_counters(pg, dbname)
             alerts = int(args.latency_rate * 2.0) + int(args.latency_rate * args.latency_seconds)
             row["postgres_per_alert"] = {name: round((after[name] - before[name]) / alerts, 1) for name in after}
         if args.profile_seconds > 0:  # a separate window: the sampler's CPU does not touch the numbers above
@@ -211,7 +220,7 @@ async def latency_row(
     else:
         rows = await latency.stage_rows_postgres(url)
     row["stages"] = latency.stages(row.pop("sent_wall"), receiver.arrivals_wall, rows)
-    row["server"] = server.name
+    row["server"], row["baseline"] = server.name, baseline
     log(f"{server.name}: alert to first action {row}")
     return row
 
@@ -250,6 +259,9 @@ async def postgres_part(
             results["throughput"] += await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
         if "latency" in parts:
             results["latency"].append(await latency_row(workdir, template, args, "PostgreSQL", pg))
+            if args.baseline:
+                row = await latency_row(workdir, template, args, "PostgreSQL", pg, baseline=args.baseline)
+                results["latency"].append(row)
         if "storm" in parts:
             results["storm"].append(await storm_row(workdir, template, args, "PostgreSQL", pg))
             if args.baseline:
@@ -475,6 +487,10 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         results["throughput"] += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
     if "latency" in parts:
         results["latency"] = [await latency_row(workdir, template, args, "SQLite", None)]
+        if args.baseline:
+            results["latency"].append(
+                await latency_row(workdir, template, args, "SQLite", None, baseline=args.baseline)
+            )
     if "storm" in parts:
         results["storm"] = [await storm_row(workdir, template, args, "SQLite", None)]
         if args.baseline:

@@ -184,13 +184,11 @@ class Daemon:
             self.metrics.backlog.add(stored)
             decider.wake()
 
-        def notified() -> None:  # another replica committed events (or decided runs this one may claim)
-            decider.wake()
-            worker.wake()
-
         self._committer.on_commit = committed
         if isinstance(self.store, PostgresStore):
-            self.store.on_notify = notified
+            # Another replica (or this one) committed events. Only the decider is woken: it wakes the worker when
+            # it has made runs, and a run another replica decided is that replica's worker's, or found by polling.
+            self.store.on_notify = decider.wake
         self._worker.on_outcome = self._outbox.wake
         decider.on_planned = worker.wake
         decider.on_outcome = self._outbox.wake
