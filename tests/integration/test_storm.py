@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -140,4 +141,25 @@ async def test_a_poison_alert_is_dead_lettered_while_the_rest_of_its_batch_is_de
     assert [(e.trigger, e.rule) for e in escalations] == [("plan_failed", "acting")]
     metrics = await (await d.http.get(f"{d.url}/metrics")).text()
     assert 'autoremedy_events_decided_total{outcome="dead_lettered"} 1.0' in metrics
+    code, output = await cli_status(d)
+    assert code == 0, output
+    assert "dead-lettered:   1 event(s) could not be decided" in output and poison in output
     assert await d.runs(limit="100") and all(r["fingerprint"] != poison for r in await d.runs(limit="100"))
+
+
+async def cli_status(d: RunningDaemon) -> tuple[int, str]:
+    """`autoremedy status`, as an operator runs it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "autoremedy",
+        "--config",
+        str(d.config_path),
+        "status",
+        "--url",
+        d.url,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    return int(process.returncode or 0), output.decode()

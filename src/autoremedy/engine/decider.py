@@ -82,6 +82,11 @@ class Decider:
     def wake(self) -> None:
         self._wakeup.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether its task is alive (for readiness: a decider that ended decides nothing more)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="decider")
 
