@@ -38,7 +38,7 @@ QUEUE_METRICS_EVERY = 1.0
 """Seconds between reads of the queue's age and the breaker for /metrics."""
 QUEUE_COUNT_EVERY = 10.0
 """Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
-MAX_GROWTH = 8
+MAX_GROWTH = 2
 """While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
 waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
 

@@ -138,18 +138,20 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- runs -------------------------------------------------------------------------------------------------
 
+    # The run stage's writes go through _transact too: under a webhook storm, a run's claim and step writes must not
+    # each need several turns of the saturated event loop (SQLite: one hop to the writer thread per transaction).
+
     async def claim_run(self, *, now: datetime) -> Run | None:
-        async with self._write() as tx:
-            return await t.claim_run(tx, owner=self.owner, now=now, stale_before=self.stale_before(now))
+        stale_before = self.stale_before(now)
+        return await self._transact(lambda tx: t.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before))
 
     async def heartbeat(self, *, now: datetime) -> dict[str, int]:
-        async with self._write() as tx:
-            rows = await tx.rows("heartbeat", owner=self.owner, now=now)
+        rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now))
         return {row["id"]: int(row["epoch"]) for row in rows}
 
     async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
-        async with self._write() as tx:
-            updated = await tx.run(
+        updated = await self._transact(
+            lambda tx: tx.run(
                 "update_step",
                 owner=self.owner,
                 epoch=epoch,
@@ -162,7 +164,8 @@ class SqlStore(ConsoleStoreMixin, ABC):
                 started_at=step.started_at,
                 finished_at=step.finished_at,
             )
-        if not updated:
+        )
+        if not updated:  # it matched nothing, so nothing was written
             raise RunTakenOver(run_id, epoch)
 
     async def finish_run(
@@ -177,13 +180,11 @@ class SqlStore(ConsoleStoreMixin, ABC):
         escalation: str | None = None,
     ) -> None:
         fence = t.Fence(run_id, self.owner, epoch)
-        async with self._write() as tx:
-            await t.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+        await self._transact(lambda tx: t.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation))
 
     async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         fence = t.Fence(run_id, self.owner, epoch)
-        async with self._write() as tx:
-            await t.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
+        await self._transact(lambda tx: t.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now))
 
     async def resolution_of(self, event_id: int) -> datetime | None:
         async with self._read() as tx:
