@@ -70,7 +70,7 @@ class LoopErrors:
 
 class Backlog:
     """How many stored alert events wait to be decided, as this daemon knows it: raised by every commit of new
-    events, set to the store's count by the worker. The webhook refuses new work (503) above a limit."""
+    events, set to the store's count by the decider. The webhook refuses new work (503) above a limit."""
 
     def __init__(self, gauge: Gauge) -> None:
         self._gauge = gauge

@@ -1,14 +1,17 @@
 """Alert storms through a running daemon: every matching alert acted on exactly once while the noise is decided in
-batches, and a poison alert dead-lettered with an escalation while the rest of its batch is decided."""
+batches, and a poison alert (one the store refuses to record) dead-lettered with an escalation while the rest of its
+batch is decided, on both stores."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from autoremedy.models.events import EventState
@@ -104,22 +107,38 @@ async def _queue_empty(d: RunningDaemon) -> bool:
     return status == 200 and body["queue_depth"] == 0 and body["dead_events"]["count"] == 0
 
 
+async def refuse_target(d: RunningDaemon, store_url: str, target: str) -> None:
+    """Make the store itself refuse one run target, as a constraint would: a write that can never succeed."""
+    if store_url.startswith("postgresql"):
+        connection = await asyncpg.connect(store_url)
+        try:
+            await connection.execute(f"ALTER TABLE runs ADD CONSTRAINT poison CHECK (target <> '{target}')")
+        finally:
+            await connection.close()
+        return
+    db = sqlite3.connect(d.config_path.parent / store_url.removeprefix("sqlite:///"))
+    try:
+        db.execute(
+            f"CREATE TRIGGER poison BEFORE INSERT ON runs WHEN NEW.target = '{target}' "
+            "BEGIN SELECT RAISE(ABORT, 'the store refuses this target'); END"
+        )
+    finally:
+        db.close()
+
+
 async def test_a_poison_alert_is_dead_lettered_while_the_rest_of_its_batch_is_decided(
-    start_daemon: StartDaemon, hook: RecordingReceiver, shared_postgres: PostgresServer
+    start_daemon: StartDaemon, hook: RecordingReceiver, store_url: str
 ) -> None:
     d = await start_daemon(
         rules=[ACTING],
         playbooks=[notify_playbook(f"{hook.url}/act")],
-        extra={
-            "store": {"url": await fresh_database(shared_postgres)},
-            "engine": FAST,
-            "guardrails": {"breaker": {"max_runs": 1000}},
-        },
+        extra={"store": {"url": store_url}, "engine": FAST, "guardrails": {"breaker": {"max_runs": 1000}}},
     )
+    await refuse_target(d, store_url, "app/poison")
     batch = alerts(30, acting_every=1)
-    batch[7]["labels"]["app"] = "web\x00evil"  # rendered into the run's target: PostgreSQL refuses the NUL byte
+    batch[7]["labels"]["app"] = "poison"  # its run's target is refused by the store: recording it always fails
     poison = batch[7]["fingerprint"]
-    await send(d, batch)
+    await send(d, batch)  # one webhook: the 30 alerts are claimed and decided as one batch
 
     await hook.wait_for_requests(29, path="/act", deadline_s=60)
 
@@ -141,10 +160,10 @@ async def test_a_poison_alert_is_dead_lettered_while_the_rest_of_its_batch_is_de
     assert [(e.trigger, e.rule) for e in escalations] == [("plan_failed", "acting")]
     metrics = await (await d.http.get(f"{d.url}/metrics")).text()
     assert 'autoremedy_events_decided_total{outcome="dead_lettered"} 1.0' in metrics
+    assert all(r["fingerprint"] != poison for r in await d.runs(limit="100"))
     code, output = await cli_status(d)
     assert code == 0, output
     assert "dead-lettered:   1 event(s) could not be decided" in output and poison in output
-    assert await d.runs(limit="100") and all(r["fingerprint"] != poison for r in await d.runs(limit="100"))
 
 
 async def cli_status(d: RunningDaemon) -> tuple[int, str]:

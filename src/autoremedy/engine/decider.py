@@ -30,7 +30,7 @@ from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import FINAL_STATUSES, RunStatus
-from autoremedy.observability import Metrics, get_logger
+from autoremedy.observability import LoopErrors, Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
 
 log = get_logger("autoremedy.decider")
@@ -74,6 +74,7 @@ class Decider:
         self._metrics_at = 0.0
         self._counted_at = 0.0
         self._limit = settings.batch_size
+        self._errors = LoopErrors(metrics.loop_errors, "decider")
         self.on_planned: Callable[[], None] = lambda: None
         """Called when a batch made runs the worker may claim (wakes the worker)."""
         self.on_outcome: Callable[[], None] = lambda: None
@@ -83,9 +84,9 @@ class Decider:
         self._wakeup.set()
 
     @property
-    def running(self) -> bool:
-        """Whether its task is alive (for readiness: a decider that ended decides nothing more)."""
-        return self._task is not None and not self._task.done()
+    def task(self) -> asyncio.Task[None] | None:
+        """Its long-lived task, for supervision: one that ends before stop() is a fault."""
+        return self._task
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="decider")
@@ -104,10 +105,11 @@ class Decider:
             try:
                 claimed = await self.decide_batch()
                 await self._queue_metrics(drained=claimed < limit)
+                self._errors.ok()
             except StoreUnavailable as exc:
                 await log.aerror("store unavailable; will retry", error=str(exc))
-            except Exception:  # a bug must not stop deciding: the batch's claims go stale and are requeued
-                await log.aexception("decision batch crashed; will retry")
+            except Exception:  # a bug must not stop deciding: counted, logged, backed off; the claims go stale
+                await self._errors.failed(log)
             full = claimed >= limit
             base = self._settings.batch_size
             self._limit = min(limit * 2, base * MAX_GROWTH) if full else base
