@@ -150,22 +150,20 @@ class SqlStore(ConsoleStoreMixin, ABC):
         return {row["id"]: int(row["epoch"]) for row in rows}
 
     async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
-        updated = await self._transact(
-            lambda tx: tx.run(
-                "update_step",
-                owner=self.owner,
-                epoch=epoch,
-                run_id=run_id,
-                idx=step.index,
-                attempts=step.attempts,
-                outcome=step.outcome.value,
-                error=step.error,
-                result=json.dumps(step.result) if step.result is not None else None,
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-            )
-        )
-        if not updated:  # it matched nothing, so nothing was written
+        params = {
+            "owner": self.owner,
+            "epoch": epoch,
+            "run_id": run_id,
+            "idx": step.index,
+            "attempts": step.attempts,
+            "outcome": step.outcome.value,
+            "error": step.error,
+            # Encoded here, by the caller: a result that cannot be encoded is the action's fault, not the store's.
+            "result": json.dumps(step.result) if step.result is not None else None,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+        }
+        if not await self._transact(lambda tx: tx.run("update_step", **params)):  # it matched nothing, wrote nothing
             raise RunTakenOver(run_id, epoch)
 
     async def finish_run(
