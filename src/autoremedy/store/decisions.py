@@ -20,9 +20,12 @@ from typing import Any
 from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
 from autoremedy.models.events import AlertEvent, EventState
 from autoremedy.models.runs import RunStatus
+from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, DecidedRun, Decision, EventDecision, NewRun
+from autoremedy.store.breaker import read_breaker, write_breaker
+from autoremedy.store.outbox import Notice, escalate
+from autoremedy.store.resolutions import on_resolved
 from autoremedy.store.rows import time_of
-from autoremedy.store.transactions import Notice, escalate, insert_audit, on_resolved, read_breaker, write_breaker
 from autoremedy.store.tx import Tx
 
 FINAL_AT_ONCE = frozenset({RunStatus.SKIPPED, RunStatus.FAILED})

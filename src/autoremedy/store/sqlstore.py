@@ -17,8 +17,8 @@ from typing import TypeVar
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
-from autoremedy.store import decisions
-from autoremedy.store import transactions as t
+from autoremedy.store import approvals, decisions, outbox, run_lifecycle
+from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import (
     AuditEntry,
     AuditRecord,
@@ -35,7 +35,9 @@ from autoremedy.store.base import (
     Recovery,
     RunTakenOver,
 )
+from autoremedy.store.breaker import read_breaker, write_breaker
 from autoremedy.store.consolestore import ConsoleStoreMixin
+from autoremedy.store.reads import load_run
 from autoremedy.store.rows import (
     audit_from_row,
     dead_event_from_row,
@@ -143,7 +145,9 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def claim_run(self, *, now: datetime) -> Run | None:
         stale_before = self.stale_before(now)
-        return await self._transact(lambda tx: t.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before))
+        return await self._transact(
+            lambda tx: run_lifecycle.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before)
+        )
 
     async def heartbeat(self, *, now: datetime) -> dict[str, int]:
         rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now))
@@ -177,12 +181,16 @@ class SqlStore(ConsoleStoreMixin, ABC):
         epoch: int,
         escalation: str | None = None,
     ) -> None:
-        fence = t.Fence(run_id, self.owner, epoch)
-        await self._transact(lambda tx: t.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation))
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        await self._transact(
+            lambda tx: run_lifecycle.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+        )
 
     async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
-        fence = t.Fence(run_id, self.owner, epoch)
-        await self._transact(lambda tx: t.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now))
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        await self._transact(
+            lambda tx: run_lifecycle.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
+        )
 
     async def resolution_of(self, event_id: int) -> datetime | None:
         async with self._read() as tx:
@@ -204,15 +212,15 @@ class SqlStore(ConsoleStoreMixin, ABC):
             for row in rows:
                 await tx.run("close_unfinished_steps", run_id=row["id"])
                 message = f"run interrupted: {reason}"
-                await t.insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
+                await insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
                 if not row["dry_run"]:  # half-done work: people hear about it like a failure
-                    notice = t.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
-                    await t.escalate(tx, notice, now)
+                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
+                    await outbox.escalate(tx, notice, now)
         return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
     async def get_run(self, run_id: str) -> Run | None:
         async with self._read() as tx:
-            return await t.load_run(tx, run_id)
+            return await load_run(tx, run_id)
 
     async def list_runs(self, *, status: RunStatus | None, limit: int) -> list[Run]:
         async with self._read() as tx:
@@ -231,7 +239,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def record_audit(self, entries: Sequence[AuditEntry], *, now: datetime) -> None:
         async with self._write() as tx:
-            await t.insert_audit(tx, entries, now)
+            await insert_audit(tx, entries, now)
 
     async def remember_request(self, signature: str, *, now: datetime, keep: timedelta) -> bool:
         async with self._write() as tx:
@@ -248,27 +256,27 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def _approval(self, run_id: str, *, approved: bool, actor: str, reason: str, now: datetime) -> Run | None:
         async with self._write() as tx:
-            result = await t.decide_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
+            result = await approvals.settle_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
         if result is False:
             raise NotAwaitingApproval(f"run {run_id} is not awaiting approval")
         return result if isinstance(result, Run) else None
 
     async def expire_approvals(self, *, now: datetime) -> list[str]:
         async with self._write() as tx:
-            return await t.expire_approvals(tx, now)
+            return await approvals.expire_approvals(tx, now)
 
     async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None:
         async with self._write() as tx:
             await tx.run("set_pause", scope=scope, actor=actor, reason=reason, at=now)
             entry = AuditEntry("paused", f"{scope} paused: {reason}", actor=actor, data={"scope": scope})
-            await t.insert_audit(tx, [entry], now)
+            await insert_audit(tx, [entry], now)
 
     async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool:
         async with self._write() as tx:
             removed = await tx.run("clear_pause", scope=scope) > 0
             if removed:
                 entry = AuditEntry("resumed", f"{scope} resumed", actor=actor, data={"scope": scope})
-                await t.insert_audit(tx, [entry], now)
+                await insert_audit(tx, [entry], now)
             return removed
 
     async def pauses(self) -> list[Pause]:
@@ -278,15 +286,15 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def breaker(self) -> BreakerState:
         async with self._read() as tx:
-            return await t.read_breaker(tx)
+            return await read_breaker(tx)
 
     async def close_breaker(self, *, actor: str, now: datetime) -> bool:
         async with self._write() as tx:
-            was_open = (await t.read_breaker(tx, lock=True)).open
-            await t.write_breaker(tx, BreakerState(closed_at=now))
+            was_open = (await read_breaker(tx, lock=True)).open
+            await write_breaker(tx, BreakerState(closed_at=now))
             if was_open:
                 entry = AuditEntry("breaker_closed", "circuit breaker closed by command", actor=actor)
-                await t.insert_audit(tx, [entry], now)
+                await insert_audit(tx, [entry], now)
             return was_open
 
     async def escalations(self, *, limit: int) -> list[Escalation]:
@@ -301,9 +309,9 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- escalation outbox ------------------------------------------------------------------------------------
 
-    async def fan_out(self, choose: t.ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
+    async def fan_out(self, choose: outbox.ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
         async with self._write() as tx:
-            return await t.fan_out(tx, choose, now, limit)
+            return await outbox.fan_out(tx, choose, now, limit)
 
     async def outbox_has_work(self, *, now: datetime) -> bool:
         async with self._read() as tx:
@@ -311,7 +319,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
         async with self._write() as tx:
-            return await t.claim_deliveries(tx, now, limit=limit, lease=lease)
+            return await outbox.claim_deliveries(tx, now, limit=limit, lease=lease)
 
     async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None:
         async with self._write() as tx:
