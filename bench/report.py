@@ -181,7 +181,7 @@ def ingest_section(results: dict[str, Any]) -> list[str]:
             f"{_num(r['decided_during_ingest'])} ({_num(r['decided_per_s_during_ingest'])} events/s)",
         ],
         ["queue depth when ingest ended", _num(r["queue_depth_after"])],
-        ["worker decisions afterwards", f"{_num(d['decided_per_s'])} events/s; {drained}{estimate}"],
+        ["decisions afterwards (the decider)", f"{_num(d['decided_per_s'])} events/s; {drained}{estimate}"],
         ["peak RSS (VmHWM) at the end of the drain window", f"{d['vm_hwm_mb_after']:.1f} MB"],
         ["SQLite database file", f"{r.get('sqlite_file_mb', 0):.0f} MB"],
     ]

@@ -5,7 +5,7 @@
    (duplicate deliveries), 50-alert webhooks with new alerts. Each autoremedy row is a fresh daemon and database.
 2. Alert-to-first-action latency at a steady 100 alerts/s (open loop) on SQLite and PostgreSQL.
 3. py-spy profiles of autoremedy on SQLite under the 1-alert and the 50-alert load.
-4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the worker decides the backlog.
+4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the decider decides the backlog.
 5. The storm (issue 14): 10,000 alerts in 50-alert webhooks from 8 senders, every 50th acted on (http.request to a
    receiver here), default engine settings: end-to-end alerts/s and acknowledgement -> action, SQLite and PostgreSQL.
 6. The decide rate on a backlog of 100,000 stored events: alone, and while 50-alert webhooks saturate the daemon.
@@ -161,7 +161,7 @@ async def autoremedy_rows(
             if load is FIFTY and args.decide_seconds > 0:
                 # The worker shares the process with the webhook: how fast it decides once the load stops.
                 rows[-1]["worker_after_load"] = await ingest.drain(server, max_seconds=args.decide_seconds)
-                log(f"{server.name}: worker decides {rows[-1]['worker_after_load']['decided_per_s']} events/s")
+                log(f"{server.name}: the decider decides {rows[-1]['worker_after_load']['decided_per_s']} events/s")
         finally:
             server.stop()
     return rows
@@ -461,7 +461,7 @@ def settings_text(args: argparse.Namespace, pg_settings: str | None) -> str:
         f"wrk -t1 -c32 -d{args.seconds}s --latency after a {args.warmup} s warm-up (bench/webhook.lua: bodies from "
         "examples/firing.json, a new fingerprint per alert); autoremedy with logging at warning, "
         "engine.max_queue_depth 10,000,000 (no backpressure), breaker max_runs 10^9, engine.concurrency 4 "
-        "(default), one rule that matches nothing (the worker still claims and decides every event); "
+        "(default), one rule that matches nothing (the decider still claims and decides every event); "
         "SQLite WAL with synchronous=NORMAL (default); a fresh daemon and database for every row"
     )
     if pg_settings:
