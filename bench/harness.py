@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,7 +280,17 @@ def action_rule_and_playbook(receiver_url: str) -> tuple[dict[str, Any], dict[st
     return rule, playbook
 
 
-def write_config(root: Path, *, store_url: str, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]]) -> Path:
+NO_BACKPRESSURE = {"max_queue_depth": 10_000_000}
+
+
+def write_config(
+    root: Path,
+    *,
+    store_url: str,
+    rules: list[dict[str, Any]],
+    playbooks: list[dict[str, Any]],
+    engine: dict[str, Any] | None = None,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "rules").mkdir(parents=True, exist_ok=True)
     (root / "playbooks").mkdir(parents=True, exist_ok=True)
@@ -291,7 +301,7 @@ def write_config(root: Path, *, store_url: str, rules: list[dict[str, Any]], pla
         "server": {"listen": f"127.0.0.1:{free_port()}", "auth": {"bearer_tokens": [TOKEN]}},
         "store": {"url": store_url},
         # Backpressure would answer 503 and cut the measurement short: the bench measures what is accepted.
-        "engine": {"max_queue_depth": 10_000_000},
+        "engine": NO_BACKPRESSURE if engine is None else engine,
         "guardrails": {"breaker": {"max_runs": 1_000_000_000}},
         "logging": {"level": "warning"},
         "rules_dir": "rules",
@@ -310,17 +320,29 @@ async def start_autoremedy(
     rules: list[dict[str, Any]] | None = None,
     playbooks: list[dict[str, Any]] | None = None,
     extra_pids: Callable[[], Sequence[int]] = lambda: [],
+    engine: dict[str, Any] | None = None,
+    before_start: Callable[[Path], Awaitable[Any]] | None = None,
+    source: Path | None = None,
 ) -> Server:
+    """`engine`: the config's engine section (default: no backpressure); `before_start(root)` runs once the
+    config is written, before the process starts (e.g. to fill its store); `source`: another autoremedy source
+    tree (its `src/`) to run instead of the installed one (a baseline measured in the same run)."""
     config_path = write_config(
-        root, store_url=store_url, rules=rules or [NO_MATCH_RULE], playbooks=playbooks or [LOG_PLAYBOOK]
+        root,
+        store_url=store_url,
+        rules=rules or [NO_MATCH_RULE],
+        playbooks=playbooks or [LOG_PLAYBOOK],
+        engine=engine,
     )
+    if before_start is not None:
+        await before_start(root)
     listen = yaml.safe_load(config_path.read_text())["server"]["listen"]
     proc = ManagedProcess(
         [sys.executable, "-m", "autoremedy", "--config", str(config_path), "serve"],
         log_dir=root,
         name="autoremedy",
         cwd=root,
-        env=_clean_env(),
+        env={**_clean_env(), "PYTHONPATH": str(source / "src")} if source is not None else _clean_env(),
     ).start()
     url = f"http://{listen}"
     try:

@@ -1,4 +1,4 @@
-"""A fixed number of alerts into autoremedy as fast as it accepts them, then its memory and the worker's drain.
+"""A fixed number of alerts into autoremedy as fast as it accepts them, then its memory and the decider's drain.
 
 wrk cannot stop after a count, so this is an aiohttp sender with bounded concurrency (as many connections as the
 wrk runs use). Every alert is new (unique fingerprints). A 503 (backpressure) is retried after a pause and counted.

@@ -12,6 +12,10 @@ TARGET_RATIO = 0.5
 TARGET_ALERTS_PER_S = 10_000
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 150.0
+TARGET_STORM_ALERTS_PER_S = 5_000
+TARGET_STORM_P99_MS = 1000.0
+TARGET_BACKLOG_PER_S = 10_000
+TARGET_UNDER_INGEST = 0.3
 
 
 def _ms(us: float) -> str:
@@ -177,7 +181,7 @@ def ingest_section(results: dict[str, Any]) -> list[str]:
             f"{_num(r['decided_during_ingest'])} ({_num(r['decided_per_s_during_ingest'])} events/s)",
         ],
         ["queue depth when ingest ended", _num(r["queue_depth_after"])],
-        ["worker decisions afterwards", f"{_num(d['decided_per_s'])} events/s; {drained}{estimate}"],
+        ["decisions afterwards (the decider)", f"{_num(d['decided_per_s'])} events/s; {drained}{estimate}"],
         ["peak RSS (VmHWM) at the end of the drain window", f"{d['vm_hwm_mb_after']:.1f} MB"],
         ["SQLite database file", f"{r.get('sqlite_file_mb', 0):.0f} MB"],
     ]
@@ -210,6 +214,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     for row in results["latency"]:
+        if row.get("baseline"):
+            continue
         complete = row["missing"] == 0 and row["webhook_failures"] == 0
         found.append(
             {
@@ -228,12 +234,112 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "met": ingest["complete"] and peak <= TARGET_RSS_MB,
             }
         )
+    return found + storm_targets(results)
+
+
+def storm_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for row in results.get("storm", []):
+        if row.get("baseline"):
+            continue
+        store = row["server"]
+        complete = row["acted"] == row["acting"] and row["repeats"] == 0
+        suffix = "" if complete else f" ({row['acting'] - row['acted']} never acted on, {row['repeats']} repeats)"
+        found.append(
+            {
+                "target": f"storm: >= {TARGET_STORM_ALERTS_PER_S:,} alerts/s end to end, {store}",
+                "measured": f"{_num(row['end_to_end_alerts_per_s'])} alerts/s" + suffix,
+                "met": complete and row["end_to_end_alerts_per_s"] >= TARGET_STORM_ALERTS_PER_S,
+            }
+        )
+        p99 = row["ack_to_action_p99_ms"]
+        found.append(
+            {
+                "target": f"storm: p99 acknowledgement -> action <= {TARGET_STORM_P99_MS:,.0f} ms, {store}",
+                "measured": f"{_num(p99, 1)} ms",
+                "met": complete and p99 is not None and p99 <= TARGET_STORM_P99_MS,
+            }
+        )
+    for rows in results.get("backlog", []):
+        alone, under, server = rows["alone"]["decided_per_s"], rows["ratio_under_ingest"], rows["server"]
+        percent = _num(under * 100 if under else None)
+        found.append(
+            {
+                "target": f"decide rate on a backlog, no ingest: >= {TARGET_BACKLOG_PER_S:,} events/s, {server}",
+                "measured": f"{_num(alone)} events/s",
+                "met": alone >= TARGET_BACKLOG_PER_S,
+            }
+        )
+        found.append(
+            {
+                "target": f"decide rate while ingest saturates: >= {TARGET_UNDER_INGEST:.0%} of that, {server}",
+                "measured": f"{_num(rows['under_ingest']['decided_per_s'])} events/s ({percent}%)",
+                "met": under is not None and under >= TARGET_UNDER_INGEST,
+            }
+        )
     return found
+
+
+def storm_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in results.get("storm", []):
+        pg = r.get("postgres")
+        rows.append(
+            [
+                r["server"],
+                f"{r['acted']} of {r['acting']} ({r['repeats']} repeats)",
+                f"{r['ack_all_s']:.2f} s",
+                f"{r['last_action_s']:.2f} s",
+                _num(r["end_to_end_alerts_per_s"]),
+                f"{_num(r['ack_to_action_p50_ms'], 1)} / {_num(r['ack_to_action_p99_ms'], 1)} / "
+                f"{_num(r['ack_to_action_max_ms'], 1)} ms",
+                f"{r['all_decided_s']:.2f} s" if r["all_decided_s"] is not None else "not within the limit",
+                f"{r['cpu']['server_cores']:.2f} / {r['cpu']['other_processes_cores']:.2f}",
+                _num(pg["commits_per_alert"], 2) if pg else "-",
+            ]
+        )
+    header = [
+        "storm (10,000 alerts, 50 per webhook, 8 senders, every 50th acted on)",
+        "acted on",
+        "all acknowledged",
+        "last action",
+        "alerts/s end to end",
+        "ack -> action p50 / p99 / max",
+        "all decided",
+        "server / other processes CPU (cores)",
+        "PostgreSQL commits per alert",
+    ]
+    return _table(header, rows)
+
+
+def backlog_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in results.get("backlog", []):
+        alone, under = r["alone"], r["under_ingest"]
+        rows.append(
+            [
+                r["server"],
+                _num(r["events"]),
+                f"{_num(alone['decided_per_s'])} ({alone['cpu']['server_cores']:.2f} cores)",
+                _num(alone.get("commits_per_event"), 4) if "commits_per_event" in alone else "-",
+                f"{_num(under['decided_per_s'])} while taking {_num(under['ingest_alerts_per_s'])} alerts/s",
+                _num(r["ratio_under_ingest"] * 100 if r["ratio_under_ingest"] else None) + "%",
+            ]
+        )
+    header = [
+        "backlog",
+        "stored events",
+        "decided/s, no ingest",
+        "PostgreSQL commits per event",
+        "decided/s while 50-alert webhooks saturate it",
+        "ratio",
+    ]
+    return _table(header, rows)
 
 
 def targets_section(results: dict[str, Any]) -> list[str]:
     rows = [[t["target"], t["measured"], "met" if t["met"] else "**not met**"] for t in results["targets"]]
-    return _table(["target (issue 4)", "measured", "result"], rows)
+    return _table(["target (issues 4 and 14)", "measured", "result"], rows)
 
 
 def profile_section(results: dict[str, Any]) -> list[str]:
@@ -274,7 +380,12 @@ def profile_section(results: dict[str, Any]) -> list[str]:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = ["### Machine", "", *machine_section(results), "", "### Targets", "", *targets_section(results)]
-    lines += ["", "### Webhook throughput and acknowledgement latency", "", *throughput_section(results)]
+    if results.get("throughput"):
+        lines += ["", "### Webhook throughput and acknowledgement latency", "", *throughput_section(results)]
+    if results.get("storm"):
+        lines += ["", "### Storm: end to end", "", *storm_section(results)]
+    if results.get("backlog"):
+        lines += ["", "### Deciding a backlog", "", *backlog_section(results)]
     if results.get("latency"):
         lines += ["", "### Alert to first action", "", *latency_section(results)]
     if results.get("ingest"):

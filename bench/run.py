@@ -5,7 +5,10 @@
    (duplicate deliveries), 50-alert webhooks with new alerts. Each autoremedy row is a fresh daemon and database.
 2. Alert-to-first-action latency at a steady 100 alerts/s (open loop) on SQLite and PostgreSQL.
 3. py-spy profiles of autoremedy on SQLite under the 1-alert and the 50-alert load.
-4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the worker decides the backlog.
+4. 1,000,000 alerts into autoremedy on SQLite: peak RSS, then how fast the decider decides the backlog.
+5. The storm (issue 14): 10,000 alerts in 50-alert webhooks from 8 senders, every 50th acted on (http.request to a
+   receiver here), default engine settings: end-to-end alerts/s and acknowledgement -> action, SQLite and PostgreSQL.
+6. The decide rate on a backlog of 100,000 stored events: alone, and while 50-alert webhooks saturate the daemon.
 
 Results: bench/results/latest.json, bench/results/latest.md (also printed), and the generated part of
 docs/benchmarks.md. Options shorten it for a quick look (`--quick`).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +35,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from tests.support.postgres import PostgresServer, start_postgres  # noqa: E402
 
-from bench import harness, ingest, latency, profile, report  # noqa: E402
+from bench import harness, ingest, latency, profile, report, storm  # noqa: E402
 from bench.harness import Load, Server, Template  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -41,6 +45,7 @@ DUPLICATE = Load(1, "duplicate", "1 alert, duplicate deliveries")
 FIFTY = Load(50, "unique", "50 alerts, new alerts")
 ONE_128 = Load(1, "unique", "1 alert, new alerts, 128 connections (diagnostic)", connections=128)
 SQLITE_URL = "sqlite:///var/autoremedy.db"
+PARTS = ("throughput", "latency", "profiles", "ingest", "storm", "backlog")
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,13 +64,33 @@ def parse_args() -> argparse.Namespace:
         default=10.0,
         help="after the 50-alert load: watch the worker decide the backlog",
     )
+    parser.add_argument("--storm-alerts", type=int, default=10_000)
+    parser.add_argument("--backlog-events", type=int, default=100_000)
+    parser.add_argument("--backlog-ingest-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run (default all: {','.join(PARTS)}); the doc is rewritten only for all",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run the storm and latency parts on this git revision (exported with git archive, e.g. main): "
+        "a same-run ratio",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
     parser.add_argument("--quick", action="store_true", help="short runs and 100,000 alerts: a smoke test")
     args = parser.parse_args()
+    args.parts = [part.strip() for part in args.parts.split(",") if part.strip()]
+    if unknown := set(args.parts) - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if set(args.parts) != set(PARTS):
+        args.no_doc = True
     if args.quick:
         args.seconds, args.warmup, args.latency_seconds, args.profile_seconds = 3, 1, 5.0, 3
         args.ingest_alerts, args.drain_seconds, args.decide_seconds, args.no_doc = 100_000, 6.0, 4.0, True
+        args.backlog_events, args.backlog_ingest_seconds = 20_000, 4.0
     return args
 
 
@@ -136,7 +161,7 @@ async def autoremedy_rows(
             if load is FIFTY and args.decide_seconds > 0:
                 # The worker shares the process with the webhook: how fast it decides once the load stops.
                 rows[-1]["worker_after_load"] = await ingest.drain(server, max_seconds=args.decide_seconds)
-                log(f"{server.name}: worker decides {rows[-1]['worker_after_load']['decided_per_s']} events/s")
+                log(f"{server.name}: the decider decides {rows[-1]['worker_after_load']['decided_per_s']} events/s")
         finally:
             server.stop()
     return rows
@@ -146,27 +171,35 @@ async def autoremedy_rows(
 
 
 async def latency_row(
-    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+    workdir: Path,
+    template: Template,
+    args: argparse.Namespace,
+    store: str,
+    pg: PostgresServer | None,
+    *,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
     receiver = await latency.Receiver().start()
     rule, playbook = harness.action_rule_and_playbook(receiver.url)
-    url = SQLITE_URL if pg is None else await pg.create_database("bench_latency")
+    dbname = "bench_latency" if baseline is None else f"bench_latency_{baseline.replace('/', '_')}"
+    url = SQLITE_URL if pg is None else await pg.create_database(dbname)
     server = await harness.start_autoremedy(
-        workdir / f"{store}-latency",
-        f"autoremedy ({store})",
+        workdir / (f"{store}-latency" + ("" if baseline is None else f"-{baseline.replace('/', '-')}")),
+        f"autoremedy ({store})" if baseline is None else f"autoremedy {baseline} ({store})",
         store_url=url,
         rules=[rule],
         playbooks=[playbook],
         extra_pids=pg.pids if pg is not None else lambda: [],
+        source=export_revision(baseline, workdir) if baseline is not None else None,
     )
     try:
-        before = await pg_counters(pg, "bench_latency") if pg is not None else None
+        before = await pg_counters(pg, dbname) if pg is not None else None
         row = await latency.measure_latency(
             server, receiver, template, rate=args.latency_rate, seconds=args.latency_seconds, warmup_s=2.0
         )
         if pg is not None and before is not None:
             await asyncio.sleep(1.5)  # backends report their statistics at most once a second
-            after = await pg_counters(pg, "bench_latency")
+            after = await pg_counters(pg, dbname)
             alerts = int(args.latency_rate * 2.0) + int(args.latency_rate * args.latency_seconds)
             row["postgres_per_alert"] = {name: round((after[name] - before[name]) / alerts, 1) for name in after}
         if args.profile_seconds > 0:  # a separate window: the sampler's CPU does not touch the numbers above
@@ -187,7 +220,7 @@ async def latency_row(
     else:
         rows = await latency.stage_rows_postgres(url)
     row["stages"] = latency.stages(row.pop("sent_wall"), receiver.arrivals_wall, rows)
-    row["server"] = server.name
+    row["server"], row["baseline"] = server.name, baseline
     log(f"{server.name}: alert to first action {row}")
     return row
 
@@ -213,16 +246,32 @@ async def pg_counters(pg: PostgresServer, dbname: str) -> dict[str, float]:
     return {"commits": float(commits or 0), "wal_syncs": float(syncs or 0)}
 
 
-async def postgres_part(workdir: Path, template: Template, template_path: Path, args: argparse.Namespace) -> Any:
+async def postgres_part(
+    workdir: Path, template: Template, template_path: Path, args: argparse.Namespace, results: dict[str, Any]
+) -> str:
+    """The PostgreSQL rows of every part asked for, added to `results`; the server's settings."""
     pg = await start_postgres(workdir / "postgres")
+    parts = set(args.parts)
     try:
         settings = await postgres_settings(pg)
         log(f"PostgreSQL on port {pg.port}: {settings}")
-        rows = await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
-        lat = await latency_row(workdir, template, args, "PostgreSQL", pg)
+        if "throughput" in parts:
+            results["throughput"] += await autoremedy_rows(workdir, template_path, args, "PostgreSQL", pg)
+        if "latency" in parts:
+            results["latency"].append(await latency_row(workdir, template, args, "PostgreSQL", pg))
+            if args.baseline:
+                row = await latency_row(workdir, template, args, "PostgreSQL", pg, baseline=args.baseline)
+                results["latency"].append(row)
+        if "storm" in parts:
+            results["storm"].append(await storm_row(workdir, template, args, "PostgreSQL", pg))
+            if args.baseline:
+                row = await storm_row(workdir, template, args, "PostgreSQL", pg, baseline=args.baseline)
+                results["storm"].append(row)
+        if "backlog" in parts:
+            results["backlog"].append(await backlog_rows(workdir, template, args, "PostgreSQL", pg))
     finally:
         pg.stop("immediate")
-    return settings, rows, lat
+    return settings
 
 
 # -- profiles --------------------------------------------------------------------------------------------------
@@ -303,6 +352,95 @@ async def ingest_part(workdir: Path, template: Template, args: argparse.Namespac
     return result
 
 
+# -- storm and backlog (issue 14) ------------------------------------------------------------------------------
+
+
+def export_revision(revision: str, workdir: Path) -> Path:
+    """The source tree of a git revision, exported (not checked out) under workdir."""
+    target = workdir / f"baseline-{revision.replace('/', '-')}"
+    if target.exists():
+        return target
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+async def storm_row(
+    workdir: Path,
+    template: Template,
+    args: argparse.Namespace,
+    store: str,
+    pg: PostgresServer | None,
+    *,
+    baseline: str | None = None,
+) -> dict[str, Any]:
+    receiver = await latency.Receiver().start()
+    rule, playbook = storm.storm_rule_and_playbook(receiver.url)
+    label = "" if baseline is None else f"-{baseline}"
+    url = SQLITE_URL if pg is None else await pg.create_database(f"bench_storm{label.replace('-', '_')}")
+    name = f"autoremedy ({store})" if baseline is None else f"autoremedy {baseline} ({store})"
+    server = await harness.start_autoremedy(
+        workdir / f"{store}-storm{label}",
+        name,
+        store_url=url,
+        rules=[rule],
+        playbooks=[playbook],
+        extra_pids=pg.pids if pg is not None else lambda: [],
+        engine={},  # the defaults: max_queue_depth, decide_batch, concurrency
+        source=export_revision(baseline, workdir) if baseline is not None else None,
+    )
+    try:
+        dbname = url.rsplit("/", 1)[-1]
+        counters = (lambda: pg_counters(pg, dbname)) if pg is not None else None
+        row = await storm.storm(server, receiver, template, alerts=args.storm_alerts, counters=counters)
+    finally:
+        server.stop()
+        await receiver.stop()
+    row["server"], row["baseline"] = server.name, baseline
+    log(f"{server.name}: storm {row}")
+    return row
+
+
+async def backlog_rows(
+    workdir: Path, template: Template, args: argparse.Namespace, store: str, pg: PostgresServer | None
+) -> dict[str, Any]:
+    rows: dict[str, Any] = {"server": f"autoremedy ({store})", "events": args.backlog_events}
+    for name in ("alone", "under_ingest"):
+        url = SQLITE_URL if pg is None else await pg.create_database(f"bench_backlog_{name}")
+        filled: dict[str, float] = {}
+
+        async def fill(root: Path, url: str = url, filled: dict[str, float] = filled) -> None:
+            filled["seconds"] = await storm.prefill(url, root, args.backlog_events)
+
+        before = await pg_counters(pg, f"bench_backlog_{name}") if pg is not None else None
+        server = await harness.start_autoremedy(
+            workdir / f"{store}-backlog-{name}",
+            f"autoremedy ({store})",
+            store_url=url,
+            extra_pids=pg.pids if pg is not None else lambda: [],
+            engine={"max_queue_depth": 10_000_000},
+            before_start=fill,
+        )
+        try:
+            if name == "alone":
+                row = await storm.backlog_alone(server, events=args.backlog_events, max_seconds=120)
+            else:
+                row = await storm.backlog_under_ingest(server, template, seconds=args.backlog_ingest_seconds)
+        finally:
+            server.stop()
+        if pg is not None and before is not None and name == "alone":
+            await asyncio.sleep(1.5)  # backends report their statistics at most once a second
+            after = await pg_counters(pg, f"bench_backlog_{name}")
+            row["commits_per_event"] = round((after["commits"] - before["commits"]) / args.backlog_events, 4)
+        row["prefill_s"] = round(filled.get("seconds", 0.0), 1)
+        rows[name] = row
+        log(f"{rows['server']}: backlog {name}: {row}")
+    alone = rows["alone"]["decided_per_s"]
+    rows["ratio_under_ingest"] = round(rows["under_ingest"]["decided_per_s"] / alone, 3) if alone else None
+    return rows
+
+
 # -- main ------------------------------------------------------------------------------------------------------
 
 
@@ -323,7 +461,7 @@ def settings_text(args: argparse.Namespace, pg_settings: str | None) -> str:
         f"wrk -t1 -c32 -d{args.seconds}s --latency after a {args.warmup} s warm-up (bench/webhook.lua: bodies from "
         "examples/firing.json, a new fingerprint per alert); autoremedy with logging at warning, "
         "engine.max_queue_depth 10,000,000 (no backpressure), breaker max_runs 10^9, engine.concurrency 4 "
-        "(default), one rule that matches nothing (the worker still claims and decides every event); "
+        "(default), one rule that matches nothing (the decider still claims and decides every event); "
         "SQLite WAL with synchronous=NORMAL (default); a fresh daemon and database for every row"
     )
     if pg_settings:
@@ -337,27 +475,41 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
         "machine": harness.machine_info(),
         "args": vars(args),
+        "throughput": [],
+        "latency": [],
     }
     template = Template.from_example()
     template_path = template.write(workdir / "template.txt")
     log(f"machine: {results['machine']}")
-    rows = await bare_rows(workdir, template_path, args)
-    rows += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
-    latencies = [await latency_row(workdir, template, args, "SQLite", None)]
+    parts = set(args.parts)
+    if "throughput" in parts:
+        results["throughput"] = await bare_rows(workdir, template_path, args)
+        results["throughput"] += await autoremedy_rows(workdir, template_path, args, "SQLite", None)
+    if "latency" in parts:
+        results["latency"] = [await latency_row(workdir, template, args, "SQLite", None)]
+        if args.baseline:
+            results["latency"].append(
+                await latency_row(workdir, template, args, "SQLite", None, baseline=args.baseline)
+            )
+    if "storm" in parts:
+        results["storm"] = [await storm_row(workdir, template, args, "SQLite", None)]
+        if args.baseline:
+            results["storm"].append(await storm_row(workdir, template, args, "SQLite", None, baseline=args.baseline))
+    if "backlog" in parts:
+        results["backlog"] = [await backlog_rows(workdir, template, args, "SQLite", None)]
     pg_settings = None
-    if not args.no_postgres:
-        pg_settings, pg_rows, pg_latency = await postgres_part(workdir, template, template_path, args)
-        rows += pg_rows
-        latencies.append(pg_latency)
-    add_ratios(rows)
-    results["throughput"], results["latency"] = rows, latencies
+    if not args.no_postgres and parts & {"throughput", "latency", "storm", "backlog"}:
+        pg_settings = await postgres_part(workdir, template, template_path, args, results)
+    add_ratios(results["throughput"])
     results["settings"] = settings_text(args, pg_settings)
-    results["profiles"] = [
-        await profile_run(workdir, template_path, args, ONE, name="1-alert", svg=True),
-        await profile_run(workdir, template_path, args, FIFTY, name="50-alert", svg=False),
-        *(row.pop("profile") for row in latencies if "profile" in row),
-    ]
-    results["ingest"] = await ingest_part(workdir, template, args)
+    if "profiles" in parts:
+        results["profiles"] = [
+            await profile_run(workdir, template_path, args, ONE, name="1-alert", svg=True),
+            await profile_run(workdir, template_path, args, FIFTY, name="50-alert", svg=False),
+            *(row.pop("profile") for row in results["latency"] if "profile" in row),
+        ]
+    if "ingest" in parts:
+        results["ingest"] = await ingest_part(workdir, template, args)
     results["targets"] = report.targets(results)
     results["total_seconds"] = round(time.monotonic() - started, 1)
     return results
@@ -368,13 +520,15 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="autoremedy-bench-") as tmp:
         results = asyncio.run(run(args, Path(tmp)))
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    # A run of some parts keeps its results beside the full run's, e.g. latest-storm-backlog.json.
+    name = "latest" if set(args.parts) == set(PARTS) else "-".join(["latest", *args.parts])
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     generated = report.markdown(results)
-    (RESULTS / "latest.md").write_text(generated)
+    (RESULTS / f"{name}.md").write_text(generated)
     print(generated)
     if not args.no_doc and report.update_doc(DOC, generated):
         log(f"updated the generated part of {DOC.relative_to(ROOT)}")
-    log(f"results in {RESULTS.relative_to(ROOT)}/latest.json and latest.md")
+    log(f"results in {RESULTS.relative_to(ROOT)}/{name}.json and {name}.md")
 
 
 if __name__ == "__main__":

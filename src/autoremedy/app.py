@@ -31,6 +31,7 @@ from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
 from autoremedy.decide.redact import register_secrets
 from autoremedy.engine.config_watch import FolderWatcher, ReloadStatus
+from autoremedy.engine.decider import Decider, DecideSettings
 from autoremedy.engine.executor import Executor
 from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.ingest.common import Services
@@ -127,6 +128,7 @@ class Daemon:
         self._http: aiohttp.ClientSession | None = None
         self._committer = GroupCommitter(self._write_events, metrics=self.metrics)
         self._worker: Worker | None = None
+        self._decider: Decider | None = None
         self._outbox: Outbox | None = None
         self._runner: web.AppRunner | None = None
         self._lock = FileLock(settings.sqlite_path) if settings.sqlite_path is not None else None
@@ -163,9 +165,6 @@ class Daemon:
             executor=executor,
             rules=lambda: self.ruleset,
             metrics=self.metrics,
-            dry_run=self.settings.dry_run,
-            guardrails=self.settings.guardrails,
-            windows=[compile_window(window) for window in self.settings.guardrails.maintenance_windows],
             concurrency=engine.concurrency,
             poll_interval=engine.poll_interval.total_seconds(),
             upkeep=Upkeep(heartbeat_interval=engine.heartbeat_interval, retention=self.settings.store.retention),
@@ -178,17 +177,23 @@ class Daemon:
             metrics=self.metrics,
             poll_interval=engine.poll_interval.total_seconds(),
         )
+        self._decider = decider = self._build_decider()
         worker = self._worker
 
         def committed(stored: int) -> None:
             self.metrics.backlog.add(stored)
-            worker.wake()
+            decider.wake()
 
         self._committer.on_commit = committed
         if isinstance(self.store, PostgresStore):
-            self.store.on_notify = worker.wake
+            # Another replica (or this one) committed events. Only the decider is woken: it wakes the worker when
+            # it has made runs, and a run another replica decided is that replica's worker's, or found by polling.
+            self.store.on_notify = decider.wake
         self._worker.on_outcome = self._outbox.wake
+        decider.on_planned = worker.wake
+        decider.on_outcome = self._outbox.wake
         self._committer.start()
+        decider.start()
         self._worker.start()
         self._outbox.start()
         self._supervise()
@@ -241,6 +246,8 @@ class Daemon:
 
     def loops(self) -> dict[str, asyncio.Task[None]]:
         tasks = {**(self._worker.tasks if self._worker else {})}
+        if self._decider is not None and self._decider.task is not None:
+            tasks["decider"] = self._decider.task
         if self._committer.task is not None:
             tasks["group-commit"] = self._committer.task
         if self._outbox is not None and self._outbox.task is not None:
@@ -284,6 +291,24 @@ class Daemon:
             task = await self._watcher.start()
             task.add_done_callback(functools.partial(self._loop_ended, "rules-watch"))  # supervised as the others
 
+    def _build_decider(self) -> Decider:
+        engine, guardrails = self.settings.engine, self.settings.guardrails
+        registry = self.registry
+        return Decider(
+            store=self.store,
+            rules=lambda: self.ruleset,
+            metrics=self.metrics,
+            action_mutates=lambda action: registry[action].mutates if action in registry else True,
+            settings=DecideSettings(
+                dry_run=self.settings.dry_run,
+                guardrails=guardrails,
+                windows=[compile_window(window) for window in guardrails.maintenance_windows],
+                batch_size=engine.decide_batch,
+                max_attempts=engine.max_decision_attempts,
+                poll_interval=engine.poll_interval.total_seconds(),
+            ),
+        )
+
     async def reload(self) -> bool:
         """Reload rules and playbooks; an invalid set is refused and the old one kept."""
         try:
@@ -307,6 +332,8 @@ class Daemon:
         if self._runner is not None:
             await self._runner.cleanup()
         await self._committer.stop()
+        if self._decider is not None:
+            await self._decider.stop()
         if self._worker is not None:
             await self._worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
         if self._outbox is not None:  # after the runs: their escalations are in the outbox, sent now or at restart

@@ -143,12 +143,17 @@ def print_run(run: dict[str, Any]) -> None:
 def print_status(status: dict[str, Any]) -> None:
     breaker = status["breaker"]
     state = f"OPEN since {breaker['opened_at']}" if breaker["open"] else "closed"
-    print(f"queue depth:     {status['queue_depth']}")
+    print(f"queue depth:     {status['queue_depth']} (oldest waiting {status['queue_oldest_age_seconds']:g}s)")
     runs = ", ".join(f"{name} {count}" for name, count in sorted(status["runs"].items())) or "none"
     print(f"active runs:     {runs}")
     print(f"circuit breaker: {state}")
     paused = status["paused"]
     print("paused:          " + ("; ".join(f"{p['scope']} by {p['by']} ({p['reason']})" for p in paused) or "nothing"))
+    dead = status["dead_events"]
+    print(f"dead-lettered:   {dead['count']} event(s) could not be decided")
+    for event in dead["latest"]:
+        name = event["alertname"] or "?"
+        print(f"  event {event['event_id']} {name} {event['fingerprint']} at {event['dead_at']}: {event['error']}")
     _print_config_status(status.get("config") or {})
 
 

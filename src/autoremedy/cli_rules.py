@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -54,6 +54,12 @@ class Candidate:
         )
 
 
+def _mutates(settings: Settings) -> Callable[[str], bool]:
+    """As the daemon's decider asks it: does this action change something (unknown ones are assumed to)."""
+    registry = default_registry(settings)
+    return lambda action: registry[action].mutates if action in registry else True
+
+
 # -- autoremedy test ------------------------------------------------------------------------------------------
 
 
@@ -66,7 +72,7 @@ def run_rule_tests(
     except FileProblems as exc:
         print(exc, file=sys.stderr)
         return EXIT_FILE_ERROR
-    defaults = Defaults(guardrails=settings.guardrails, dry_run=settings.dry_run)
+    defaults = Defaults(guardrails=settings.guardrails, dry_run=settings.dry_run, action_mutates=_mutates(settings))
     # Rendered inputs are printed (expected vs got): configured secrets are masked in them, as in every record.
     results = [_redacted(run_case(loaded.case, ruleset, source=loaded.source, defaults=defaults)) for loaded in cases]
     uncovered = uncovered_rules(ruleset, results) if coverage else None
@@ -171,6 +177,7 @@ def run_backtest(
         windows=[compile_window(w) for w in settings.guardrails.maintenance_windows],
         dry_run=settings.dry_run,
         run_duration=run_duration,
+        action_mutates=_mutates(settings),
     )
     report = backtest(replay, history.events, history.runs, report_from=window.since)
     if output == "json":

@@ -70,7 +70,7 @@ class LoopErrors:
 
 class Backlog:
     """How many stored alert events wait to be decided, as this daemon knows it: raised by every commit of new
-    events, set to the store's count by the worker. The webhook refuses new work (503) above a limit."""
+    events, set to the store's count by the decider. The webhook refuses new work (503) above a limit."""
 
     def __init__(self, gauge: Gauge) -> None:
         self._gauge = gauge
@@ -133,6 +133,43 @@ class Metrics:
         )
         self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
         self.backlog = Backlog(self.queue_depth)
+        self.events_decided = Counter(
+            "autoremedy_events_decided_total",
+            "Alert events decided, by outcome: runs (a rule matched), no_rule_matched, dead_lettered",
+            ["outcome"],
+            registry=r,
+        )
+        self.decision_failures = Counter(
+            "autoremedy_decision_failures_total",
+            "Failed attempts to decide an event (each is requeued, or dead-lettered when permanent or too many)",
+            registry=r,
+        )
+        self.decide_batch_size = Histogram(
+            "autoremedy_decide_batch_size",
+            "Events claimed and decided together in one batch",
+            registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000),
+        )
+        self.decide_batch_duration = Histogram(
+            "autoremedy_decide_batch_duration_seconds",
+            "One decision batch: claim, decide, record",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.queue_oldest_age = Gauge(
+            "autoremedy_queue_oldest_age_seconds",
+            "Age of the oldest stored alert event still waiting to be decided; 0 when none waits",
+            registry=r,
+        )
+        self.breaker_open = Gauge(
+            "autoremedy_breaker_open", "1 while the global circuit breaker is open, else 0", registry=r
+        )
+        self.webhook_duration = Histogram(
+            "autoremedy_webhook_duration_seconds",
+            "Alertmanager webhook requests, from the handler's start to its answer (the commit included)",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
         self.config_reloads = Counter(
             "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
         )

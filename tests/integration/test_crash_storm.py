@@ -146,5 +146,5 @@ async def test_kill_9_ten_times_while_alerts_arrive_acts_on_every_acting_alert_w
 
 async def _all_runs_final(daemon: DaemonProcess) -> bool:
     unfinished = daemon.query_db("SELECT count(*) FROM runs WHERE finished_at IS NULL")[0][0]
-    pending = daemon.query_db("SELECT count(*) FROM events WHERE state != 'done'")[0][0]
+    pending = daemon.query_db("SELECT count(*) FROM events WHERE state IN ('pending', 'processing')")[0][0]
     return unfinished == 0 and pending == 0

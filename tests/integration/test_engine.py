@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from autoremedy.models.events import EventState
 from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.ports import free_port
 from tests.support.procs import wait_for
@@ -244,9 +245,15 @@ async def test_reload_keeps_the_old_rules_when_the_new_ones_are_invalid(start_da
 
 async def test_alert_matching_no_rule_makes_no_run(start_daemon: StartDaemon) -> None:
     d = await start_daemon(rules=[{**DEMO_RULE, "matchers": ["alertname=Other"]}], playbooks=[LOG_PLAYBOOK])
-    await d.post_alerts(FIRING)
-    audit = await wait_for(
-        lambda: d.daemon.store.list_audit(run_id=None, limit=5), timeout=10, message="the decision is audited"
-    )
-    assert [a.kind for a in audit] == ["no_rule_matched"]
+    assert (await d.post_alerts(FIRING)).status == 200
+
+    async def decided() -> bool:
+        found = await d.daemon.store.get_event(1)  # the first event of a fresh store
+        return found is not None and found.state is EventState.NO_RULE_MATCHED
+
+    await wait_for(decided, timeout=10, message="the event is marked no_rule_matched")
+    # Marked on its own row, counted in a metric; no audit entry and no run.
+    assert await d.daemon.store.list_audit(run_id=None, limit=5) == []
     assert await d.runs() == []
+    metrics = await (await d.http.get(f"{d.url}/metrics")).text()
+    assert 'autoremedy_events_decided_total{outcome="no_rule_matched"} 1.0' in metrics

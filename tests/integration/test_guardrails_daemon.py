@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
+from tests.support.receiver import RecordingReceiver
 
 FIRING = fixture_payload("firing.json")
 RESOLVED = fixture_payload("resolved.json")
@@ -29,6 +33,11 @@ async def the_run(d: RunningDaemon, *statuses: str) -> dict[str, Any]:
 async def post_json(d: RunningDaemon, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     async with d.http.post(f"{d.url}{path}", json=body or {}, headers=d.headers) as response:
         return response.status, await response.json()
+
+
+async def _breaker_gauge(d: RunningDaemon, value: int) -> bool:
+    metrics = await (await d.http.get(f"{d.url}/metrics")).text()
+    return f"autoremedy_breaker_open {float(value)}" in metrics
 
 
 def storm(count: int) -> dict[str, Any]:
@@ -126,9 +135,29 @@ async def test_maintenance_window_defers_the_run_until_it_ends(start_daemon: Sta
     assert datetime.fromisoformat(done["started_at"]) >= datetime.fromisoformat(window["end"])
 
 
-async def test_breaker_opens_under_a_storm_and_closes_again(start_daemon: StartDaemon) -> None:
+def http_playbook(url: str) -> dict[str, Any]:
+    """A playbook that changes something (an HTTP call): the breaker counts and blocks its runs."""
+    return {
+        "name": "note",
+        "target": "app/{{ alert.labels.namespace }}/{{ alert.labels.app }}",
+        "steps": [{"action": "http.request", "with": {"url": url, "json": {"fp": "{{ alert.fingerprint }}"}}}],
+    }
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[RecordingReceiver]:
+    receiver = await RecordingReceiver().start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
+
+
+async def test_breaker_opens_under_a_storm_and_closes_again(start_daemon: StartDaemon, hook: RecordingReceiver) -> None:
     breaker = {"max_runs": 5, "within": "10m", "quiet_period": "500ms"}
-    d = await start_daemon(rules=[RULE], playbooks=[LOG_PLAYBOOK], extra={**FAST, "guardrails": {"breaker": breaker}})
+    d = await start_daemon(
+        rules=[RULE], playbooks=[http_playbook(hook.url)], extra={**FAST, "guardrails": {"breaker": breaker}}
+    )
     body = storm(200)
     for start in range(0, 200, 50):  # as Alertmanager would send them, in groups
         await d.post_alerts({**body, "alerts": body["alerts"][start : start + 50]})
@@ -148,6 +177,7 @@ async def test_breaker_opens_under_a_storm_and_closes_again(start_daemon: StartD
     assert [e.trigger for e in escalations] == ["breaker_open"]  # once, not 195 times
     metrics = await (await d.http.get(f"{d.url}/metrics")).text()
     assert 'autoremedy_guardrail_blocks_total{reason="breaker_open"} 195.0' in metrics
+    await wait_for(lambda: _breaker_gauge(d, 1), timeout=10, message="the breaker gauge says open")
 
     # The storm is over: after the quiet period without attempts the breaker closes by itself.
     await wait_for(lambda: _quiet_period_passed(d), timeout=10, message="the breaker's quiet period passes")
@@ -166,6 +196,37 @@ async def test_breaker_opens_under_a_storm_and_closes_again(start_daemon: StartD
     await d.post_alerts({**FIRING, "alerts": [more[210]]})
     run = await wait_for(lambda: _run_of(d, "storm0210"), timeout=15, message="the run after closing")
     assert run["guardrail"] == "allowed"
+
+
+async def test_log_only_runs_neither_count_towards_nor_are_blocked_by_the_breaker(
+    start_daemon: StartDaemon, hook: RecordingReceiver
+) -> None:
+    breaker = {"max_runs": 20, "within": "10m"}
+    noisy = {"name": "noisy", "matchers": ["alertname=DemoAppDown", "app=~noisy.*"], "playbook": "note-log"}
+    acting = {"name": "acting", "matchers": ["alertname=DemoAppDown"], "playbook": "note"}
+    log_only = {**LOG_PLAYBOOK, "name": "note-log"}
+    d = await start_daemon(
+        rules=[noisy, acting],
+        playbooks=[log_only, http_playbook(hook.url)],
+        extra={**FAST, "guardrails": {"breaker": breaker}},
+    )
+    alerts = storm(22)["alerts"]
+    for index, alert in enumerate(alerts[:21]):
+        alert["labels"]["app"] = f"noisy{index}"
+    await d.post_alerts({**FIRING, "alerts": alerts[:21]})
+
+    async def logged() -> list[dict[str, Any]] | None:
+        runs = await d.runs(limit="100")
+        return runs if len(runs) == 21 and all(r["status"] == "succeeded" for r in runs) else None
+
+    runs = await wait_for(logged, timeout=30, message="21 log-only runs succeeded")
+    assert {r["guardrail"] for r in runs} == {"allowed"}
+    await d.post_alerts({**FIRING, "alerts": alerts[21:]})  # app21: the mutating rule
+    run = await wait_for(lambda: _run_of(d, "storm0021"), timeout=15, message="the mutating run")
+    assert (run["rule"], run["guardrail"]) == ("acting", "allowed")
+    await hook.wait_for_requests(1, deadline_s=15)
+    assert (await d.get_json("/api/v1/status"))[1]["breaker"]["open"] is False
+    assert await _breaker_gauge(d, 0)
 
 
 async def _quiet_period_passed(d: RunningDaemon) -> bool:

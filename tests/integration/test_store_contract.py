@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,14 @@ from typing import Any
 import pytest
 
 from autoremedy.decide.guardrails import Guard
-from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.events import AlertEvent, EventState, NewEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import RunStatus, StepOutcome
 from autoremedy.store.base import (
     AuditEntry,
     ConsoleSession,
+    EventDecision,
     NewRun,
     NewStep,
     NotAwaitingApproval,
@@ -684,7 +686,7 @@ async def test_recent_activity_pairs_events_with_their_runs(store: Store) -> Non
     await store.claim_event(now=NOW)
     await store.record_decision(ignored, [], [], guard=guard(), now=NOW)
     activity = await store.recent_activity(limit=10)
-    expected = [(waiting.id, "pending"), (ignored.id, "done"), (acted.id, "done")]
+    expected = [(waiting.id, "pending"), (ignored.id, "no_rule_matched"), (acted.id, "done")]
     assert [(a.event.id, a.state) for a in activity] == expected
     assert [[run.id for run in a.runs] for a in activity] == [[], [], ["r1"]]
     assert [a.event.fingerprint for a in await store.recent_activity(limit=1)] == ["f3"]
@@ -711,3 +713,186 @@ async def test_escalations_of_run_show_each_channels_delivery(store: Store) -> N
     assert [(r.channel, r.state, r.attempts) for r in rows] == [("pagerduty", "sending", 1), ("slack", "sent", 1)]
     assert rows[1].sent_at == NOW and rows[0].detail == queued.detail
     assert await store.escalations_of_run("other") == []
+
+
+# -- decisions in batches ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_pair(
+    request: pytest.FixtureRequest, tmp_path: Path, shared_postgres: PostgresServer
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two fresh stores of one backend: one records a batch at once, the other the same decisions one at a time."""
+    pair: list[Store] = []
+    for name in ("batch", "single"):
+        if request.param == "postgres":
+            pair.append(PostgresStore(await fresh_database(shared_postgres)))
+        else:
+            pair.append(SQLiteStore(tmp_path / f"{name}.db"))
+    for backend in pair:
+        await backend.open()
+    try:
+        yield pair[0], pair[1]
+    finally:
+        for backend in pair:
+            await backend.close()
+
+
+MIXED_RULES = {
+    "cool": {"cooldown": "1h"},
+    "budget": {"budgets": ["2/1h"]},
+    "delayed": {"delay": "10m"},
+    "plain": {},
+}
+MIXED_SETTINGS = GuardrailSettings.model_validate({"breaker": {"max_runs": 7, "within": "1h", "quiet_period": "1h"}})
+
+
+def mixed_guard(now: datetime) -> Guard:
+    rules = {name: Rule.model_validate({"name": name, "playbook": "p", **spec}) for name, spec in MIXED_RULES.items()}
+    return Guard(rules=rules, windows=(), settings=MIXED_SETTINGS, labels={}, now=now)
+
+
+def mixed_run(run_id: str, alert: AlertEvent, rule: str, target: str, **fields: Any) -> NewRun:
+    return replace(new_run(run_id, alert.id, rule=rule, target=target, fingerprint=alert.fingerprint), **fields)
+
+
+async def history(store: Store) -> None:
+    """Before the batch: a finished run of `cool` on t/1 and of `budget` on t/2, and a delayed run on t/4."""
+    before = NOW - timedelta(minutes=30)
+    for fingerprint, rule, target in (("h1", "cool", "t/1"), ("h2", "budget", "t/2"), ("h3", "delayed", "t/4")):
+        alert = await stored(store, event(fingerprint), now=before)
+        await store.claim_events(limit=10, now=before)
+        run = mixed_run(f"{fingerprint}-run", alert, rule, target)
+        await store.record_decisions([EventDecision(alert, [run], [], mixed_guard(before))], now=before)
+        if rule != "delayed":
+            claimed = await store.claim_run(now=before)
+            assert claimed is not None
+            await store.finish_run(run.id, RunStatus.SUCCEEDED, "ok", [], now=before, epoch=claimed.epoch)
+
+
+async def mixed_batch(store: Store) -> list[EventDecision]:
+    """The table of cases, in order: each line is an event, its runs, and what the guardrails should say."""
+    cases: list[tuple[NewEvent, list[tuple[str, str, dict[str, Any]]]]] = [
+        (event("c1"), [("cool", "t/1", {})]),  # cooldown: h1 ran 30 minutes ago
+        (event("b1"), [("budget", "t/2", {})]),  # budget: 1 of 2 used
+        (event("b2"), [("budget", "t/2", {})]),  # target busy: b1's run holds t/2
+        (event("q1"), [("plain", "t/4", {})]),  # target busy: h3's delayed run holds t/4
+        (event("h3", status="resolved"), []),  # cancels h3's delayed run: t/4 is free again
+        (event("p1"), [("plain", "t/4", {})]),  # allowed on the freed target
+        (event("m1"), [("plain", "t/5", {}), ("delayed", "t/6", {})]),  # a rule that continues: two runs
+        (event("f1"), [("plain", "t/7", {"status": RunStatus.FAILED, "reason": "plan not rendered: x"})]),
+        (event("n1"), []),  # no rule matched
+        (event("x1"), [("plain", "t/8", {})]),  # the breaker opens: 7 counted runs within the hour
+        (event("l1"), [("plain", "t/9", {"mutates": False})]),  # a log-only run: the breaker does not block it
+        (event("x2"), [("plain", "t/10", {})]),  # still open: skipped, not escalated again
+    ]
+    await store.insert_events([new for new, _ in cases], now=NOW)
+    claimed = await store.claim_events(limit=100, now=NOW)
+    assert [(e.fingerprint, e.status) for e in claimed] == [(new.fingerprint, new.status) for new, _ in cases]
+    batch = []
+    for alert, (_, runs) in zip(claimed, cases, strict=True):
+        made = [
+            mixed_run(f"{alert.fingerprint}-{i}", alert, rule, target, **f) for i, (rule, target, f) in enumerate(runs)
+        ]
+        audit = [
+            AuditEntry("run_failed", r.reason, r.id, alert.fingerprint) for r in made if r.status is RunStatus.FAILED
+        ]
+        batch.append(EventDecision(alert, made, audit, mixed_guard(NOW)))
+    return batch
+
+
+async def outcome(store: Store, batch: list[EventDecision]) -> dict[str, Any]:
+    runs = await store.list_runs(status=None, limit=100)
+    events = [await store.get_event(item.event.id) for item in batch]
+    return {
+        # Who executed the history's runs is each store's own instance id: the rest must be equal.
+        "runs": sorted((run.model_dump(exclude={"owner"}) for run in runs), key=lambda r: r["id"]),
+        "audit": [
+            (a.kind, a.run_id, a.fingerprint, a.message, a.data) for a in await store.list_audit(run_id=None, limit=500)
+        ],
+        "escalations": [
+            (e.run_id, e.fingerprint, e.rule, e.trigger, e.detail, e.kind) for e in await store.escalations(limit=100)
+        ],
+        "events": [(e.fingerprint, e.state) for e in events if e is not None],
+        "breaker": await store.breaker(),
+    }
+
+
+async def test_a_batch_records_exactly_what_one_at_a_time_would(store_pair: tuple[Store, Store]) -> None:
+    batched, single = store_pair
+    results = []
+    for store, at_once in ((batched, True), (single, False)):
+        await history(store)
+        batch = await mixed_batch(store)
+        if at_once:
+            decisions = await store.record_decisions(batch, now=NOW)
+        else:
+            decisions = [(await store.record_decisions([item], now=NOW))[0] for item in batch]
+        results.append(([(d.runs, d.cancelled, d.woken) for d in decisions], await outcome(store, batch)))
+    assert results[0][0] == results[1][0]  # the decisions returned
+    for key, value in results[0][1].items():  # what the store holds, part by part
+        assert value == results[1][1][key], key
+    decisions, found = results[0]
+    verdicts = [[(r.run_id, r.verdict.reason if r.verdict else None) for r in runs] for runs, _, _ in decisions]
+    assert verdicts == [
+        [("c1-0", "cooldown")],
+        [("b1-0", "allowed")],
+        [("b2-0", "target_busy")],
+        [("q1-0", "target_busy")],
+        [],
+        [("p1-0", "allowed")],
+        [("m1-0", "allowed"), ("m1-1", "delayed")],
+        [("f1-0", None)],
+        [],
+        [("x1-0", "breaker_open")],
+        [("l1-0", "allowed")],
+        [("x2-0", "breaker_open")],
+    ]
+    assert decisions[4][1] == ["h3-run"]  # the resolved alert cancelled the delayed run
+    assert [trigger for _, _, _, trigger, _, _ in found["escalations"]] == [
+        "breaker_open",
+        "plan_failed",
+    ]  # newest first
+    states = dict(found["events"])
+    assert (states["n1"], states["c1"], states["h3"]) == (
+        EventState.NO_RULE_MATCHED,
+        EventState.DONE,
+        EventState.NO_RULE_MATCHED,
+    )
+    assert not any(kind == "no_rule_matched" for kind, *_ in found["audit"])  # no audit row for unmatched alerts
+
+
+async def test_a_failed_decision_is_requeued_then_dead_lettered_with_an_escalation(store: Store) -> None:
+    alert = await stored(store, event("poison"))
+    for attempt in (1, 2):
+        (claimed,) = await store.claim_events(limit=10, now=NOW)
+        dead = await store.record_decision_failure(
+            claimed, f"boom {attempt}\x00", permanent=False, max_attempts=3, rule="r", now=NOW
+        )
+        assert not dead and await store.pending_events() == 1
+    (claimed,) = await store.claim_events(limit=10, now=NOW)
+    assert await store.record_decision_failure(claimed, "boom 3", permanent=False, max_attempts=3, rule="r", now=NOW)
+    assert await store.claim_events(limit=10, now=NOW) == [] and await store.pending_events() == 0
+    found = await store.get_event(alert.id)
+    assert found is not None and found.state is EventState.DEAD
+    count, dead_events = await store.dead_events(limit=5)
+    assert count == 1 and (dead_events[0].id, dead_events[0].attempts, dead_events[0].error) == (alert.id, 3, "boom 3")
+    (entry,) = await store.fingerprint_audit("poison", limit=5)
+    assert entry.kind == "event_dead_lettered" and "boom 3" in entry.message and entry.data["attempts"] == 3
+    (escalation,) = await store.escalations(limit=5)
+    assert (escalation.trigger, escalation.fingerprint, escalation.rule) == ("plan_failed", "poison", "r")
+    # A permanent failure is dead-lettered at once.
+    other = await stored(store, event("other"))
+    (claimed,) = await store.claim_events(limit=10, now=NOW)
+    assert await store.record_decision_failure(claimed, "bad data", permanent=True, max_attempts=3, rule="-", now=NOW)
+    assert (await store.dead_events(limit=5))[0] == 2 and other.id != alert.id
+
+
+async def test_claims_take_the_oldest_events_up_to_the_limit(store: Store) -> None:
+    ids = [o.event_id for o in await store.insert_events([event(f"e{i}") for i in range(5)], now=NOW)]
+    assert await store.oldest_pending() == NOW
+    first = await store.claim_events(limit=3, now=NOW)
+    rest = await store.claim_events(limit=3, now=NOW)
+    assert [e.id for e in first] == ids[:3] and [e.id for e in rest] == ids[3:]
+    assert {e.state for e in first} == {EventState.PROCESSING}
+    assert await store.oldest_pending() is None

@@ -46,6 +46,7 @@ def test_a_verdict_entry_names_the_rule_and_the_guardrail() -> None:
         ("processing", [], ["waiting to be decided"]),
         ("done", [], ["nothing: no rule matched"]),
         ("no_rule_matched", [], ["nothing: no rule matched"]),
+        ("dead", [], ["dead-lettered"]),
         ("done", [run(RunStatus.SUCCEEDED)], [f"succeeded: {RAN}"]),
         ("done", [run(RunStatus.SKIPPED, "cooldown", "cooldown of 10m, until 14:05")], ["skipped: cooldown"]),
         ("done", [run(RunStatus.AWAITING_APPROVAL, "awaiting_approval")], ["awaiting_approval"]),

@@ -260,3 +260,26 @@ def test_budget_short_form(text: str, maximum: int, seconds: int) -> None:
 def test_bad_budgets_are_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         rule(budgets=[text])
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        pytest.param(GuardFacts(global_runs_in_window=99), id="over-the-limit"),
+        pytest.param(
+            GuardFacts(breaker=BreakerState(open=True, opened_at=NOW - MIN, last_attempt_at=NOW - MIN)), id="open"
+        ),
+    ],
+)
+def test_a_run_that_changes_nothing_is_neither_blocked_by_nor_counted_by_the_breaker(facts: GuardFacts) -> None:
+    verdict, state = judge(rule(), facts, labels={}, windows=(), breaker=BREAKER, now=NOW, mutates=False)
+    assert (verdict.decision, verdict.reason) == (Decision.ALLOW, "allowed")
+    assert state == facts.breaker  # not an attempt: an open breaker's quiet period is not restarted by it
+    mutating, _ = judge(rule(), facts, labels={}, windows=(), breaker=BREAKER, now=NOW)
+    assert mutating.reason == "breaker_open"
+
+
+def test_other_guardrails_still_apply_to_a_run_that_changes_nothing() -> None:
+    facts = GuardFacts(active_run_on_target="r1", global_runs_in_window=99)
+    verdict, _ = judge(rule(), facts, labels={}, windows=(), breaker=BREAKER, now=NOW, mutates=False)
+    assert verdict.reason == "target_busy"

@@ -260,10 +260,15 @@ rules:
   - {name: slow, matchers: [alertname=Slow], playbook: p, delay: 2m}
   - {name: any, matchers: [alertname=Any], playbook: p}
   - {name: broken, matchers: [alertname=Broken], playbook: needs-label}
+  - {name: fix, matchers: [alertname=Fix], playbook: call}
 """
 VERDICT_PLAYBOOKS = {
     "p": "name: p\ntarget: 't/{{ alert.labels.t }}'\nsteps: [{action: log, with: {message: '{{ alert.labels.t }}'}}]\n",
     "needs-label": "name: needs-label\ntarget: 't/{{ alert.labels.nope }}'\nsteps: [{action: wait}]\n",
+    # A playbook that changes something: the breaker counts only such runs (a log-only one neither counts nor is
+    # blocked, as the daemon decides it).
+    "call": "name: call\ntarget: 't/{{ alert.labels.t }}'\n"
+    "steps: [{action: http.request, with: {url: 'https://hooks.example.com/fix'}}]\n",
 }
 VERDICT_TESTS = """\
 tests:
@@ -289,12 +294,14 @@ tests:
       - {labels: {alertname: Any, t: night}, expect: {runs: [{rule: any, verdict: maintenance}]}}
       - {labels: {alertname: Any, t: frozen}, expect: {runs: [{rule: any, verdict: maintenance}]}}
       - {labels: {alertname: Any, t: day}, expect: {runs: [{rule: any, verdict: allowed}]}}
-  - name: the breaker opens on a storm
+  - name: the breaker opens on a storm of runs that change something, not of runs that only log
     guardrails: {breaker: {max_runs: 2, within: 10m}}
     alerts:
-      - {labels: {alertname: Any, t: s1}, expect: {runs: [{rule: any, verdict: allowed}]}}
+      - {labels: {alertname: Fix, t: s1}, expect: {runs: [{rule: fix, verdict: allowed}]}}
       - {labels: {alertname: Any, t: s2}, expect: {runs: [{rule: any, verdict: allowed}]}}
-      - {labels: {alertname: Any, t: s3}, expect: {runs: [{rule: any, verdict: breaker_open}]}}
+      - {labels: {alertname: Fix, t: s3}, expect: {runs: [{rule: fix, verdict: allowed}]}}
+      - {labels: {alertname: Any, t: s4}, expect: {runs: [{rule: any, verdict: allowed}]}}
+      - {labels: {alertname: Fix, t: s5}, expect: {runs: [{rule: fix, verdict: breaker_open}]}}
   - name: paused rules and unrenderable plans
     paused: [any]
     alerts:

@@ -114,6 +114,9 @@ class ActionSpec:
     permissions: tuple[Permission, ...] = ()
     """The Kubernetes RBAC the action needs from autoremedy's service account; empty for actions that do not
     call the Kubernetes API."""
+    mutates: bool = True
+    """False for actions that change nothing (log, wait, checks): a run of only such steps neither counts towards
+    the global circuit breaker nor is blocked by it."""
 
 
 class ActionRegistry(Mapping[str, ActionSpec]):

@@ -40,6 +40,7 @@ LOG = ActionSpec(
     "Write a message to the daemon's log and the step result.",
     dry_run=True,
     after_crash="the message may be logged twice; nothing else.",
+    mutates=False,
 )
 WAIT = ActionSpec(
     "wait",
@@ -48,6 +49,7 @@ WAIT = ActionSpec(
     "Pause the run, e.g. to let a change settle before a check.",
     dry_run=True,
     after_crash="the whole wait starts again when the run resumes.",
+    mutates=False,
 )
 
 
@@ -81,4 +83,5 @@ WAIT_FOR_RESOLUTION = ActionSpec(
     dry_run=True,
     verifies=True,
     after_crash=REPEATS_HARMLESSLY + " The deadline is kept across the restart.",
+    mutates=False,
 )

@@ -80,6 +80,7 @@ class PrometheusActions:
                 "Run a PromQL query and keep its values in the step result (for messages).",
                 dry_run=True,
                 after_crash="the query runs again; it only reads.",
+                mutates=False,
             ),
             ActionSpec(
                 "prometheus.verify",
@@ -90,6 +91,7 @@ class PrometheusActions:
                 time_input="within",
                 verifies=True,
                 after_crash="the check starts again with a whole `within`; it only reads.",
+                mutates=False,
             ),
         ]
 

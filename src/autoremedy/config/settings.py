@@ -226,7 +226,15 @@ class StoreSettings(_Section):
 class EngineSettings(_Section):
     concurrency: int = Field(default=4, ge=1, le=256, description="runs executed at once")
     max_queue_depth: int = Field(
-        default=10_000, ge=1, description="stored alerts waiting to be decided above which webhooks get 503"
+        default=1_000_000,
+        ge=1,
+        description="stored alerts waiting to be decided above which webhooks get 503 (the queue is on disk)",
+    )
+    decide_batch: int = Field(
+        default=500, ge=1, le=10_000, description="alert events claimed, decided and recorded per transaction"
+    )
+    max_decision_attempts: int = Field(
+        default=3, ge=1, description="an event whose decision failed this many times is dead-lettered"
     )
     heartbeat_interval: Duration = Field(default=timedelta(seconds=5), description="how often runs are heartbeaten")
     takeover_after: Duration = Field(

@@ -55,6 +55,25 @@ class PauseReport:
 
 
 @dataclass(frozen=True)
+class DeadEventReport:
+    event_id: int
+    fingerprint: str
+    alertname: str | None
+    status: str
+    dead_at: str | None
+    attempts: int
+    error: str
+
+
+@dataclass(frozen=True)
+class DeadEventsReport:
+    """Events whose decision was dead-lettered: how many, and the newest few with their error."""
+
+    count: int
+    latest: list[DeadEventReport]
+
+
+@dataclass(frozen=True)
 class StatusReport:
     instance: str
     queue_depth: int
@@ -63,9 +82,15 @@ class StatusReport:
     paused: list[PauseReport]
     config: dict[str, Any] = field(default_factory=dict)
     """The last load of rules and playbooks (engine.config_watch.ReloadStatus): refused changes show here."""
+    queue_oldest_age_seconds: float = 0.0
+    """How long the oldest event waiting to be decided has waited."""
+    dead_events: DeadEventsReport = DeadEventsReport(0, [])
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+DEAD_EVENTS_SHOWN = 10
 
 
 class ControlService:
@@ -155,6 +180,8 @@ class ControlService:
     async def status(self) -> StatusReport:
         store = self._store
         breaker = await store.breaker()
+        oldest = await store.oldest_pending()
+        dead_count, dead = await store.dead_events(limit=DEAD_EVENTS_SHOWN)
         return StatusReport(
             instance=self._instance,
             queue_depth=await store.pending_events(),
@@ -166,6 +193,14 @@ class ControlService:
             ),
             paused=[PauseReport(p.scope, p.actor, p.reason, p.at.isoformat()) for p in await store.pauses()],
             config=self._config_status(),
+            queue_oldest_age_seconds=round((self._clock() - oldest).total_seconds(), 3) if oldest else 0.0,
+            dead_events=DeadEventsReport(
+                dead_count,
+                [
+                    DeadEventReport(d.id, d.fingerprint, d.alertname, d.status, _iso(d.dead_at), d.attempts, d.error)
+                    for d in dead
+                ],
+            ),
         )
 
 

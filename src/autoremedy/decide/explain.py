@@ -70,9 +70,10 @@ def outcomes_of(state: str, runs: Sequence[Run]) -> list[Outcome]:
     """The outcome of an alert event from its decision's runs: one per run, or why there was none."""
     if state in UNDECIDED_STATES:
         return [Outcome("waiting to be decided", "stored; the worker has not decided it yet")]
+    if state == "dead":
+        return [Outcome("dead-lettered", "deciding it failed; the audit entry and the escalation say why")]
     if not runs:
-        # Today an unmatched alert is a done event without runs; a schema that records it as its own event state
-        # (no_rule_matched) reads the same here.
+        # An unmatched alert is an event in state no_rule_matched (older ones: done) without runs.
         return [Outcome("nothing: no rule matched", "no rule's matchers matched this alert")]
     return [_outcome_of_run(run) for run in runs]
 

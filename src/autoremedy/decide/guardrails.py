@@ -121,12 +121,16 @@ def judge(
     windows: Sequence[CompiledWindow],
     breaker: BreakerSettings,
     now: datetime,
+    mutates: bool = True,
 ) -> tuple[Verdict, BreakerState]:
-    """The verdict for one planned run, and the breaker state to store."""
+    """The verdict for one planned run, and the breaker state to store. A run that changes nothing (a playbook of
+    logs, waits and checks) is neither blocked by the breaker nor an attempt that keeps it open."""
     state = breaker_now(facts.breaker, breaker, now)
     verdict = _before_breaker(facts, labels, windows, now)
     if verdict is not None:
         return verdict, state
+    if not mutates:
+        return _after_breaker(rule, facts, now), state
     # Runs counted before the breaker closed belong to the storm that opened it.
     recent = 0 if facts.breaker.open and not state.open else facts.global_runs_in_window
     if state.open or recent >= breaker.max_runs:
@@ -244,12 +248,18 @@ class Guard:
         since = self.now - self.settings.breaker.within
         return max(since, state.closed_at) if state.closed_at is not None else since
 
-    def verdict(self, rule: str, facts: GuardFacts) -> tuple[Verdict, BreakerState]:
+    def verdict(self, rule: str, facts: GuardFacts, *, mutates: bool = True) -> tuple[Verdict, BreakerState]:
         found = self.rules.get(rule)
         if found is None:  # the rule went away in a reload between planning and now
             return Verdict(Decision.SKIP, "rule_removed", f"rule {rule!r} no longer exists"), facts.breaker
         return judge(
-            found, facts, labels=self.labels, windows=self.windows, breaker=self.settings.breaker, now=self.now
+            found,
+            facts,
+            labels=self.labels,
+            windows=self.windows,
+            breaker=self.settings.breaker,
+            now=self.now,
+            mutates=mutates,
         )
 
     def approval_expiry(self) -> datetime:

@@ -2,7 +2,7 @@
 
 `autoremedy test` and `autoremedy backtest` both go through `Replay.step`: the real matcher and planner
 (`decide`), and the real guardrail verdicts (`Guard.verdict`) on facts kept here the way
-`store.transactions.gather_facts` reads them from the store (a test holds the two equal). Nothing is executed: a
+`store/decisions.py` reads them from the store (a test holds the two equal). Nothing is executed: a
 run that may start is taken to stay active on its target for `run_duration` after it starts (0s: it is over before
 the next instant), a delayed or deferred run starts at its `not_before`, a run awaiting approval is never approved
 and expires; a resolved alert cancels its runs that have not started, as the store does.
@@ -13,7 +13,7 @@ Pure: no I/O, no clock; `now` comes with every event and never goes backwards.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,6 +61,8 @@ class SimulatedRun:
     """None when the plan could not be rendered (the run fails at once, as the daemon records it)."""
     active_until: datetime
     cancelled_at: datetime | None = None
+    mutates: bool = True
+    """A step of its playbook changes something: only such runs count towards the global breaker."""
 
     @property
     def rule(self) -> str:
@@ -121,7 +123,8 @@ class _History:
             return
         self.by_target.setdefault(run.plan.target, []).append(run)
         self.counted_times.setdefault((run.rule, run.plan.target), []).append(run.created_at)
-        self.all_counted_times.append(run.created_at)
+        if run.mutates:  # the breaker counts remediation, not logging (as the store's `mutating` column)
+            self.all_counted_times.append(run.created_at)
         if run.status in _WAITING:
             self.by_fingerprint.setdefault(run.fingerprint, []).append(run)
 
@@ -156,8 +159,11 @@ class Replay:
         dry_run: bool = False,
         run_duration: timedelta = timedelta(0),
         paused: frozenset[str] = frozenset(),
+        action_mutates: Callable[[str], bool] = lambda action: True,
     ) -> None:
+        """`action_mutates`: whether an action changes something (`ActionSpec.mutates`, from the registry)."""
         self.ruleset = ruleset
+        self.action_mutates = action_mutates
         self.guardrails = guardrails
         self.windows = tuple(windows)
         self.dry_run = dry_run
@@ -171,7 +177,7 @@ class Replay:
         self._decide = DecideMemo(ruleset)
 
     def step(self, event: ReplayEvent) -> StepOutcome:
-        """Decide one event at `event.at`, as the worker and `store.transactions.decide` do."""
+        """Decide one event at `event.at`, as the worker and `store/decisions.py` do."""
         if self._now is not None and event.at < self._now:
             raise ValueError(f"events must come in time order: {event.at.isoformat()} after {self._now.isoformat()}")
         self._now = now = event.at
@@ -189,7 +195,7 @@ class Replay:
         return StepOutcome(matched, tuple(runs), tuple(cancelled))
 
     def facts(self, rule: str, target: str, guard: Guard, breaker: BreakerState) -> GuardFacts:
-        """What `store.transactions.gather_facts` would read from the store now."""
+        """What `store/decisions.py` would read from the store now."""
         active = self._history.active_on(target, guard.now)
         return GuardFacts(
             paused=self._paused_scope(rule),
@@ -212,10 +218,12 @@ class Replay:
         run_id = f"replay-{self._decided}"
         if plan.error is not None:
             return SimulatedRun(run_id, plan, event.fingerprint, now, RunStatus.FAILED, None, now), breaker
-        verdict, breaker = guard.verdict(plan.rule, self.facts(plan.rule, plan.target, guard, breaker))
+        mutates = any(self.action_mutates(step.action) for step in plan.steps)
+        facts = self.facts(plan.rule, plan.target, guard, breaker)
+        verdict, breaker = guard.verdict(plan.rule, facts, mutates=mutates)
         status = status_for(verdict.decision)
         if status is RunStatus.AWAITING_APPROVAL:
             until = guard.approval_expiry()
         else:
             until = (verdict.not_before or now) + self.run_duration
-        return SimulatedRun(run_id, plan, event.fingerprint, now, status, verdict, until), breaker
+        return SimulatedRun(run_id, plan, event.fingerprint, now, status, verdict, until, mutates=mutates), breaker

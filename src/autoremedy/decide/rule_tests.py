@@ -7,7 +7,7 @@ Pure: the ruleset, the guardrail settings and every time come in as arguments. T
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class Defaults:
 
     guardrails: GuardrailSettings = field(default_factory=GuardrailSettings)
     dry_run: bool = False
+    action_mutates: Callable[[str], bool] = lambda action: True
+    """Whether an action changes something (`ActionSpec.mutates`): the breaker counts only such runs."""
 
 
 def run_case(case: RuleTestCase, ruleset: Ruleset, *, source: str, defaults: Defaults) -> CaseResult:
@@ -65,6 +67,7 @@ def run_case(case: RuleTestCase, ruleset: Ruleset, *, source: str, defaults: Def
         dry_run=defaults.dry_run if case.dry_run is None else case.dry_run,
         run_duration=case.run_duration,
         paused=frozenset(case.paused),
+        action_mutates=defaults.action_mutates,
     )
     mismatches: list[Mismatch] = []
     matched: set[str] = set()

@@ -1,8 +1,9 @@
-"""The worker loop: claim stored alert events, decide their runs, execute planned runs with bounded concurrency.
+"""The worker loop: execute planned runs with bounded concurrency, and keep the store tidy.
 
 Two stages, each a transaction in the store, so a crash between them loses nothing: (1) an event becomes runs
-(planned, or final at once when dry-run or unrenderable) and is marked done; (2) a planned run is claimed, executed
-and finished. The loop wakes on a signal after every webhook commit and polls only as a fallback.
+(planned, or final at once when dry-run or unrenderable) and is marked decided: the decider's stage
+(engine/decider.py); (2) a planned run is claimed, executed and finished: this loop's. It wakes when the decider
+made runs or a slot frees, and polls only as a fallback.
 
 Run ownership is fenced: a claim gives the run a new epoch, every write of the run carries (owner, epoch), and the
 heartbeat (its own task, never behind a long batch) returns the runs still ours. A run another instance took over
@@ -14,27 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from autoremedy.decide.guardrails import CompiledWindow, Guard
-from autoremedy.decide.planning import Plan, Ruleset, decide
-from autoremedy.decide.redact import redact
+from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor, RunVerdict
-from autoremedy.models.events import AlertEvent
-from autoremedy.models.guardrails import GuardrailSettings
-from autoremedy.models.runs import FINAL_STATUSES, Run, RunStatus
+from autoremedy.models.runs import Run, RunStatus
 from autoremedy.observability import LoopErrors, Metrics, get_logger
-from autoremedy.store.base import AuditEntry, Decision, NewRun, NewStep, RunTakenOver, Store, StoreUnavailable
+from autoremedy.store.base import AuditEntry, RunTakenOver, Store, StoreUnavailable
 
 log = get_logger("autoremedy.worker")
 TAKEN_OVER_TOO_OFTEN = "taken over 3 times: every instance that ran it stopped while running it; not resumed again"
 PRUNE_EVERY = timedelta(hours=1)
-DECIDE_BATCH = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +66,6 @@ class Worker:
         executor: Executor,
         rules: Callable[[], Ruleset],
         metrics: Metrics,
-        dry_run: bool,
-        guardrails: GuardrailSettings,
-        windows: Sequence[CompiledWindow],
         concurrency: int,
         poll_interval: float,
         upkeep: Upkeep | None = None,
@@ -82,9 +74,6 @@ class Worker:
         self._executor = executor
         self._rules = rules
         self._metrics = metrics
-        self._dry_run = dry_run
-        self._guardrails = guardrails
-        self._windows = windows
         self._slots = concurrency
         self._poll = poll_interval
         self._upkeep = upkeep or Upkeep()
@@ -139,9 +128,7 @@ class Worker:
             self._wakeup.clear()
             try:
                 await self._store_ok.wait()  # after an outage, the heartbeat reaches the store first
-                await self._decide_pending()
                 await self._start_planned()
-                self._metrics.backlog.set(await self._store.pending_events())
                 await self._housekeeping()
                 self._errors.ok()
             except StoreUnavailable as exc:
@@ -213,69 +200,6 @@ class Worker:
             self._last_prune = now
             pruned = await self._store.prune(before=now - retention)
             await log.ainfo("pruned records past retention", **pruned)
-
-    # -- stage 1: events become runs -----------------------------------------------------------------------
-
-    async def _decide_pending(self) -> None:
-        # A bounded batch, then planned runs get their turn: under a backlog, runs already decided must not wait
-        # for every queued event to be decided first. More events mean another turn of the loop at once.
-        for _ in range(DECIDE_BATCH):
-            if self._stopping:
-                return
-            event = await self._store.claim_event(now=datetime.now(UTC))
-            if event is None:
-                return
-            await self._decide(event)
-        self.wake()
-
-    async def _decide(self, event: AlertEvent) -> None:
-        now = datetime.now(UTC)
-        ruleset = self._rules()
-        guard = Guard(
-            rules={compiled.rule.name: compiled.rule for compiled in ruleset.rules},
-            windows=self._windows,
-            settings=self._guardrails,
-            labels=event.labels,
-            now=now,
-        )
-        try:
-            plans = decide(ruleset, event.template_view(), dry_run=self._dry_run)
-        except Exception as exc:  # a bug in deciding must not stop the queue nor retry the same event forever
-            await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
-            message = f"deciding failed: {type(exc).__name__}: {exc}"
-            failed = AuditEntry("decision_failed", message, fingerprint=event.fingerprint, data={"event_id": event.id})
-            await self._store.record_decision(event, [], [failed], guard=guard, now=now)
-            return
-        runs = [_new_run(event, plan) for plan in plans]
-        audit = [_failure_audit(event, run) for run in runs if run.status is RunStatus.FAILED]
-        if not runs:
-            audit.append(
-                AuditEntry("no_rule_matched", f"no rule matched {event.status} alert", fingerprint=event.fingerprint)
-            )
-        decision = await self._store.record_decision(event, runs, audit, guard=guard, now=now)
-        self.on_outcome()  # a decision may have queued escalations
-        await self._account(event, decision)
-
-    async def _account(self, event: AlertEvent, decision: Decision) -> None:
-        for run_id in decision.woken:
-            await log.ainfo("run woken: its alert resolved", run_id=run_id, fingerprint=event.fingerprint)
-        for run_id in decision.cancelled:
-            self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
-            await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
-        for decided in decision.runs:
-            if decided.verdict is not None and decided.verdict.reason != "allowed":
-                self._metrics.guardrail_blocks.labels(decided.verdict.reason).inc()
-            if decided.status in FINAL_STATUSES:
-                self._metrics.runs.labels(decided.status.value).inc()
-            reason = decided.verdict.detail if decided.verdict is not None else "plan not rendered"
-            await log.ainfo(
-                "run decided",
-                run_id=decided.run_id,
-                fingerprint=event.fingerprint,
-                rule=decided.rule,
-                status=decided.status.value,
-                reason=reason,
-            )
 
     async def _expire_approvals(self) -> None:
         for run_id in await self._store.expire_approvals(now=datetime.now(UTC)):
@@ -382,31 +306,3 @@ class Worker:
 
 def _interrupted(run: Run) -> RunVerdict:
     return RunVerdict(RunStatus.INTERRUPTED, SHUTDOWN_REASON, escalation=None if run.dry_run else "run_interrupted")
-
-
-def _new_run(event: AlertEvent, plan: Plan) -> NewRun:
-    if plan.error is not None:
-        status, reason = RunStatus.FAILED, plan.error
-    elif plan.dry_run:
-        status, reason = RunStatus.PLANNED, "planned (dry run)"
-    else:
-        status, reason = RunStatus.PLANNED, "planned"
-    steps = [NewStep(s.index, s.name, s.action, redact(s.inputs)) for s in plan.steps]
-    return NewRun(
-        id=secrets.token_hex(8),
-        event_id=event.id,
-        status=status,
-        reason=reason,
-        rule=plan.rule,
-        playbook=plan.playbook,
-        target=plan.target,
-        fingerprint=event.fingerprint,
-        alert_status=event.status,
-        dry_run=plan.dry_run,
-        steps=steps,
-    )
-
-
-def _failure_audit(event: AlertEvent, run: NewRun) -> AuditEntry:
-    data = {"event_id": event.id, "rule": run.rule, "playbook": run.playbook, "target": run.target}
-    return AuditEntry("run_failed", run.reason, run.id, event.fingerprint, data=data)

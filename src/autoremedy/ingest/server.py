@@ -7,6 +7,7 @@ Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the fi
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -119,7 +120,9 @@ def _authenticated(handler: Handler, scope: Scope) -> Handler:
 
 async def receive_alerts(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    started = time.perf_counter()
     response = await _receive(request, services)
+    services.metrics.webhook_duration.observe(time.perf_counter() - started)
     services.metrics.webhook_responses.labels(str(response.status)).inc()
     return response
 

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from autoremedy.models.webhook import Alert, WebhookPayload
+
+
+class EventState(StrEnum):
+    """Where a stored event is in the decision stage."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    """Claimed by a daemon that is deciding it (back to pending if that daemon dies)."""
+    DONE = "done"
+    """Decided: its runs, and what its resolution cancelled or woke, are recorded."""
+    NO_RULE_MATCHED = "no_rule_matched"
+    """Decided: no rule matched it; nothing else is recorded about it (no audit entry of its own)."""
+    DEAD = "dead"
+    """Dead-lettered: deciding it failed permanently or too often; an audit entry and an escalation say why."""
 
 
 class NewEvent(BaseModel):
@@ -45,6 +60,7 @@ class AlertEvent(NewEvent):
     id: int
     received_at: datetime
     deliveries: int
+    state: EventState = EventState.PENDING
 
 
 def canonical_time(value: datetime) -> str:

@@ -69,6 +69,9 @@ class NewRun:
     alert_status: str
     dry_run: bool
     steps: Sequence[NewStep] = ()
+    mutates: bool = True
+    """False when no step of its playbook changes anything (log, wait, checks): the global circuit breaker
+    neither counts nor blocks it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,31 @@ class Decision:
     """Runs of the same alert that had not started, cancelled because it resolved."""
     woken: list[str]
     """Runs waiting for this alert to resolve, now due again."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventDecision:
+    """What the pure core decided for one claimed event, to be recorded with the rest of its batch: the runs it
+    leads to (none: no rule matched), audit entries of its own, and the guard that judges its runs."""
+
+    event: AlertEvent
+    runs: Sequence[NewRun]
+    audit: Sequence[AuditEntry]
+    guard: Guard
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEvent:
+    """An event whose decision was dead-lettered, with the last error."""
+
+    id: int
+    fingerprint: str
+    status: str
+    alertname: str | None
+    received_at: datetime
+    dead_at: datetime | None
+    attempts: int
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +284,27 @@ class Store(ConsoleStore, Protocol):
         """Store events in one transaction; a known (fingerprint, status, startsAt) is counted, not stored."""
 
     async def claim_event(self, *, now: datetime) -> AlertEvent | None: ...
+    async def claim_events(self, *, limit: int, now: datetime) -> list[AlertEvent]:
+        """Up to `limit` pending events, oldest first, claimed by this instance in one transaction (events other
+        replicas hold are skipped)."""
+
+    async def record_decisions(self, batch: Sequence[EventDecision], *, now: datetime) -> list[Decision]:
+        """Every decision of a batch in one transaction, in order, with the same outcome as recording them one at a
+        time: guardrail facts read once per batch and target and kept up to date in memory, runs, steps, audit and
+        escalations inserted in bulk, each event marked decided (`done` or `no_rule_matched`)."""
+
+    async def record_decision_failure(
+        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+    ) -> bool:
+        """Count a failed decision of a claimed event: back to the queue, or (permanent, or failed `max_attempts`
+        times) dead-lettered with an audit entry and an escalation, in one transaction. True when dead-lettered."""
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest event still waiting to be decided was received."""
+
+    async def dead_events(self, *, limit: int) -> tuple[int, list[DeadEvent]]:
+        """How many events are dead-lettered, and the newest `limit` of them."""
+
     async def get_event(self, event_id: int) -> AlertEvent | None: ...
     async def pending_events(self) -> int: ...
 

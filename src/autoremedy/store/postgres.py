@@ -10,7 +10,7 @@ worker retries, and the pool reconnects by itself when the database is back.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +57,12 @@ class PostgresTx:
         status: str = await self._connection.execute(sql, *args)
         count = status.rsplit(" ", 1)[-1]  # "UPDATE 3", "INSERT 0 1", "SELECT 1"
         return int(count) if count.isdigit() else 0
+
+    async def run_many(self, query: str, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
+        sql, names = Q[query]
+        await self._connection.executemany(sql, [[p.get(name) for name in names] for p in params])
 
 
 class PostgresStore(SqlStore):

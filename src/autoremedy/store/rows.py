@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from autoremedy.models.events import AlertEvent
+from autoremedy.models.events import AlertEvent, EventState
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
-from autoremedy.store.base import AuditRecord, Escalation
+from autoremedy.store.base import AuditRecord, DeadEvent, Escalation
 
 Row = Mapping[str, Any]
 
@@ -29,7 +29,9 @@ def _json(value: Any) -> Any:
 
 
 def event_from_row(row: Row) -> AlertEvent:
-    return AlertEvent(
+    # Built without validation: the row holds what the webhook validated when it was stored, and a storm's
+    # backlog is decided a batch of hundreds at a time.
+    return AlertEvent.model_construct(
         id=row["id"],
         fingerprint=row["fingerprint"],
         status=row["status"],
@@ -41,8 +43,9 @@ def event_from_row(row: Row) -> AlertEvent:
         receiver=row["receiver"],
         external_url=row["external_url"],
         group_key=row["group_key"],
-        received_at=_time(row["received_at"]),
+        received_at=_time(row["received_at"]) or datetime.min,
         deliveries=row["deliveries"],
+        state=EventState(row["state"]),
     )
 
 
@@ -109,4 +112,18 @@ def escalation_from_row(row: Row) -> Escalation:
         detail=row["detail"],
         created_at=_time(row["created_at"]) or datetime.min,
         kind=row["kind"],
+    )
+
+
+def dead_event_from_row(row: Row) -> DeadEvent:
+    labels = _json(row["labels"])
+    return DeadEvent(
+        id=row["id"],
+        fingerprint=row["fingerprint"],
+        status=row["status"],
+        alertname=labels.get("alertname") if isinstance(labels, dict) else None,
+        received_at=_time(row["received_at"]) or datetime.min,
+        dead_at=_time(row["processed_at"]),
+        attempts=int(row["decide_attempts"]),
+        error=row["last_error"] or "",
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -24,7 +24,7 @@ from autoremedy.models.events import NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
 from autoremedy.store.queries import load_queries, migrations
 from autoremedy.store.sqlstore import SqlStore
-from autoremedy.store.tx import Row
+from autoremedy.store.tx import Row, Tx
 
 T = TypeVar("T")
 Q = load_queries("sqlite")
@@ -56,6 +56,46 @@ class SQLiteTx:
     async def run(self, query: str, **params: Any) -> int:
         sql, values = Q[query], _values(params)
         return await self._store.on(self._pool, lambda: self._db.execute(sql, values).rowcount)
+
+    async def run_many(self, query: str, params: Sequence[Mapping[str, Any]]) -> None:
+        if not params:
+            return
+        sql, values = Q[query], [_values(dict(p)) for p in params]
+        await self._store.on(self._pool, lambda: self._db.executemany(sql, values))
+
+
+class _DirectTx:
+    """A Tx on the writer thread itself: every statement runs at once, so store logic written as coroutines over
+    it completes without ever suspending (see `_run_through`), and a whole transaction costs one thread hop."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    async def rows(self, query: str, **params: Any) -> list[Row]:
+        found: list[Row] = self._db.execute(Q[query], _values(params)).fetchall()
+        return found
+
+    async def row(self, query: str, **params: Any) -> Row | None:
+        found: Row | None = self._db.execute(Q[query], _values(params)).fetchone()
+        return found
+
+    async def run(self, query: str, **params: Any) -> int:
+        return self._db.execute(Q[query], _values(params)).rowcount
+
+    async def run_many(self, query: str, params: Sequence[Mapping[str, Any]]) -> None:
+        if params:
+            self._db.executemany(Q[query], [_values(dict(p)) for p in params])
+
+
+def _run_through(work: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends (its statements go to a _DirectTx)."""
+    try:
+        work.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    work.close()
+    raise RuntimeError("store logic waited for something on the writer thread")
 
 
 def _values(params: dict[str, Any]) -> dict[str, Any]:
@@ -140,6 +180,23 @@ class SQLiteStore(SqlStore):
         if db is None:
             raise StoreUnavailable("store is closed")
         yield SQLiteTx(self, self._reader, db)
+
+    async def _transact(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        # One hop to the writer thread for the whole transaction: under a webhook storm each hop waits for the
+        # event loop's turn, so a batch of decisions must not need one per statement.
+        db = self._write_db
+        if db is None:
+            raise StoreUnavailable("store is closed")
+
+        def transaction(connection: sqlite3.Connection) -> T:
+            awaitable = work(_DirectTx(connection))
+            assert isinstance(awaitable, Coroutine)  # an async function's result, driven here without a loop
+            result: T = _run_through(awaitable)
+            return result
+
+        async with self._write_lock:
+            result: T = await self.on(self._writer, lambda: _transaction(db, transaction))
+        return result
 
     # -- the webhook's hot path -------------------------------------------------------------------------------
 

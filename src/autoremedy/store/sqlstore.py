@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.runs import Run, RunStatus, StepRecord
-from autoremedy.store import transactions as t
+from autoremedy.store import approvals, decisions, outbox, run_lifecycle
+from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import (
     AuditEntry,
     AuditRecord,
     ClaimedDelivery,
+    DeadEvent,
     Decision,
     DeliveryRecord,
     Escalation,
+    EventDecision,
     InsertOutcome,
     NewRun,
     NotAwaitingApproval,
@@ -31,10 +35,20 @@ from autoremedy.store.base import (
     Recovery,
     RunTakenOver,
 )
+from autoremedy.store.breaker import read_breaker, write_breaker
 from autoremedy.store.consolestore import ConsoleStoreMixin
-from autoremedy.store.rows import audit_from_row, escalation_from_row, event_from_row, run_from_rows, time_of
+from autoremedy.store.reads import load_run
+from autoremedy.store.rows import (
+    audit_from_row,
+    dead_event_from_row,
+    escalation_from_row,
+    event_from_row,
+    run_from_rows,
+    time_of,
+)
 from autoremedy.store.tx import Tx
 
+T = TypeVar("T")
 MAX_TAKEOVERS = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRUNE_STEPS = ("prune_steps", "prune_runs", "prune_deliveries", "prune_escalations", "prune_events", "prune_audit")
@@ -63,6 +77,12 @@ class SqlStore(ConsoleStoreMixin, ABC):
     @abstractmethod
     async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]: ...
 
+    async def _transact(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """`work` in one write transaction. A backend may run it its own way (SQLite: on the writer thread in one
+        hop, where the statements need no await) as long as it commits or rolls back the same."""
+        async with self._write() as tx:
+            return await work(tx)
+
     def stale_before(self, now: datetime) -> datetime:
         return now - self.takeover_after
 
@@ -72,10 +92,13 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- events -----------------------------------------------------------------------------------------------
 
+    async def claim_events(self, *, limit: int, now: datetime) -> list[AlertEvent]:
+        rows = await self._transact(lambda tx: tx.rows("claim_events", owner=self.owner, now=now, limit=limit))
+        return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
+
     async def claim_event(self, *, now: datetime) -> AlertEvent | None:
-        async with self._write() as tx:
-            row = await tx.row("claim_event", owner=self.owner, now=now)
-        return event_from_row(row) if row is not None else None
+        claimed = await self.claim_events(limit=1, now=now)
+        return claimed[0] if claimed else None
 
     async def get_event(self, event_id: int) -> AlertEvent | None:
         async with self._read() as tx:
@@ -90,36 +113,61 @@ class SqlStore(ConsoleStoreMixin, ABC):
     async def record_decision(
         self, event: AlertEvent, runs: Sequence[NewRun], audit: Sequence[AuditEntry], *, guard: Guard, now: datetime
     ) -> Decision:
+        (decision,) = await self.record_decisions([EventDecision(event, runs, audit, guard)], now=now)
+        return decision
+
+    async def record_decisions(self, batch: Sequence[EventDecision], *, now: datetime) -> list[Decision]:
+        return await self._transact(lambda tx: decisions.record_batch(tx, batch, now))
+
+    async def record_decision_failure(
+        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+    ) -> bool:
         async with self._write() as tx:
-            return await t.decide(tx, event, runs, audit, guard=guard, now=now)
+            return await decisions.record_failure(
+                tx, event, error, permanent=permanent, max_attempts=max_attempts, rule=rule, now=now
+            )
+
+    async def oldest_pending(self) -> datetime | None:
+        async with self._read() as tx:
+            row = await tx.row("oldest_pending_event")
+        return time_of(row["received_at"]) if row is not None else None
+
+    async def dead_events(self, *, limit: int) -> tuple[int, list[DeadEvent]]:
+        async with self._read() as tx:
+            count = await tx.row("count_dead_events")
+            rows = await tx.rows("list_dead_events", limit=limit)
+        return int(count["n"]) if count else 0, [dead_event_from_row(row) for row in rows]
 
     # -- runs -------------------------------------------------------------------------------------------------
 
+    # The run stage's writes go through _transact too: under a webhook storm, a run's claim and step writes must not
+    # each need several turns of the saturated event loop (SQLite: one hop to the writer thread per transaction).
+
     async def claim_run(self, *, now: datetime) -> Run | None:
-        async with self._write() as tx:
-            return await t.claim_run(tx, owner=self.owner, now=now, stale_before=self.stale_before(now))
+        stale_before = self.stale_before(now)
+        return await self._transact(
+            lambda tx: run_lifecycle.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before)
+        )
 
     async def heartbeat(self, *, now: datetime) -> dict[str, int]:
-        async with self._write() as tx:
-            rows = await tx.rows("heartbeat", owner=self.owner, now=now)
+        rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now))
         return {row["id"]: int(row["epoch"]) for row in rows}
 
     async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
-        async with self._write() as tx:
-            updated = await tx.run(
-                "update_step",
-                owner=self.owner,
-                epoch=epoch,
-                run_id=run_id,
-                idx=step.index,
-                attempts=step.attempts,
-                outcome=step.outcome.value,
-                error=step.error,
-                result=json.dumps(step.result) if step.result is not None else None,
-                started_at=step.started_at,
-                finished_at=step.finished_at,
-            )
-        if not updated:
+        params = {
+            "owner": self.owner,
+            "epoch": epoch,
+            "run_id": run_id,
+            "idx": step.index,
+            "attempts": step.attempts,
+            "outcome": step.outcome.value,
+            "error": step.error,
+            # Encoded here, by the caller: a result that cannot be encoded is the action's fault, not the store's.
+            "result": json.dumps(step.result) if step.result is not None else None,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+        }
+        if not await self._transact(lambda tx: tx.run("update_step", **params)):  # it matched nothing, wrote nothing
             raise RunTakenOver(run_id, epoch)
 
     async def finish_run(
@@ -133,14 +181,16 @@ class SqlStore(ConsoleStoreMixin, ABC):
         epoch: int,
         escalation: str | None = None,
     ) -> None:
-        fence = t.Fence(run_id, self.owner, epoch)
-        async with self._write() as tx:
-            await t.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        await self._transact(
+            lambda tx: run_lifecycle.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+        )
 
     async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
-        fence = t.Fence(run_id, self.owner, epoch)
-        async with self._write() as tx:
-            await t.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        await self._transact(
+            lambda tx: run_lifecycle.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
+        )
 
     async def resolution_of(self, event_id: int) -> datetime | None:
         async with self._read() as tx:
@@ -162,15 +212,15 @@ class SqlStore(ConsoleStoreMixin, ABC):
             for row in rows:
                 await tx.run("close_unfinished_steps", run_id=row["id"])
                 message = f"run interrupted: {reason}"
-                await t.insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
+                await insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
                 if not row["dry_run"]:  # half-done work: people hear about it like a failure
-                    notice = t.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
-                    await t.escalate(tx, notice, now)
+                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
+                    await outbox.escalate(tx, notice, now)
         return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
     async def get_run(self, run_id: str) -> Run | None:
         async with self._read() as tx:
-            return await t.load_run(tx, run_id)
+            return await load_run(tx, run_id)
 
     async def list_runs(self, *, status: RunStatus | None, limit: int) -> list[Run]:
         async with self._read() as tx:
@@ -189,7 +239,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def record_audit(self, entries: Sequence[AuditEntry], *, now: datetime) -> None:
         async with self._write() as tx:
-            await t.insert_audit(tx, entries, now)
+            await insert_audit(tx, entries, now)
 
     async def remember_request(self, signature: str, *, now: datetime, keep: timedelta) -> bool:
         async with self._write() as tx:
@@ -206,27 +256,27 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def _approval(self, run_id: str, *, approved: bool, actor: str, reason: str, now: datetime) -> Run | None:
         async with self._write() as tx:
-            result = await t.decide_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
+            result = await approvals.settle_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
         if result is False:
             raise NotAwaitingApproval(f"run {run_id} is not awaiting approval")
         return result if isinstance(result, Run) else None
 
     async def expire_approvals(self, *, now: datetime) -> list[str]:
         async with self._write() as tx:
-            return await t.expire_approvals(tx, now)
+            return await approvals.expire_approvals(tx, now)
 
     async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None:
         async with self._write() as tx:
             await tx.run("set_pause", scope=scope, actor=actor, reason=reason, at=now)
             entry = AuditEntry("paused", f"{scope} paused: {reason}", actor=actor, data={"scope": scope})
-            await t.insert_audit(tx, [entry], now)
+            await insert_audit(tx, [entry], now)
 
     async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool:
         async with self._write() as tx:
             removed = await tx.run("clear_pause", scope=scope) > 0
             if removed:
                 entry = AuditEntry("resumed", f"{scope} resumed", actor=actor, data={"scope": scope})
-                await t.insert_audit(tx, [entry], now)
+                await insert_audit(tx, [entry], now)
             return removed
 
     async def pauses(self) -> list[Pause]:
@@ -236,15 +286,15 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def breaker(self) -> BreakerState:
         async with self._read() as tx:
-            return await t.read_breaker(tx)
+            return await read_breaker(tx)
 
     async def close_breaker(self, *, actor: str, now: datetime) -> bool:
         async with self._write() as tx:
-            was_open = (await t.read_breaker(tx, lock=True)).open
-            await t.write_breaker(tx, BreakerState(closed_at=now))
+            was_open = (await read_breaker(tx, lock=True)).open
+            await write_breaker(tx, BreakerState(closed_at=now))
             if was_open:
                 entry = AuditEntry("breaker_closed", "circuit breaker closed by command", actor=actor)
-                await t.insert_audit(tx, [entry], now)
+                await insert_audit(tx, [entry], now)
             return was_open
 
     async def escalations(self, *, limit: int) -> list[Escalation]:
@@ -259,9 +309,9 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- escalation outbox ------------------------------------------------------------------------------------
 
-    async def fan_out(self, choose: t.ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
+    async def fan_out(self, choose: outbox.ChooseChannels, *, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
         async with self._write() as tx:
-            return await t.fan_out(tx, choose, now, limit)
+            return await outbox.fan_out(tx, choose, now, limit)
 
     async def outbox_has_work(self, *, now: datetime) -> bool:
         async with self._read() as tx:
@@ -269,7 +319,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def claim_deliveries(self, *, now: datetime, limit: int, lease: timedelta) -> list[ClaimedDelivery]:
         async with self._write() as tx:
-            return await t.claim_deliveries(tx, now, limit=limit, lease=lease)
+            return await outbox.claim_deliveries(tx, now, limit=limit, lease=lease)
 
     async def delivery_sent(self, delivery_id: int, *, reference: str | None, now: datetime) -> None:
         async with self._write() as tx:

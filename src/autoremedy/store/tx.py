@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 Row = Mapping[str, Any]
@@ -17,3 +17,6 @@ class Tx(Protocol):
 
     async def run(self, query: str, **params: Any) -> int:
         """Execute; the number of rows affected."""
+
+    async def run_many(self, query: str, params: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per parameter set, in one round trip where the backend can (bulk inserts)."""

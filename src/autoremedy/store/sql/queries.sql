@@ -11,13 +11,39 @@ ON CONFLICT (fingerprint, status, starts_at)
 DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
 RETURNING id, deliveries;
 
--- name: claim_event
+-- name: claim_events
+-- The oldest pending events, up to :limit, for one decision batch (RETURNING's order is not guaranteed: the
+-- caller sorts by id).
 UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
-WHERE id = (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT 1)
+WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit)
 RETURNING *;
 
--- name: finish_event
-UPDATE events SET state = 'done', processed_at = :now WHERE id = :id;
+-- name: finish_events
+-- The events of a decision batch with one outcome: :ids is a JSON array of event ids, :state 'done' (runs were
+-- decided) or 'no_rule_matched' (nothing to do: no audit entry of its own).
+UPDATE events SET state = :state, processed_at = :now WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: requeue_failed_event
+-- A decision failed but may succeed later: back to the queue, the failure counted, unless it has failed enough.
+UPDATE events SET state = 'pending', claimed_by = NULL, decide_attempts = decide_attempts + 1, last_error = :error
+WHERE id = :id AND state = 'processing' AND decide_attempts + 1 < :max_attempts
+RETURNING id;
+
+-- name: dead_letter_event
+UPDATE events SET state = 'dead', claimed_by = NULL, decide_attempts = decide_attempts + 1, last_error = :error,
+                  processed_at = :now
+WHERE id = :id AND state = 'processing'
+RETURNING id, decide_attempts;
+
+-- name: oldest_pending_event
+SELECT received_at FROM events WHERE state = 'pending' ORDER BY id LIMIT 1;
+
+-- name: count_dead_events
+SELECT count(*) AS n FROM events WHERE state = 'dead';
+
+-- name: list_dead_events
+SELECT id, fingerprint, status, labels, received_at, processed_at, decide_attempts, last_error FROM events
+WHERE state = 'dead' ORDER BY id DESC LIMIT :limit;
 
 -- name: requeue_processing_events
 UPDATE events SET state = 'pending', claimed_by = NULL
@@ -87,9 +113,9 @@ RETURNING id, takeovers, epoch;
 
 -- name: insert_guarded_run
 INSERT INTO runs (id, event_id, status, reason, rule, playbook, target, fingerprint, alert_status, dry_run,
-                  created_at, finished_at, guardrail, counted, not_before, expires_at)
+                  created_at, finished_at, guardrail, counted, not_before, expires_at, mutating)
 VALUES (:id, :event_id, :status, :reason, :rule, :playbook, :target, :fingerprint, :alert_status, :dry_run,
-        :created_at, :finished_at, :guardrail, :counted, :not_before, :expires_at);
+        :created_at, :finished_at, :guardrail, :counted, :not_before, :expires_at, :mutating);
 
 -- name: paused_scope
 SELECT scope FROM pauses WHERE scope IN ('all', :rule) ORDER BY scope = 'all' DESC LIMIT 1;
@@ -105,7 +131,8 @@ WHERE rule = :rule AND target = :target AND counted = 1 AND created_at >= :since
 ORDER BY created_at DESC;
 
 -- name: count_counted_runs
-SELECT count(*) AS n FROM runs WHERE counted = 1 AND created_at >= :since;
+-- What the global circuit breaker counts: runs that change something (a log-only playbook does not).
+SELECT count(*) AS n FROM runs WHERE counted = 1 AND mutating = 1 AND created_at >= :since;
 
 -- name: read_breaker
 SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
@@ -265,7 +292,7 @@ DELETE FROM escalations WHERE created_at < :before
   AND NOT EXISTS (SELECT 1 FROM escalation_deliveries d WHERE d.escalation_id = escalations.id);
 
 -- name: prune_events
-DELETE FROM events WHERE last_received_at < :before AND state = 'done'
+DELETE FROM events WHERE last_received_at < :before AND state IN ('done', 'no_rule_matched', 'dead')
   AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.event_id = events.id);
 
 -- name: prune_audit

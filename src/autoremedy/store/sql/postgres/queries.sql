@@ -1,9 +1,9 @@
 -- PostgreSQL's versions of queries where it needs its own: claims skip rows other replicas hold
 -- (FOR UPDATE SKIP LOCKED), decisions serialise on the breaker row, and events are inserted a batch at a time.
 
--- name: claim_event
+-- name: claim_events
 UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
-WHERE id = (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED)
 RETURNING *;
 
 -- name: claim_due_run
@@ -32,6 +32,10 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, escalation_id, channel, attempts, unrecorded;
+
+-- name: finish_events
+UPDATE events SET state = :state, processed_at = :now
+WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb)::bigint);
 
 -- name: lock_breaker
 -- Every decision takes this row lock first: verdicts across replicas are made one at a time, on facts that

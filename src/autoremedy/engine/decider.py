@@ -1,0 +1,301 @@
+"""The decision stage: stored alert events become runs, a batch at a time, in a task of its own.
+
+A turn claims up to `batch_size` pending events in one transaction, decides each in memory with the pure core (one
+ruleset and one instant for the whole batch) and records every decision in one more transaction
+(store/decisions.py). The task is woken by every commit of new events and, while events wait, takes its next batch
+at once: the store's write lock is first come, first served, so under a webhook storm a batch waits for at most
+the group commit ahead of it, and deciding keeps its share of the process instead of queueing behind every
+request (measured in docs/benchmarks.md).
+
+A batch that cannot be recorded is split in halves until the event at fault is found (poison isolation): the rest
+of the batch is recorded, and that event is requeued with its failure counted, or dead-lettered (status `dead`, an
+audit entry, a `plan_failed` escalation) when the failure is permanent or happened `max_attempts` times. A store
+that cannot be reached is not the events' fault: their claims are left to go stale and be requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from autoremedy.decide.guardrails import CompiledWindow, Guard
+from autoremedy.decide.planning import Plan, Ruleset, decide
+from autoremedy.decide.redact import redact
+from autoremedy.models.events import AlertEvent
+from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.rules import Rule
+from autoremedy.models.runs import FINAL_STATUSES, RunStatus
+from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
+
+log = get_logger("autoremedy.decider")
+QUEUE_METRICS_EVERY = 1.0
+"""Seconds between reads of the queue's age and the breaker for /metrics."""
+QUEUE_COUNT_EVERY = 10.0
+"""Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
+MAX_GROWTH = 2
+"""While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
+waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecideSettings:
+    dry_run: bool
+    guardrails: GuardrailSettings
+    windows: Sequence[CompiledWindow]
+    batch_size: int = 500
+    max_attempts: int = 3
+    poll_interval: float = 2.0
+
+
+class Decider:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        rules: Callable[[], Ruleset],
+        metrics: Metrics,
+        action_mutates: Callable[[str], bool],
+        settings: DecideSettings,
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._metrics = metrics
+        self._action_mutates = action_mutates
+        self._settings = settings
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._metrics_at = 0.0
+        self._counted_at = 0.0
+        self._limit = settings.batch_size
+        self._errors = LoopErrors(metrics.loop_errors, "decider")
+        self.on_planned: Callable[[], None] = lambda: None
+        """Called when a batch made runs the worker may claim (wakes the worker)."""
+        self.on_outcome: Callable[[], None] = lambda: None
+        """Called when a batch may have queued escalations (wakes the escalation sender)."""
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """Its long-lived task, for supervision: one that ends before stop() is a fault."""
+        return self._task
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="decider")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop; events still queued are decided at the next start."""
+        self._stopping = True
+        self.wake()
+        if self._task is not None:
+            await self._task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            claimed, limit = 0, self._limit
+            try:
+                claimed = await self.decide_batch()
+                await self._queue_metrics(drained=claimed < limit)
+                self._errors.ok()
+            except StoreUnavailable as exc:
+                await log.aerror("store unavailable; will retry", error=str(exc))
+            except Exception:  # a bug must not stop deciding: counted, logged, backed off; the claims go stale
+                await self._errors.failed(log)
+            full = claimed >= limit
+            base = self._settings.batch_size
+            self._limit = min(limit * 2, base * MAX_GROWTH) if full else base
+            if full:
+                await asyncio.sleep(0)  # more wait: let the loop run what is ready, then the next batch at once
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.poll_interval)
+
+    async def decide_batch(self) -> int:
+        """Claim, decide and record one batch; the number of events claimed (0: the queue is empty)."""
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        events = await self._store.claim_events(limit=self._limit, now=now)
+        if not events:
+            return 0
+        self._metrics.decide_batch_size.observe(len(events))
+        self._metrics.backlog.add(-len(events))
+        ruleset = self._rules()
+        rules = {compiled.rule.name: compiled.rule for compiled in ruleset.rules}
+        batch: list[EventDecision] = []
+        for event in events:
+            try:
+                batch.append(self._decide(event, ruleset, rules, now))
+            except Exception as exc:  # a bug in deciding fails this event, not the batch nor the loop
+                await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
+                await self._failed(event, exc, permanent=True, rule="-", now=now)
+        recorded = await self._record(batch, now)
+        await self._account(recorded)
+        self._metrics.decide_batch_duration.observe(time.perf_counter() - started)
+        return len(events)
+
+    def _decide(self, event: AlertEvent, ruleset: Ruleset, rules: dict[str, Rule], now: datetime) -> EventDecision:
+        guard = Guard(
+            rules=rules,
+            windows=self._settings.windows,
+            settings=self._settings.guardrails,
+            labels=event.labels,
+            now=now,
+        )
+        plans = decide(ruleset, event.template_view(), dry_run=self._settings.dry_run)
+        runs = [_new_run(event, plan, mutates=self._mutates(plan)) for plan in plans]
+        audit = [_failure_audit(event, run) for run in runs if run.status is RunStatus.FAILED]
+        return EventDecision(event, runs, audit, guard)
+
+    def _mutates(self, plan: Plan) -> bool:
+        # An unrendered plan runs nothing; it is failed before the breaker is asked, so either answer is right.
+        return plan.error is not None or any(self._action_mutates(step.action) for step in plan.steps)
+
+    # -- recording, with poison isolation ---------------------------------------------------------------------
+
+    async def _record(self, batch: list[EventDecision], now: datetime) -> list[tuple[EventDecision, Decision]]:
+        if not batch:
+            return []
+        try:
+            return list(zip(batch, await self._store.record_decisions(batch, now=now), strict=True))
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) and not await self._reachable():
+                raise  # not the events' fault: their claims go stale and they are decided again
+            if len(batch) == 1:
+                item = batch[0]
+                rule = item.runs[0].rule if item.runs else "-"
+                await self._failed(item.event, exc, permanent=_permanent(exc), rule=rule, now=now)
+                return []
+            half = len(batch) // 2
+            return await self._record(batch[:half], now) + await self._record(batch[half:], now)
+
+    async def _reachable(self) -> bool:
+        try:
+            await self._store.ping()
+        except StoreUnavailable:
+            return False
+        return True
+
+    async def _failed(self, event: AlertEvent, exc: Exception, *, permanent: bool, rule: str, now: datetime) -> None:
+        self._metrics.decision_failures.inc()
+        error = f"{type(exc).__name__}: {exc}"
+        dead = await self._store.record_decision_failure(
+            event, error, permanent=permanent, max_attempts=self._settings.max_attempts, rule=rule, now=now
+        )
+        if dead:
+            self._metrics.events_decided.labels("dead_lettered").inc()
+            self.on_outcome()
+            await log.aerror("event dead-lettered", event_id=event.id, fingerprint=event.fingerprint, error=error)
+        else:
+            await log.awarning("decision failed; requeued", event_id=event.id, error=error)
+
+    # -- what a batch did -------------------------------------------------------------------------------------
+
+    async def _account(self, recorded: list[tuple[EventDecision, Decision]]) -> None:
+        planned = escalating = False
+        acted = 0
+        for item, decision in recorded:
+            if not (item.runs or decision.cancelled or decision.woken):
+                continue  # nothing happened that a person or the worker needs to hear about
+            acted += bool(item.runs)
+            planned = planned or bool(decision.runs or decision.woken)
+            escalating = escalating or _may_escalate(item, decision)
+            await self._log_decision(item.event, decision)
+        self._metrics.events_decided.labels("runs").inc(acted)
+        self._metrics.events_decided.labels("no_rule_matched").inc(len(recorded) - acted)
+        if planned:
+            self.on_planned()
+        if escalating:
+            self.on_outcome()
+
+    async def _log_decision(self, event: AlertEvent, decision: Decision) -> None:
+        for run_id in decision.woken:
+            await log.ainfo("run woken: its alert resolved", run_id=run_id, fingerprint=event.fingerprint)
+        for run_id in decision.cancelled:
+            self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
+            await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
+        for decided in decision.runs:
+            if decided.verdict is not None and decided.verdict.reason != "allowed":
+                self._metrics.guardrail_blocks.labels(decided.verdict.reason).inc()
+            if decided.status in FINAL_STATUSES:
+                self._metrics.runs.labels(decided.status.value).inc()
+            reason = decided.verdict.detail if decided.verdict is not None else "plan not rendered"
+            await log.ainfo(
+                "run decided",
+                run_id=decided.run_id,
+                fingerprint=event.fingerprint,
+                rule=decided.rule,
+                status=decided.status.value,
+                reason=reason,
+            )
+
+    async def _queue_metrics(self, *, drained: bool) -> None:
+        """The queue's age and the breaker for /metrics, at most once a second; the queue depth counted exactly
+        then when the queue has drained, else every QUEUE_COUNT_EVERY (other replicas decide too); in between,
+        each batch takes what it claimed off the count."""
+        clock = time.monotonic()
+        if clock - self._metrics_at < QUEUE_METRICS_EVERY:
+            return
+        self._metrics_at = clock
+        oldest = await self._store.oldest_pending()
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        self._metrics.queue_oldest_age.set(max(0.0, age))
+        self._metrics.breaker_open.set(int((await self._store.breaker()).open))
+        if drained or clock - self._counted_at >= QUEUE_COUNT_EVERY:
+            self._counted_at = clock
+            self._metrics.backlog.set(await self._store.pending_events())
+
+
+def _may_escalate(item: EventDecision, decision: Decision) -> bool:
+    """Whether recording it may have queued an escalation (a failed plan, an opened breaker, an approval request,
+    a resolution); an allowed run queues none, so the escalation sender is not woken for it."""
+    if item.event.status == "resolved":
+        return True
+    return any(
+        run.status in (RunStatus.FAILED, RunStatus.AWAITING_APPROVAL)
+        or (run.verdict is not None and run.verdict.escalate)
+        for run in decision.runs
+    )
+
+
+def _permanent(exc: Exception) -> bool:
+    """Whether retrying the same decision can never succeed. The store raises StoreUnavailable for what may pass
+    (a lost connection, a busy database) and something else (a data error, an encoding error) for what cannot."""
+    return not isinstance(exc, StoreUnavailable)
+
+
+def _new_run(event: AlertEvent, plan: Plan, *, mutates: bool) -> NewRun:
+    if plan.error is not None:
+        status, reason = RunStatus.FAILED, plan.error
+    elif plan.dry_run:
+        status, reason = RunStatus.PLANNED, "planned (dry run)"
+    else:
+        status, reason = RunStatus.PLANNED, "planned"
+    steps = [NewStep(s.index, s.name, s.action, redact(s.inputs)) for s in plan.steps]
+    return NewRun(
+        id=secrets.token_hex(8),
+        event_id=event.id,
+        status=status,
+        reason=reason,
+        rule=plan.rule,
+        playbook=plan.playbook,
+        target=plan.target,
+        fingerprint=event.fingerprint,
+        alert_status=event.status,
+        dry_run=plan.dry_run,
+        steps=steps,
+        mutates=mutates,
+    )
+
+
+def _failure_audit(event: AlertEvent, run: NewRun) -> AuditEntry:
+    data = {"event_id": event.id, "rule": run.rule, "playbook": run.playbook, "target": run.target}
+    return AuditEntry("run_failed", run.reason, run.id, event.fingerprint, data=data)

@@ -1,0 +1,32 @@
+"""What a resolved alert changes: its runs that have not started are cancelled, runs waiting for it are woken, and
+what was escalated about it is resolved."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from autoremedy.models.events import AlertEvent
+from autoremedy.store.approvals import skip_waiting
+from autoremedy.store.outbox import resolve_escalations
+from autoremedy.store.tx import Tx
+
+CANCELLED_REASON = "the alert resolved before the run started"
+
+
+async def on_resolved(tx: Tx, event: AlertEvent, now: datetime) -> tuple[list[str], list[str]]:
+    """The alert is over: runs that have not started are cancelled, runs waiting for this are woken, and what was
+    escalated about it is resolved."""
+    cancelled = await cancel_waiting(tx, event.fingerprint, now)
+    woken = [row["id"] for row in await tx.rows("wake_waiting_runs", fingerprint=event.fingerprint)]
+    await resolve_escalations(
+        tx, event.fingerprint, rule=None, trigger="alert_resolved", detail="the alert resolved", now=now
+    )
+    return cancelled, woken
+
+
+async def cancel_waiting(tx: Tx, fingerprint: str, now: datetime) -> list[str]:
+    cancelled = []
+    for row in await tx.rows("waiting_runs_of_fingerprint", fingerprint=fingerprint):
+        if await skip_waiting(tx, row["id"], "alert_resolved", CANCELLED_REASON, now, kind="run_cancelled"):
+            cancelled.append(row["id"])
+    return cancelled
