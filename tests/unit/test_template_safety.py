@@ -27,6 +27,7 @@ from autoremedy.models.rules import Rule
         pytest.param('x"} > 1e12 or vector(1) #', 'x\\"} > 1e12 or vector(1) #', id="the-attack"),
         pytest.param("back\\slash", "back\\\\slash", id="backslash"),
         pytest.param("o'brien", "o\\x27brien", id="single-quote"),
+        pytest.param("x`} or vector(1) #", "x\\x60} or vector(1) #", id="backtick"),
         pytest.param("a\nb\rc\td", "a\\nb\\rc\\td", id="newline-cr-tab"),
         pytest.param("\x00\x07\x1b", "\\x00\\a\\x1b", id="control"),
         pytest.param("\x85\u2028", "\\u0085\\u2028", id="unicode-control"),
@@ -52,6 +53,7 @@ QUERY_CASES = [
         'up{job="\\"X\\\\\\"} OR VECTOR(1) #\\""}',
         id="re-escaped",
     ),
+    pytest.param("up{job=`{{ alert.labels.raw }}`}", "up{job=`x\\x60} or vector(1) #`}", id="backtick-cannot-close"),
     pytest.param("up > {{ params.threshold }}", "up > 5", id="a-number-is-not-quoted"),
     pytest.param("up{% if true %} == 1{% endif %}", "up == 1", id="template-text-kept"),
 ]
@@ -59,7 +61,8 @@ QUERY_CASES = [
 
 @pytest.mark.parametrize(("template", "expected"), QUERY_CASES)
 def test_promql_inputs_are_escaped_and_others_are_not(template: str, expected: str) -> None:
-    context = {"alert": {"labels": {"job": 'x"} or vector(1) #'}}, "params": {"threshold": 5}}
+    labels = {"job": 'x"} or vector(1) #', "raw": "x`} or vector(1) #"}
+    context = {"alert": {"labels": labels}, "params": {"threshold": 5}}
     assert render_text(template, context, where="q", escape="promql") == expected
     assert render_text("{{ alert.labels.job }}", context, where="q") == 'x"} or vector(1) #'
 

@@ -29,11 +29,13 @@ ESCAPE_URL: Final = "url"
 SECRET_FUNCTION: Final = "secret"
 
 # Go's strconv.Quote for what it escapes in ASCII, plus `'` (as \x27, valid in both '...' and "..." in PromQL) so
-# that a single-quoted matcher is as safe as a double-quoted one.
+# that a single-quoted matcher is as safe as a double-quoted one, and the backtick (as \x60) so that a value in a
+# `...` raw string (which has no escapes: validate warns about it) reads wrong instead of closing the string.
 _GO_ESCAPES: Final = {
     "\\": "\\\\",
     '"': '\\"',
     "'": "\\x27",
+    "`": "\\x60",
     "\a": "\\a",
     "\b": "\\b",
     "\f": "\\f",
