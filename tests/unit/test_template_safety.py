@@ -159,6 +159,12 @@ URL_CASES = [
     pytest.param("http://{{ h }}/", "http://[::ffff:169.254.169.254]/", "link-local", id="mapped-metadata"),
     pytest.param("http://{{ h }}/", "http://[fe80::1]/", "link-local", id="ipv6-link-local"),
     pytest.param("http://{{ h }}/", "http://metadata.google.internal/", "metadata", id="gcp-metadata-name"),
+    pytest.param(
+        "https://{{ h }}/x", "https://evil.net\\.hooks.example.com/x", "backslash", id="backslash-ends-the-host"
+    ),
+    pytest.param(
+        "https://api-prod.example.com{{ p }}", "https://api-prod.example.com\\@evil.net/", "@", id="backslash-at"
+    ),
     pytest.param("ftp://x/{{ p }}", "ftp://x/y", "http:// or https://", id="scheme"),
 ]
 

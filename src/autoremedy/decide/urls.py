@@ -74,6 +74,8 @@ def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
         return "url must be an http:// or https:// URL with a host"
     if "@" in parts.netloc:
         return 'url carries credentials (user:password@): refused; send them in a header with secret("NAME")'
+    if "\\" in parts.netloc:  # the URL standard (pydantic, browsers) ends the host at a backslash, Python does not
+        return "url has a backslash in its host: refused (it would end the host there: write / instead)"
     if (is_link_local(host) or host in METADATA_NAMES) and not policy.allow_link_local:
         return f"url host {host} is a link-local or cloud metadata address: refused (http.allow_link_local)"
     return _host_refusal(template, host, port, bracketed="[" in parts.netloc, policy=policy)
