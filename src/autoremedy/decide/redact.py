@@ -39,6 +39,12 @@ _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Token|GenieKey|bearer)\s+(?=[^\s]*\d
 _URL_PARTS = re.compile(r"(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?", re.S)
 _OPAQUE_SEGMENT = re.compile(r"[A-Za-z0-9_~+=.-]{16,}")
 _SLACK_HOOK = re.compile(r"(?i)(?:^|\.)slack\.com$")
+# `token=x`, `password: x`, `"api_key": "x"` inside free text (an error message, a response body excerpt such as a
+# token endpoint's `{"access_token": "..."}`): the value is masked when the key looks like a secret's.
+_KEY_SEP = re.compile(r"""(?P<key>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>["']?[ \t]*[:=][ \t]*)""")
+_VALUE = re.compile(
+    r"""(?P<quote>["'])[^"'\n]*(?P=quote)|(?P<scheme>(?:Bearer|Basic|Token|GenieKey)[ \t]+)?[^\s"',;&)}\]<]+"""
+)
 
 _registered: list[str] = []
 
@@ -81,10 +87,24 @@ def redact_text(text: str) -> str:
     `Authorization`-style credentials masked."""
     if "://" in text:
         text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    text = _mask_secret_pairs(text)
     for secret in _registered:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
+def _mask_secret_pairs(text: str) -> str:
+    """Each value after a secret-looking `key=` / `key:` replaced, its quotes and `Bearer ` kept."""
+    pieces, done = [], 0
+    for pair in _KEY_SEP.finditer(text):
+        value = _VALUE.match(text, pair.end())
+        if pair.start() < done or value is None or not is_secret_key(pair.group("key")):
+            continue
+        quote = value.group("quote") or ""
+        pieces += [text[done : pair.end()], quote, value.group("scheme") or "", REDACTED, quote]
+        done = value.end()
+    return "".join(pieces) + text[done:] if pieces else text
 
 
 def redact_url(url: str, *, keep_query: bool = False) -> str:
@@ -103,8 +123,8 @@ def redact_url(url: str, *, keep_query: bool = False) -> str:
     text = f"{scheme}://{host}{_redact_path(path, host)}"
     if query is not None:
         text += "?" + (query if keep_query else _redact_query(query))
-    if fragment is not None:
-        text += "#" + fragment
+    if fragment is not None:  # `#access_token=...` (OAuth's implicit flow) is a query by another name
+        text += "#" + (_redact_query(fragment) if "=" in fragment else fragment)
     for secret in _registered:
         text = text.replace(secret, REDACTED)
     return text
