@@ -232,6 +232,10 @@ def test_a_refused_url_gives_the_step_a_refusal_not_the_plan_an_error() -> None:
         ),
         pytest.param("up\n  > {{ params.x }}", [(1, " params.x ", "")], id="second-line"),
         pytest.param("up > {{ rule.name }}", [], id="not-alert-data"),
+        pytest.param('up{job=~"{{ alert.labels.job }}"}', [(0, " alert.labels.job ", "=~")], id="regex-matcher"),
+        pytest.param('up{job!~ "{{ alert.labels.job }}"}', [(0, " alert.labels.job ", "=~")], id="negative-regex"),
+        pytest.param('up{a=~"x", job="{{ alert.labels.job }}"}', [], id="regex-then-equality"),
+        pytest.param('up{job=~"a|{{ rule.name }}|{{ alert.labels.j }}"}', [(0, " alert.labels.j ", "=~")], id="later"),
     ],
 )
 def test_unquoted_alert_values(source: str, found: list[tuple[int, str, str]]) -> None:
