@@ -246,7 +246,7 @@ def test_booleans_under_secret_keys_are_kept() -> None:
 @pytest.fixture
 def registered() -> Iterator[None]:
     before = registered_secrets()
-    register_secrets(["xoxb-configured-bot-token", "hunter2!", "abc"])
+    register_secrets(["xoxb-configured-bot-token", "hunter2!", "abc", 'p@ss w/"q"'])
     yield
     register_secrets(before)
 
@@ -266,6 +266,11 @@ def registered() -> Iterator[None]:
             f"http://h/{REDACTED}/x?token={REDACTED}&a={REDACTED}",
             id="path-and-query",
         ),
+        pytest.param(
+            "GET https://h/p%40ss%20w/%22q%22/x failed", f"GET https://h/{REDACTED}/x failed", id="urlencoded"
+        ),
+        pytest.param("GET https://h/p@ss%20w/%22q%22/x", f"GET https://h/{REDACTED}/x", id="url-normalised"),
+        pytest.param('body: {"echo": "p@ss w\\/\\"q\\""}', f'body: {{"echo": "{REDACTED}"}}', id="json-escaped"),
     ],
 )
 def test_registered_secrets_are_masked_literally(text: str, expected: str) -> None:

@@ -10,10 +10,12 @@ because a logging processor, an action and an escalation all need it and none of
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final
+from urllib.parse import quote
 
 from autoremedy.models.notifications import Notification
 
@@ -51,8 +53,16 @@ _registered: list[str] = []
 
 def register_secrets(secrets: Iterable[str]) -> None:
     """The daemon's configured secret values, masked literally from now on (replaces any earlier set)."""
-    found = {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}
+    found = {form for secret in secrets if len(secret) >= MIN_SECRET_LENGTH for form in _written_forms(secret)}
     _registered[:] = sorted(found, key=len, reverse=True)  # longest first: a secret inside another
+
+
+def _written_forms(secret: str) -> set[str]:
+    """The secret, and as it reads once percent-encoded (a URL normalised by the action's URL type, `| urlencode`)
+    or JSON-escaped (a receiver echoing it back, `/` as `\\/` included)."""
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+    url_forms = {quote(secret, safe=safe) for safe in ("", "/", "/:@!$&'()*+,;=")}
+    return {secret, *url_forms, escaped, escaped.replace("/", "\\/")}
 
 
 def registered_secrets() -> tuple[str, ...]:
