@@ -67,6 +67,22 @@ def test_promql_inputs_are_escaped_and_others_are_not(template: str, expected: s
     assert render_text("{{ alert.labels.job }}", context, where="q") == 'x"} or vector(1) #'
 
 
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        pytest.param("[alert.labels.job]", ['x"} or vector(1) #'], id="list"),
+        pytest.param('alert.labels.job.split("-")', ['x"} or vector(1) #'], id="split"),
+        pytest.param("(alert.labels.job,)", ('x"} or vector(1) #',), id="tuple"),
+        pytest.param("alert.labels", {"job": 'x"} or vector(1) #'}, id="map"),
+        pytest.param("none", None, id="none"),
+    ],
+)
+def test_values_that_are_not_strings_are_escaped_as_their_text(expression: str, value: object) -> None:
+    context = {"alert": {"labels": {"job": 'x"} or vector(1) #'}}}
+    rendered = render_text(f'up{{job="{{{{ {expression} }}}}"}}', context, where="q", escape="promql")
+    assert rendered == f'up{{job="{promql_escape(str(value))}"}}'
+
+
 def _playbook(steps: list[dict[str, Any]], target: str = "t") -> Playbook:
     return Playbook.model_validate({"name": "pb", "target": target, "steps": steps})
 

@@ -78,9 +78,11 @@ def promql_re(value: object) -> PromQLSafe:
 
 
 def _promql_finalize(value: Any) -> Any:
-    if isinstance(value, str) and not isinstance(value, PromQLSafe):
-        return promql_escape(value)
-    return value
+    """Every value but a number or an already quoted one is escaped as text: a list or a map (`{{ [x] }}`,
+    `{{ x.split("-") }}`) prints its items with Python's repr, which leaves a `"` inside them unescaped."""
+    if isinstance(value, PromQLSafe | int | float):
+        return value
+    return promql_escape(str(value))
 
 
 def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
