@@ -132,6 +132,19 @@ def test_secret_references() -> None:
     assert list(secret_references(source)) == ["A", None]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set s = secret %}{{ s(alert.labels.n) }}",
+        "{% with s = secret %}{{ s(alert.labels.n) }}{% endwith %}",
+        "{{ (secret,)[0](alert.labels.n) }}",
+        '{{ [secret] | map(attribute="x") | list }}',
+    ],
+)
+def test_secret_passed_on_is_not_a_literal_reference(source: str) -> None:
+    assert None in list(secret_references(source))
+
+
 # -- URLs -----------------------------------------------------------------------------------------------------------
 
 

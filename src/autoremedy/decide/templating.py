@@ -171,7 +171,12 @@ def secret_references(source: str) -> Iterator[str | None]:
     """The names a template passes to `secret(...)`; None for a call whose name is not a literal string
     (refused: which secrets a playbook reads must be known before any alert arrives)."""
     parsed = _ENVIRONMENTS[None].parse(source)
+    called = set()
     for call in parsed.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == SECRET_FUNCTION:
+            called.add(id(call.node))
             first = call.args[0] if call.args else None
             yield first.value if isinstance(first, nodes.Const) and isinstance(first.value, str) else None
+    for name in parsed.find_all(nodes.Name):
+        if name.name == SECRET_FUNCTION and id(name) not in called:
+            yield None  # passed on (`{% set s = secret %}{{ s(alert.labels.n) }}`): a label would pick the secret
