@@ -214,7 +214,17 @@ def test_link_local_can_be_allowed() -> None:
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("169.254.1.1", True), ("fd00:ec2::254", True), ("[fe80::1%eth0]", True), ("10.0.0.1", False), ("x", False)],
+    [
+        ("169.254.1.1", True),
+        ("fd00:ec2::254", True),
+        ("[fe80::1%eth0]", True),
+        ("10.0.0.1", False),
+        ("x", False),
+        ("::ffff:169.254.169.254", True),
+        ("64:ff9b::a9fe:a9fe", True),  # NAT64 to 169.254.169.254
+        ("2002:a9fe:a9fe::1", True),  # 6to4 for 169.254.169.254
+        ("64:ff9b::808:808", False),
+    ],
 )
 def test_is_link_local(address: str, expected: bool) -> None:
     assert is_link_local(address) is expected
