@@ -215,6 +215,10 @@ TEXTS = [
     pytest.param("{'api_key': 'abcd1234'}", f"{{'api_key': '{REDACTED}'}}", id="python-repr"),
     pytest.param("Authorization: Basic dXNlcjpwdw", f"Authorization: Basic {REDACTED}", id="short-basic"),
     pytest.param("replicas=3, monkey=banana", "replicas=3, monkey=banana", id="plain-pairs-kept"),
+    pytest.param(
+        "usage: run PLAYBOOK key=value ... (auth: ok)", "usage: run PLAYBOOK key=value ... (auth: ok)", id="prose-words"
+    ),
+    pytest.param("routing_key=R0123abc", f"routing_key={REDACTED}", id="routing-key"),
     pytest.param("Authorization: Bearer abc123def456", f"Authorization: Bearer {REDACTED}", id="bearer"),
     pytest.param("see Basic information in the app", "see Basic information in the app", id="basic-word-kept"),
     pytest.param("connection refused", "connection refused", id="plain-text"),

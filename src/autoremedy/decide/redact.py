@@ -104,12 +104,23 @@ def redact_text(text: str) -> str:
     return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
 
 
+def _is_secret_key_in_text(key: str) -> bool:
+    """As `is_secret_key`, less the bare words `key`, `pass`, `sig` and `auth`: in prose (`key=value`, the usage of
+    a chat command) they are words, not names of secrets."""
+    return _SECRET_PART.search(key) is not None or any(
+        word.lower() in _SECRET_WORDS - _PROSE_WORDS for word in _WORD_SPLIT.split(key) if word
+    )
+
+
+_PROSE_WORDS: Final = frozenset({"key", "pass", "sig", "auth"})
+
+
 def _mask_secret_pairs(text: str) -> str:
     """Each value after a secret-looking `key=` / `key:` replaced, its quotes and `Bearer ` kept."""
     pieces, done = [], 0
     for pair in _KEY_SEP.finditer(text):
         value = _VALUE.match(text, pair.end())
-        if pair.start() < done or value is None or not is_secret_key(pair.group("key")):
+        if pair.start() < done or value is None or not _is_secret_key_in_text(pair.group("key")):
             continue
         quote = value.group("quote") or ""
         pieces += [text[done : pair.end()], quote, value.group("scheme") or "", REDACTED, quote]
