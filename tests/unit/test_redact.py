@@ -292,3 +292,9 @@ def test_redact_url_keeps_a_link_query() -> None:
     assert redact_url(url, keep_query=True) == (
         f"http://{REDACTED}@prometheus:9090/graph?g0.expr=up%7Bjob%3D%22x%22%7D&g0.tab=1"
     )
+
+
+def test_a_kept_link_query_still_masks_secret_looking_parameters() -> None:
+    url = "http://prometheus:9090/graph?g0.expr=up&access_token=abcd1234&g0.tab=1&flag"
+    expected = f"http://prometheus:9090/graph?g0.expr=up&access_token={REDACTED}&g0.tab=1&flag"
+    assert redact_url(url, keep_query=True) == expected

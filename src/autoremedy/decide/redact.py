@@ -143,7 +143,7 @@ def redact_url(url: str, *, keep_query: bool = False) -> str:
         host = f"{REDACTED}@{host}"
     text = f"{scheme}://{host}{_redact_path(path, host)}"
     if query is not None:
-        text += "?" + (query if keep_query else _redact_query(query))
+        text += "?" + (_redact_query(query, only_secret_keys=True) if keep_query else _redact_query(query))
     if fragment is not None:  # `#access_token=...` (OAuth's implicit flow) is a query by another name
         text += "#" + (_redact_query(fragment) if "=" in fragment else fragment)
     for secret in _registered:
@@ -166,9 +166,13 @@ def _is_opaque(segment: str) -> bool:
     return mixed_case or (len(segment) >= 32 and "-" not in segment.strip("-"))
 
 
-def _redact_query(query: str) -> str:
+def _redact_query(query: str, *, only_secret_keys: bool = False) -> str:
+    """Every value masked, or (a kept link query) those under a secret-looking name (`access_token=`)."""
     pairs = (pair.partition("=") for pair in query.split("&"))
-    return "&".join(f"{name}={REDACTED}" if sep else name for name, sep, _ in pairs)
+    return "&".join(
+        f"{name}={REDACTED}" if sep and (not only_secret_keys or is_secret_key(name)) else f"{name}{sep}{value}"
+        for name, sep, value in pairs
+    )
 
 
 def redact_notification(notification: Notification) -> Notification:
