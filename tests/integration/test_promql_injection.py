@@ -23,7 +23,7 @@ from tests.support.saas import SLACK_BOT_TOKEN, FakeSlack
 pytestmark = pytest.mark.e2e
 
 ATTACK = 'x"} > 1e12 or vector(1) #'
-AWKWARD = ["o'brien", 'we"b', "back\\slash", "a.b*c+(d)|[e]{f}^$?", "two\nlines", "tab\there", "ünïcode ✓"]
+AWKWARD = ["o'brien", 'we"b', "back\\slash", "a.b*c+(d)|[e]{f}^$?", "two\nlines", "tab\there", "ünïcode ✓", "back`tick"]
 
 
 @pytest.fixture

@@ -132,6 +132,8 @@ def test_log_lines_go_through_the_redaction(log_buffer: io.StringIO) -> None:
         ("autoremedy", True),
         ("shop", False),
         ("kubernetes-dashboard", False),
+        ("autoremedy\n", True),  # `$` matches before a final newline: the own-namespace check compared unequal
+        ("Kube-System", True),
     ],
 )
 def test_default_namespace_policy(namespace: str, denied: bool) -> None:
@@ -167,3 +169,8 @@ def test_the_dry_run_label_can_only_turn_a_dry_run_on(
     without = decide(ruleset, _alert(), dry_run=global_dry_run)
     with_label = decide(ruleset, _alert(**{DRY_RUN_LABEL: label}), dry_run=global_dry_run)
     assert with_label[0].dry_run == (without[0].dry_run or label == "true")
+
+
+@pytest.mark.parametrize("name", ["web\n", "web\n\n", "a.b\n"])
+def test_a_trailing_newline_is_not_a_kubernetes_name(name: str) -> None:
+    assert guard.target_problem("shop", {"name": name}, NamespacePolicy(own_namespace="autoremedy")) is not None

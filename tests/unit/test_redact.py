@@ -199,6 +199,26 @@ TEXTS = [
     ),
     pytest.param("http://example.com/a?flag", "http://example.com/a?flag", id="query-without-value"),
     pytest.param("https://example.com/#top", "https://example.com/#top", id="fragment"),
+    pytest.param(
+        "https://app.example.com/cb#access_token=ya29a0AfB1x&state=s1",
+        f"https://app.example.com/cb#access_token={REDACTED}&state={REDACTED}",
+        id="fragment-values",
+    ),
+    pytest.param(
+        'POST https://auth.example.com/oauth answered 200: {"access_token": "ya29 a0AfB", "expires_in": 3599}',
+        f'POST https://auth.example.com/oauth answered 200: {{"access_token": "{REDACTED}", "expires_in": 3599}}',
+        id="json-body-excerpt",
+    ),
+    pytest.param("error: token=abcdef123456 expired", f"error: token={REDACTED} expired", id="key-equals-value"),
+    pytest.param("password: hunter2hunter2", f"password: {REDACTED}", id="key-colon-value"),
+    pytest.param("X-Api-Key: Zz9qwertyuiop", f"X-Api-Key: {REDACTED}", id="header-line"),
+    pytest.param("{'api_key': 'abcd1234'}", f"{{'api_key': '{REDACTED}'}}", id="python-repr"),
+    pytest.param("Authorization: Basic dXNlcjpwdw", f"Authorization: Basic {REDACTED}", id="short-basic"),
+    pytest.param("replicas=3, monkey=banana", "replicas=3, monkey=banana", id="plain-pairs-kept"),
+    pytest.param(
+        "usage: run PLAYBOOK key=value ... (auth: ok)", "usage: run PLAYBOOK key=value ... (auth: ok)", id="prose-words"
+    ),
+    pytest.param("routing_key=R0123abc", f"routing_key={REDACTED}", id="routing-key"),
     pytest.param("Authorization: Bearer abc123def456", f"Authorization: Bearer {REDACTED}", id="bearer"),
     pytest.param("see Basic information in the app", "see Basic information in the app", id="basic-word-kept"),
     pytest.param("connection refused", "connection refused", id="plain-text"),
@@ -230,7 +250,7 @@ def test_booleans_under_secret_keys_are_kept() -> None:
 @pytest.fixture
 def registered() -> Iterator[None]:
     before = registered_secrets()
-    register_secrets(["xoxb-configured-bot-token", "hunter2!", "abc"])
+    register_secrets(["xoxb-configured-bot-token", "hunter2!", "abc", 'p@ss w/"q"'])
     yield
     register_secrets(before)
 
@@ -250,6 +270,11 @@ def registered() -> Iterator[None]:
             f"http://h/{REDACTED}/x?token={REDACTED}&a={REDACTED}",
             id="path-and-query",
         ),
+        pytest.param(
+            "GET https://h/p%40ss%20w/%22q%22/x failed", f"GET https://h/{REDACTED}/x failed", id="urlencoded"
+        ),
+        pytest.param("GET https://h/p@ss%20w/%22q%22/x", f"GET https://h/{REDACTED}/x", id="url-normalised"),
+        pytest.param('body: {"echo": "p@ss w\\/\\"q\\""}', f'body: {{"echo": "{REDACTED}"}}', id="json-escaped"),
     ],
 )
 def test_registered_secrets_are_masked_literally(text: str, expected: str) -> None:
@@ -267,3 +292,9 @@ def test_redact_url_keeps_a_link_query() -> None:
     assert redact_url(url, keep_query=True) == (
         f"http://{REDACTED}@prometheus:9090/graph?g0.expr=up%7Bjob%3D%22x%22%7D&g0.tab=1"
     )
+
+
+def test_a_kept_link_query_still_masks_secret_looking_parameters() -> None:
+    url = "http://prometheus:9090/graph?g0.expr=up&access_token=abcd1234&g0.tab=1&flag"
+    expected = f"http://prometheus:9090/graph?g0.expr=up&access_token={REDACTED}&g0.tab=1&flag"
+    assert redact_url(url, keep_query=True) == expected

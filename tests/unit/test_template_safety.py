@@ -27,6 +27,7 @@ from autoremedy.models.rules import Rule
         pytest.param('x"} > 1e12 or vector(1) #', 'x\\"} > 1e12 or vector(1) #', id="the-attack"),
         pytest.param("back\\slash", "back\\\\slash", id="backslash"),
         pytest.param("o'brien", "o\\x27brien", id="single-quote"),
+        pytest.param("x`} or vector(1) #", "x\\x60} or vector(1) #", id="backtick"),
         pytest.param("a\nb\rc\td", "a\\nb\\rc\\td", id="newline-cr-tab"),
         pytest.param("\x00\x07\x1b", "\\x00\\a\\x1b", id="control"),
         pytest.param("\x85\u2028", "\\u0085\\u2028", id="unicode-control"),
@@ -52,6 +53,7 @@ QUERY_CASES = [
         'up{job="\\"X\\\\\\"} OR VECTOR(1) #\\""}',
         id="re-escaped",
     ),
+    pytest.param("up{job=`{{ alert.labels.raw }}`}", "up{job=`x\\x60} or vector(1) #`}", id="backtick-cannot-close"),
     pytest.param("up > {{ params.threshold }}", "up > 5", id="a-number-is-not-quoted"),
     pytest.param("up{% if true %} == 1{% endif %}", "up == 1", id="template-text-kept"),
 ]
@@ -59,9 +61,26 @@ QUERY_CASES = [
 
 @pytest.mark.parametrize(("template", "expected"), QUERY_CASES)
 def test_promql_inputs_are_escaped_and_others_are_not(template: str, expected: str) -> None:
-    context = {"alert": {"labels": {"job": 'x"} or vector(1) #'}}, "params": {"threshold": 5}}
+    labels = {"job": 'x"} or vector(1) #', "raw": "x`} or vector(1) #"}
+    context = {"alert": {"labels": labels}, "params": {"threshold": 5}}
     assert render_text(template, context, where="q", escape="promql") == expected
     assert render_text("{{ alert.labels.job }}", context, where="q") == 'x"} or vector(1) #'
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        pytest.param("[alert.labels.job]", ['x"} or vector(1) #'], id="list"),
+        pytest.param('alert.labels.job.split("-")', ['x"} or vector(1) #'], id="split"),
+        pytest.param("(alert.labels.job,)", ('x"} or vector(1) #',), id="tuple"),
+        pytest.param("alert.labels", {"job": 'x"} or vector(1) #'}, id="map"),
+        pytest.param("none", None, id="none"),
+    ],
+)
+def test_values_that_are_not_strings_are_escaped_as_their_text(expression: str, value: object) -> None:
+    context = {"alert": {"labels": {"job": 'x"} or vector(1) #'}}}
+    rendered = render_text(f'up{{job="{{{{ {expression} }}}}"}}', context, where="q", escape="promql")
+    assert rendered == f'up{{job="{promql_escape(str(value))}"}}'
 
 
 def _playbook(steps: list[dict[str, Any]], target: str = "t") -> Playbook:
@@ -113,6 +132,19 @@ def test_secret_references() -> None:
     assert list(secret_references(source)) == ["A", None]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set s = secret %}{{ s(alert.labels.n) }}",
+        "{% with s = secret %}{{ s(alert.labels.n) }}{% endwith %}",
+        "{{ (secret,)[0](alert.labels.n) }}",
+        '{{ [secret] | map(attribute="x") | list }}',
+    ],
+)
+def test_secret_passed_on_is_not_a_literal_reference(source: str) -> None:
+    assert None in list(secret_references(source))
+
+
 # -- URLs -----------------------------------------------------------------------------------------------------------
 
 
@@ -156,6 +188,12 @@ URL_CASES = [
     pytest.param("http://{{ h }}/", "http://[::ffff:169.254.169.254]/", "link-local", id="mapped-metadata"),
     pytest.param("http://{{ h }}/", "http://[fe80::1]/", "link-local", id="ipv6-link-local"),
     pytest.param("http://{{ h }}/", "http://metadata.google.internal/", "metadata", id="gcp-metadata-name"),
+    pytest.param(
+        "https://{{ h }}/x", "https://evil.net\\.hooks.example.com/x", "backslash", id="backslash-ends-the-host"
+    ),
+    pytest.param(
+        "https://api-prod.example.com{{ p }}", "https://api-prod.example.com\\@evil.net/", "@", id="backslash-at"
+    ),
     pytest.param("ftp://x/{{ p }}", "ftp://x/y", "http:// or https://", id="scheme"),
 ]
 
@@ -176,7 +214,17 @@ def test_link_local_can_be_allowed() -> None:
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("169.254.1.1", True), ("fd00:ec2::254", True), ("[fe80::1%eth0]", True), ("10.0.0.1", False), ("x", False)],
+    [
+        ("169.254.1.1", True),
+        ("fd00:ec2::254", True),
+        ("[fe80::1%eth0]", True),
+        ("10.0.0.1", False),
+        ("x", False),
+        ("::ffff:169.254.169.254", True),
+        ("64:ff9b::a9fe:a9fe", True),  # NAT64 to 169.254.169.254
+        ("2002:a9fe:a9fe::1", True),  # 6to4 for 169.254.169.254
+        ("64:ff9b::808:808", False),
+    ],
 )
 def test_is_link_local(address: str, expected: bool) -> None:
     assert is_link_local(address) is expected
@@ -223,6 +271,10 @@ def test_a_refused_url_gives_the_step_a_refusal_not_the_plan_an_error() -> None:
         ),
         pytest.param("up\n  > {{ params.x }}", [(1, " params.x ", "")], id="second-line"),
         pytest.param("up > {{ rule.name }}", [], id="not-alert-data"),
+        pytest.param('up{job=~"{{ alert.labels.job }}"}', [(0, " alert.labels.job ", "=~")], id="regex-matcher"),
+        pytest.param('up{job!~ "{{ alert.labels.job }}"}', [(0, " alert.labels.job ", "=~")], id="negative-regex"),
+        pytest.param('up{a=~"x", job="{{ alert.labels.job }}"}', [], id="regex-then-equality"),
+        pytest.param('up{job=~"a|{{ rule.name }}|{{ alert.labels.j }}"}', [(0, " alert.labels.j ", "=~")], id="later"),
     ],
 )
 def test_unquoted_alert_values(source: str, found: list[tuple[int, str, str]]) -> None:

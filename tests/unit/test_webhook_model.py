@@ -121,3 +121,10 @@ def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_requester_label_of_manual_runs_is_refused_from_a_webhook() -> None:
+    labels = {**FIRING["alerts"][0]["labels"], "autoremedy_requested_by": "slack:U999ONLY"}
+    parsed = parse_webhook(body_with(labels=labels), WebhookLimits())
+    assert parsed.payload.alerts == []
+    assert [p.field for p in parsed.problems] == ["alerts.0.labels.autoremedy_requested_by"]

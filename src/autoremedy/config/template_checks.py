@@ -22,6 +22,9 @@ from autoremedy.decide.templating import ESCAPE_PROMQL, secret_references, templ
 _TAG = re.compile(r"\{\{(?P<expr>.*?)\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _ALERT_DATA = re.compile(r"\b(alert|params)\b")
 _QUOTING_FILTER = re.compile(r"\|\s*(promql_str|promql_re)\s*$")
+_REGEX_MATCHER = re.compile(r"[=!]~\s*$")
+REGEX_QUOTE = "=~"
+"""What `unquoted_alert_values` reports as the quote of a value inside a regex matcher's "..." string."""
 
 
 def input_escapes(actions: Mapping[str, type[BaseModel]]) -> dict[str, dict[str, str]]:
@@ -79,6 +82,11 @@ def promql_warnings(
                     f"{label}: {{{{{expr}}}}} sits in a '...' string, where a value holding a double quote makes the "
                     'query fail: use "..." instead'
                 )
+            elif inside == REGEX_QUOTE:
+                message = (
+                    f"{label}: {{{{{expr}}}}} sits in a regex matcher, where a value such as .* matches every "
+                    "series: write =~{{ ... | promql_re }} to match the value exactly, or use ="
+                )
             elif inside:
                 message = f"{label}: {{{{{expr}}}}} is quoted twice (by the filter and by the quotes around it)"
             else:
@@ -95,9 +103,12 @@ def unquoted_alert_values(source: str) -> Iterator[tuple[int, str, str]]:
     a PromQL string literal unless piped into promql_str/promql_re (which quote it), inside one and piped (quoted
     twice), or inside '...' (Go has no \\" there). A backtick string is raw: not safe."""
     quote: str | None = None
+    in_regex = False  # the open string is a regex matcher's (`=~"..."`): the escape keeps `.*` a regex
     position = 0
     for tag in _TAG.finditer(source):
-        quote = _quote_after(source[position : tag.start()], quote)
+        quote, opened = _quote_after(source[position : tag.start()], quote)
+        if opened is not None:
+            in_regex = _REGEX_MATCHER.search(source, 0, position + opened) is not None
         position = tag.end()
         expr = tag.group("expr")
         if expr is None or not _ALERT_DATA.search(expr):
@@ -106,18 +117,22 @@ def unquoted_alert_values(source: str) -> Iterator[tuple[int, str, str]]:
         quoted = quote in ('"', "'")
         if quoted == quoted_by_filter or quote == "'":  # unquoted and unfiltered, quoted twice, or in '...'
             yield source.count("\n", 0, tag.start()), expr, quote or ""
+        elif in_regex:
+            yield source.count("\n", 0, tag.start()), expr, REGEX_QUOTE
 
 
-def _quote_after(text: str, quote: str | None) -> str | None:
-    """The string literal open at the end of `text`, given the one open at its start."""
+def _quote_after(text: str, quote: str | None) -> tuple[str | None, int | None]:
+    """The string literal open at the end of `text`, given the one open at its start, and where in `text` it
+    opened (None: before `text`, or none is open)."""
     escaped = False
-    for char in text:
+    opened = None
+    for index, char in enumerate(text):
         if quote is not None and quote != "`" and char == "\\" and not escaped:
             escaped = True
             continue
         if quote is None and char in "\"'`":
-            quote = char
+            quote, opened = char, index
         elif char == quote and not escaped:
-            quote = None
+            quote, opened = None, None
         escaped = False
-    return quote
+    return quote, opened

@@ -18,13 +18,14 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from autoremedy.control.credentials import Principal, Scope
+from autoremedy.models import webhook
 from autoremedy.models.runs import Run
 from autoremedy.store.base import Store
 
 ALL: Final = "all"
 """The pause scope of all automation."""
-REQUESTER_LABEL: Final = "autoremedy_requested_by"
-"""On a manual run's synthetic alert: the principal name of who asked for it."""
+REQUESTER_LABEL: Final = webhook.REQUESTER_LABEL
+"""On a manual run's synthetic alert: the principal name of who asked for it (a webhook may not set it)."""
 
 
 class Forbidden(Exception):

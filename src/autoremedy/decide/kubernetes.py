@@ -22,7 +22,7 @@ def name_problem(value: str, *, what: str, label: bool = False) -> str | None:
         return f"{what} is empty"
     if len(value) > limit:
         return f"{what} {value!r} is longer than {limit} characters"
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):  # not `match`: its `$` also matches before a final newline
         return f"{what} {value!r} is not a valid {kind} (lower-case letters, digits, '-'{'' if label else ', .'})"
     return None
 

@@ -10,10 +10,12 @@ because a logging processor, an action and an escalation all need it and none of
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Final
+from urllib.parse import quote
 
 from autoremedy.models.notifications import Notification
 
@@ -39,14 +41,28 @@ _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Token|GenieKey|bearer)\s+(?=[^\s]*\d
 _URL_PARTS = re.compile(r"(?P<authority>[^/?#]*)(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?", re.S)
 _OPAQUE_SEGMENT = re.compile(r"[A-Za-z0-9_~+=.-]{16,}")
 _SLACK_HOOK = re.compile(r"(?i)(?:^|\.)slack\.com$")
+# `token=x`, `password: x`, `"api_key": "x"` inside free text (an error message, a response body excerpt such as a
+# token endpoint's `{"access_token": "..."}`): the value is masked when the key looks like a secret's.
+_KEY_SEP = re.compile(r"""(?P<key>[A-Za-z][A-Za-z0-9_.-]*)(?P<sep>["']?[ \t]*[:=][ \t]*)""")
+_VALUE = re.compile(
+    r"""(?P<quote>["'])[^"'\n]*(?P=quote)|(?P<scheme>(?:Bearer|Basic|Token|GenieKey)[ \t]+)?[^\s"',;&)}\]<]+"""
+)
 
 _registered: list[str] = []
 
 
 def register_secrets(secrets: Iterable[str]) -> None:
     """The daemon's configured secret values, masked literally from now on (replaces any earlier set)."""
-    found = {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH}
+    found = {form for secret in secrets if len(secret) >= MIN_SECRET_LENGTH for form in _written_forms(secret)}
     _registered[:] = sorted(found, key=len, reverse=True)  # longest first: a secret inside another
+
+
+def _written_forms(secret: str) -> set[str]:
+    """The secret, and as it reads once percent-encoded (a URL normalised by the action's URL type, `| urlencode`)
+    or JSON-escaped (a receiver echoing it back, `/` as `\\/` included)."""
+    escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+    url_forms = {quote(secret, safe=safe) for safe in ("", "/", "/:@!$&'()*+,;=")}
+    return {secret, *url_forms, escaped, escaped.replace("/", "\\/")}
 
 
 def registered_secrets() -> tuple[str, ...]:
@@ -81,10 +97,35 @@ def redact_text(text: str) -> str:
     `Authorization`-style credentials masked."""
     if "://" in text:
         text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+    text = _mask_secret_pairs(text)
     for secret in _registered:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
+
+
+def _is_secret_key_in_text(key: str) -> bool:
+    """As `is_secret_key`, less the bare words `key`, `pass`, `sig` and `auth`: in prose (`key=value`, the usage of
+    a chat command) they are words, not names of secrets."""
+    return _SECRET_PART.search(key) is not None or any(
+        word.lower() in _SECRET_WORDS - _PROSE_WORDS for word in _WORD_SPLIT.split(key) if word
+    )
+
+
+_PROSE_WORDS: Final = frozenset({"key", "pass", "sig", "auth"})
+
+
+def _mask_secret_pairs(text: str) -> str:
+    """Each value after a secret-looking `key=` / `key:` replaced, its quotes and `Bearer ` kept."""
+    pieces, done = [], 0
+    for pair in _KEY_SEP.finditer(text):
+        value = _VALUE.match(text, pair.end())
+        if pair.start() < done or value is None or not _is_secret_key_in_text(pair.group("key")):
+            continue
+        quote = value.group("quote") or ""
+        pieces += [text[done : pair.end()], quote, value.group("scheme") or "", REDACTED, quote]
+        done = value.end()
+    return "".join(pieces) + text[done:] if pieces else text
 
 
 def redact_url(url: str, *, keep_query: bool = False) -> str:
@@ -102,9 +143,9 @@ def redact_url(url: str, *, keep_query: bool = False) -> str:
         host = f"{REDACTED}@{host}"
     text = f"{scheme}://{host}{_redact_path(path, host)}"
     if query is not None:
-        text += "?" + (query if keep_query else _redact_query(query))
-    if fragment is not None:
-        text += "#" + fragment
+        text += "?" + (_redact_query(query, only_secret_keys=True) if keep_query else _redact_query(query))
+    if fragment is not None:  # `#access_token=...` (OAuth's implicit flow) is a query by another name
+        text += "#" + (_redact_query(fragment) if "=" in fragment else fragment)
     for secret in _registered:
         text = text.replace(secret, REDACTED)
     return text
@@ -125,9 +166,13 @@ def _is_opaque(segment: str) -> bool:
     return mixed_case or (len(segment) >= 32 and "-" not in segment.strip("-"))
 
 
-def _redact_query(query: str) -> str:
+def _redact_query(query: str, *, only_secret_keys: bool = False) -> str:
+    """Every value masked, or (a kept link query) those under a secret-looking name (`access_token=`)."""
     pairs = (pair.partition("=") for pair in query.split("&"))
-    return "&".join(f"{name}={REDACTED}" if sep else name for name, sep, _ in pairs)
+    return "&".join(
+        f"{name}={REDACTED}" if sep and (not only_secret_keys or is_secret_key(name)) else f"{name}{sep}{value}"
+        for name, sep, value in pairs
+    )
 
 
 def redact_notification(notification: Notification) -> Notification:

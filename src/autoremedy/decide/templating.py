@@ -29,11 +29,13 @@ ESCAPE_URL: Final = "url"
 SECRET_FUNCTION: Final = "secret"
 
 # Go's strconv.Quote for what it escapes in ASCII, plus `'` (as \x27, valid in both '...' and "..." in PromQL) so
-# that a single-quoted matcher is as safe as a double-quoted one.
+# that a single-quoted matcher is as safe as a double-quoted one, and the backtick (as \x60) so that a value in a
+# `...` raw string (which has no escapes: validate warns about it) reads wrong instead of closing the string.
 _GO_ESCAPES: Final = {
     "\\": "\\\\",
     '"': '\\"',
     "'": "\\x27",
+    "`": "\\x60",
     "\a": "\\a",
     "\b": "\\b",
     "\f": "\\f",
@@ -76,9 +78,11 @@ def promql_re(value: object) -> PromQLSafe:
 
 
 def _promql_finalize(value: Any) -> Any:
-    if isinstance(value, str) and not isinstance(value, PromQLSafe):
-        return promql_escape(value)
-    return value
+    """Every value but a number or an already quoted one is escaped as text: a list or a map (`{{ [x] }}`,
+    `{{ x.split("-") }}`) prints its items with Python's repr, which leaves a `"` inside them unescaped."""
+    if isinstance(value, PromQLSafe | int | float):
+        return value
+    return promql_escape(str(value))
 
 
 def _environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
@@ -167,7 +171,12 @@ def secret_references(source: str) -> Iterator[str | None]:
     """The names a template passes to `secret(...)`; None for a call whose name is not a literal string
     (refused: which secrets a playbook reads must be known before any alert arrives)."""
     parsed = _ENVIRONMENTS[None].parse(source)
+    called = set()
     for call in parsed.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == SECRET_FUNCTION:
+            called.add(id(call.node))
             first = call.args[0] if call.args else None
             yield first.value if isinstance(first, nodes.Const) and isinstance(first.value, str) else None
+    for name in parsed.find_all(nodes.Name):
+        if name.name == SECRET_FUNCTION and id(name) not in called:
+            yield None  # passed on (`{% set s = secret %}{{ s(alert.labels.n) }}`): a label would pick the secret

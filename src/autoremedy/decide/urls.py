@@ -58,9 +58,19 @@ def is_link_local(address: str) -> bool:
         ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _embedded_ipv4(ip) or ip
     return any(ip in network for network in LINK_LOCAL_NETWORKS)
+
+
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches: IPv4-mapped, NAT64 (64:ff9b::a9fe:a9fe) and 6to4 (2002:a9fe:a9fe::)."""
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.ipv4_mapped or ip.sixtofour
 
 
 def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
@@ -74,6 +84,8 @@ def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
         return "url must be an http:// or https:// URL with a host"
     if "@" in parts.netloc:
         return 'url carries credentials (user:password@): refused; send them in a header with secret("NAME")'
+    if "\\" in parts.netloc:  # the URL standard (pydantic, browsers) ends the host at a backslash, Python does not
+        return "url has a backslash in its host: refused (it would end the host there: write / instead)"
     if (is_link_local(host) or host in METADATA_NAMES) and not policy.allow_link_local:
         return f"url host {host} is a link-local or cloud metadata address: refused (http.allow_link_local)"
     return _host_refusal(template, host, port, bracketed="[" in parts.netloc, policy=policy)

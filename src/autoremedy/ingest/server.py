@@ -7,10 +7,13 @@ Alertmanager retries 5xx and drops 4xx, so: bad input is a 4xx that names the fi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Final
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,7 +42,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(services: Services) -> web.Application:
-    app = web.Application(client_max_size=services.settings.server.max_body_bytes, middlewares=[_errors])
+    server = services.settings.server
+    anonymous = not server.auth.has_credentials and server.is_loopback()
+    middlewares = [_errors, _local_host] if anonymous else [_errors]
+    app = web.Application(client_max_size=server.max_body_bytes, middlewares=middlewares)
     app[SERVICES] = services
     for method, path, handler, scope in api_routes(protect_metrics=services.settings.server.auth.protect_metrics):
         app.router.add_route(method, path, handler if scope is None else _authenticated(handler, scope))
@@ -95,6 +101,36 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             "request failed", request_id=request_id, method=request.method, path=request.path, exc_info=exc
         )
         return error_response(500, "internal error", request_id=request_id)
+
+
+_REBINDABLE: Final = ("/api/", "/ui")
+
+
+@web.middleware
+async def _local_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Without credentials every caller on this machine has every scope. A web page can reach a loopback port too,
+    through DNS rebinding (its own name made to resolve to 127.0.0.1, so the browser counts it as same-origin):
+    its requests carry that name as Host. So the API and the console answer only requests to an IP or localhost."""
+    if request.path.startswith(_REBINDABLE) and not is_local_host(request.host):
+        return error_response(
+            403, "without credentials only requests to an IP address or localhost are served: configure server.auth"
+        )
+    return await handler(request)
+
+
+def is_local_host(host: str) -> bool:
+    """A Host header naming an IP address or localhost (names a DNS server answers for are refused)."""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return False
+    if name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _unavailable(message: str = "store unavailable, retry later") -> web.Response:

@@ -30,6 +30,9 @@ MAX_PROBLEMS = 20
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _FINGERPRINT = re.compile(r"[0-9A-Za-z]{1,128}")
+REQUESTER_LABEL = "autoremedy_requested_by"
+"""Set by autoremedy alone, on a manual run asked in chat: who asked, who then cannot approve the run. From a
+webhook it would let the token holder name someone else as the asker (and keep that person from approving)."""
 
 
 def _no_control(text: str) -> str:
@@ -182,7 +185,13 @@ def _valid_alerts(items: list[Any], limits: WebhookLimits) -> tuple[list[Alert],
 
 
 def alert_over_limits(alert: Alert, limits: WebhookLimits, *, prefix: str) -> list[FieldProblem]:
+    reserved = (
+        [FieldProblem(f"{prefix}.labels.{REQUESTER_LABEL}", "set only by autoremedy (a manual run asked in chat)")]
+        if REQUESTER_LABEL in alert.labels
+        else []
+    )
     return [
+        *reserved,
         *_mapping_over_limits(alert.labels, limits, field=f"{prefix}.labels", noun="labels"),
         *_mapping_over_limits(alert.annotations, limits, field=f"{prefix}.annotations", noun="annotations"),
     ]
