@@ -123,8 +123,11 @@ def test_a_collector_disabled_by_someone_else_stays_disabled() -> None:
         gc.enable()
 
 
-def test_the_requester_label_of_manual_runs_is_refused_from_a_webhook() -> None:
-    labels = {**FIRING["alerts"][0]["labels"], "autoremedy_requested_by": "slack:U999ONLY"}
+@pytest.mark.parametrize(
+    ("label", "value"), [("autoremedy_requested_by", "slack:U999ONLY"), ("autoremedy_playbook", "failover-postgres")]
+)
+def test_the_labels_of_manual_runs_are_refused_from_a_webhook(label: str, value: str) -> None:
+    labels = {**FIRING["alerts"][0]["labels"], label: value}
     parsed = parse_webhook(body_with(labels=labels), WebhookLimits())
     assert parsed.payload.alerts == []
-    assert [p.field for p in parsed.problems] == ["alerts.0.labels.autoremedy_requested_by"]
+    assert [p.field for p in parsed.problems] == [f"alerts.0.labels.{label}"]

@@ -33,6 +33,10 @@ _FINGERPRINT = re.compile(r"[0-9A-Za-z]{1,128}")
 REQUESTER_LABEL = "autoremedy_requested_by"
 """Set by autoremedy alone, on a manual run asked in chat: who asked, who then cannot approve the run. From a
 webhook it would let the token holder name someone else as the asker (and keep that person from approving)."""
+PLAYBOOK_LABEL = "autoremedy_playbook"
+"""Set by autoremedy alone, on a manual run asked in chat: the playbook a chat operator chose. From a webhook it
+would let whoever holds the Alertmanager token start the rules meant for people with the operator role in chat."""
+RESERVED_LABELS = (REQUESTER_LABEL, PLAYBOOK_LABEL)
 
 
 def _no_control(text: str) -> str:
@@ -185,11 +189,11 @@ def _valid_alerts(items: list[Any], limits: WebhookLimits) -> tuple[list[Alert],
 
 
 def alert_over_limits(alert: Alert, limits: WebhookLimits, *, prefix: str) -> list[FieldProblem]:
-    reserved = (
-        [FieldProblem(f"{prefix}.labels.{REQUESTER_LABEL}", "set only by autoremedy (a manual run asked in chat)")]
-        if REQUESTER_LABEL in alert.labels
-        else []
-    )
+    reserved = [
+        FieldProblem(f"{prefix}.labels.{name}", "set only by autoremedy (a manual run asked in chat)")
+        for name in RESERVED_LABELS
+        if name in alert.labels
+    ]
     return [
         *reserved,
         *_mapping_over_limits(alert.labels, limits, field=f"{prefix}.labels", noun="labels"),
