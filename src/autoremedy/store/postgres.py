@@ -20,7 +20,8 @@ import asyncpg
 
 from autoremedy.models.events import NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
-from autoremedy.store.queries import load_queries, migrations, positional
+from autoremedy.store.migrations import pending, renumberings
+from autoremedy.store.queries import load_queries, positional
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
@@ -181,8 +182,19 @@ async def _migrate(connection: asyncpg.Connection) -> None:
     await connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TIMESTAMPTZ)"
     )
-    applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
-    for version, name, sql in migrations("postgres"):
-        if version not in applied:
-            await connection.execute(sql)
-            await connection.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name)
+    recorded = [
+        (row["version"], row["name"]) for row in await connection.fetch("SELECT version, name FROM schema_migrations")
+    ]
+    for move in renumberings("postgres", recorded):
+        await connection.execute(
+            "UPDATE schema_migrations SET version = $1, name = $2 WHERE version = $3",
+            move.new_version,
+            move.new_name,
+            move.old_version,
+        )
+    applied = [row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")]
+    for migration in pending("postgres", applied):
+        await connection.execute(migration.sql)
+        await connection.execute(
+            "INSERT INTO schema_migrations VALUES ($1, $2, now())", migration.version, migration.name
+        )

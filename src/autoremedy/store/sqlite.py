@@ -22,7 +22,8 @@ from uuid import uuid4
 
 from autoremedy.models.events import NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
-from autoremedy.store.queries import load_queries, migrations
+from autoremedy.store.migrations import pending, renumberings
+from autoremedy.store.queries import load_queries
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row, Tx
 
@@ -226,12 +227,17 @@ def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
-    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-    for version, name, sql in migrations("sqlite"):
-        if version not in applied:
-            for statement in _statements(sql):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (version, name))
+    recorded = [(row[0], row[1]) for row in db.execute("SELECT version, name FROM schema_migrations")]
+    for move in renumberings("sqlite", recorded):
+        db.execute(
+            "UPDATE schema_migrations SET version = ?, name = ? WHERE version = ?",
+            (move.new_version, move.new_name, move.old_version),
+        )
+    applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    for migration in pending("sqlite", applied):
+        for statement in _statements(migration.sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (migration.version, migration.name))
 
 
 def _statements(sql: str) -> list[str]:
