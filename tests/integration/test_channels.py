@@ -16,11 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from autoremedy.config.settings import OpsgenieSettings, PagerDutySettings, SlackSettings
+from autoremedy.decide.text import slack_escape_fit
 from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult, StepLine
 from autoremedy.notify.base import Channel
 from autoremedy.notify.opsgenie import OpsgenieChannel
 from autoremedy.notify.pagerduty import PagerDutyChannel
-from autoremedy.notify.render import error_text, fit_key, parse_retry_after, slack_escape_fit
+from autoremedy.notify.render import error_text, fit_key, parse_retry_after
 from autoremedy.notify.slack import SlackChannel
 from tests.support.ports import free_port
 from tests.support.saas import (

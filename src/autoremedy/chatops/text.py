@@ -7,8 +7,8 @@ from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import StatusReport
 from autoremedy.decide.explain import explain_entry
+from autoremedy.decide.text import ellipsize, one_line, slack_escape
 from autoremedy.models.runs import Run
-from autoremedy.notify.render import ellipsize, one_line, slack_escape
 from autoremedy.store.base import AuditRecord
 
 

@@ -8,9 +8,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from autoremedy.config.settings import OpsgenieSettings
+from autoremedy.decide.text import ellipsize
 from autoremedy.models.notifications import Notification, NotificationKind, SendResult
 from autoremedy.notify.http import JsonPoster
-from autoremedy.notify.render import component, ellipsize, fit_key, severity, step_line
+from autoremedy.notify.render import component, fit_key, severity, step_line
 
 MESSAGE_MAX: Final = 130
 ALIAS_MAX: Final = 512
