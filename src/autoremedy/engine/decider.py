@@ -29,7 +29,7 @@ from autoremedy.decide.redact import redact
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.rules import Rule
-from autoremedy.models.runs import FINAL_STATUSES, RunStatus
+from autoremedy.models.runs import FINAL_STATUSES, GuardrailReason, RunStatus
 from autoremedy.observability import LoopErrors, Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
 
@@ -223,7 +223,7 @@ class Decider:
             self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
             await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
         for decided in decision.runs:
-            if decided.verdict is not None and decided.verdict.reason != "allowed":
+            if decided.verdict is not None and decided.verdict.reason != GuardrailReason.ALLOWED:
                 self._metrics.guardrail_blocks.labels(decided.verdict.reason).inc()
             if decided.status in FINAL_STATUSES:
                 self._metrics.runs.labels(decided.status.value).inc()
@@ -261,7 +261,7 @@ def _may_escalate(item: EventDecision, decision: Decision) -> bool:
         return True
     return any(
         run.status in (RunStatus.FAILED, RunStatus.AWAITING_APPROVAL)
-        or (run.verdict is not None and run.verdict.escalate)
+        or (run.verdict is not None and run.verdict.escalate is not None)
         for run in decision.runs
     )
 

@@ -30,6 +30,26 @@ FINAL_STATUSES = frozenset(
 WAITING_STATUSES = frozenset({RunStatus.DELAYED, RunStatus.DEFERRED, RunStatus.AWAITING_APPROVAL})
 
 
+class GuardrailReason(StrEnum):
+    """Why a run may act or not: the guardrail verdict's code, kept on the run (`runs.guardrail`) and audited; and
+    why a waiting run stopped waiting."""
+
+    ALLOWED = "allowed"
+    PAUSED = "paused"
+    MAINTENANCE = "maintenance"
+    BREAKER_OPEN = "breaker_open"
+    TARGET_BUSY = "target_busy"
+    COOLDOWN = "cooldown"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    DELAYED = "delayed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RULE_REMOVED = "rule_removed"
+    ALERT_RESOLVED = "alert_resolved"
+    """A waiting run was cancelled: its alert resolved first."""
+    APPROVAL_EXPIRED = "approval_expired"
+    DENIED = "denied"
+
+
 class StepOutcome(StrEnum):
     PENDING = "pending"
     DONE = "done"

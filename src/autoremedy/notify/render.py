@@ -1,4 +1,4 @@
-"""Pure helpers the channel adapters share: line fitting, step lines, severities, and turning a service's HTTP
+"""Pure helpers the channel adapters share: line fitting, step lines, and turning a service's HTTP
 answer into a `SendResult` (classified as Alertmanager's notifiers do). Text fitting, escaping and scrubbing,
 which the chat transport shares too, are in decide/text.py."""
 
@@ -13,20 +13,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from autoremedy.decide.text import ellipsize, one_line, scrub
-from autoremedy.models.notifications import Notification, SendOutcome, SendResult, StepLine
+from autoremedy.models.notifications import SendOutcome, SendResult, StepLine
 
-SEVERITIES: Final = ("critical", "error", "warning", "info")
-_SEVERITY_WORDS: Final[Mapping[str, str]] = {
-    "fatal": "critical",
-    "page": "critical",
-    "high": "error",
-    "err": "error",
-    "warn": "warning",
-    "medium": "warning",
-    "low": "info",
-    "notice": "info",
-    "none": "info",
-}
 _STEP_MARKS: Final[Mapping[str, str]] = {
     "done": "✅",
     "failed": "❌",
@@ -89,14 +77,6 @@ def step_line(step: StepLine, *, detail_max: int = STEP_DETAIL_MAX) -> str:
 def component(labels: Mapping[str, str]) -> str:
     """`namespace/app` from the alert's labels, as much of it as is there."""
     return "/".join(labels[name] for name in ("namespace", "app") if labels.get(name))
-
-
-def severity(notification: Notification) -> str:
-    """The notification's severity in PagerDuty's words (critical | error | warning | info); unknown: error."""
-    word = notification.severity.strip().lower()
-    if word in SEVERITIES:
-        return word
-    return _SEVERITY_WORDS.get(word, "error")
 
 
 # -- answers ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from autoremedy.config.settings import SlackSettings
 from autoremedy.decide.text import ellipsize, one_line, scrub, slack_escape, slack_escape_fit
-from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult
+from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult, Trigger
 from autoremedy.notify.render import fit_lines, is_web_url, parse_retry_after, step_line, unreachable
 from autoremedy.slack.blocks import (
     APPROVAL_BLOCK_ID,
@@ -230,7 +230,7 @@ def trigger_blocks(notification: Notification) -> list[Block]:
 
 
 def _approval_block(notification: Notification) -> Block | None:
-    if notification.trigger != "approval_requested" or not notification.run_id:
+    if notification.trigger != Trigger.APPROVAL_REQUESTED or not notification.run_id:
         return None
 
     def button(action_id: str, label: str, style: str) -> Block:

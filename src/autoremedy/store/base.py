@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
 from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 
 
@@ -153,7 +154,7 @@ class Escalation:
     run_id: str | None
     fingerprint: str
     rule: str
-    trigger: str
+    trigger: Trigger
     detail: str
     created_at: datetime
     kind: str = "trigger"
@@ -361,7 +362,7 @@ class Store(ConsoleStore, Protocol):
         *,
         now: datetime,
         epoch: int,
-        escalation: str | None = None,
+        escalation: Trigger | None = None,
     ) -> None:
         """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
         success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step."""

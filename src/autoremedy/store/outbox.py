@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from autoremedy.models.events import AlertEvent
+from autoremedy.models.notifications import Trigger
 from autoremedy.store.base import ClaimedDelivery, Escalation
 from autoremedy.store.reads import load_run
 from autoremedy.store.rows import escalation_from_row, event_from_row
@@ -20,7 +21,7 @@ class Notice(NamedTuple):
     run_id: str | None
     fingerprint: str
     rule: str
-    trigger: str
+    trigger: Trigger
     detail: str
     kind: str = "trigger"
 
@@ -31,7 +32,7 @@ async def escalate(tx: Tx, notice: Notice, now: datetime) -> None:
 
 
 async def resolve_escalations(
-    tx: Tx, fingerprint: str, *, rule: str | None, trigger: str, detail: str, now: datetime
+    tx: Tx, fingerprint: str, *, rule: str | None, trigger: Trigger, detail: str, now: datetime
 ) -> None:
     for row in await tx.rows("open_escalated_rules", fingerprint=fingerprint, rule=rule):
         await escalate(tx, Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind="resolve"), now)

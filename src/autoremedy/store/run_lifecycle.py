@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus
 from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, RunTakenOver
@@ -31,7 +32,7 @@ async def finish_run(
     audit: Sequence[AuditEntry],
     *,
     now: datetime,
-    escalation: str | None,
+    escalation: Trigger | None,
 ) -> None:
     run_id = fence.run_id
     brief = await tx.row("run_brief", id=run_id)
@@ -52,7 +53,7 @@ async def finish_run(
             tx,
             brief["fingerprint"],
             rule=brief["rule"],
-            trigger="fixed",
+            trigger=Trigger.FIXED,
             detail="a later run of the rule succeeded",
             now=now,
         )

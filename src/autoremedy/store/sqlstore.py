@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 from autoremedy.store import approvals, decisions, outbox, run_lifecycle
 from autoremedy.store.audit import insert_audit
@@ -179,7 +180,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
         *,
         now: datetime,
         epoch: int,
-        escalation: str | None = None,
+        escalation: Trigger | None = None,
     ) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
         await self._transact(
@@ -214,7 +215,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
                 message = f"run interrupted: {reason}"
                 await insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
                 if not row["dry_run"]:  # half-done work: people hear about it like a failure
-                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
+                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], Trigger.RUN_INTERRUPTED, message)
                     await outbox.escalate(tx, notice, now)
         return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
