@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoremedy.models.ids import EventId, Fingerprint, RuleName, RunId
+
 
 class RunStatus(StrEnum):
     PLANNED = "planned"
@@ -77,14 +79,14 @@ class StepRecord(BaseModel):
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    id: str
+    id: RunId
     status: RunStatus
     reason: str
-    rule: str
+    rule: RuleName
     playbook: str
     target: str
-    fingerprint: str
-    event_id: int
+    fingerprint: Fingerprint
+    event_id: EventId
     alert_status: str
     dry_run: bool
     guardrail: str = "allowed"

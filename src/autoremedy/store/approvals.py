@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from autoremedy.models.ids import RunId
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import GuardrailReason, Run, RunStatus
 from autoremedy.store.audit import insert_audit
@@ -15,7 +16,7 @@ from autoremedy.store.tx import Row, Tx
 
 async def skip_waiting(
     tx: Tx,
-    run_id: str,
+    run_id: RunId,
     guardrail: GuardrailReason,
     reason: str,
     now: datetime,
@@ -33,7 +34,7 @@ async def skip_waiting(
 
 
 async def settle_approval(
-    tx: Tx, run_id: str, *, approved: bool, actor: str, reason: str, now: datetime
+    tx: Tx, run_id: RunId, *, approved: bool, actor: str, reason: str, now: datetime
 ) -> Run | bool | None:
     """The run after approval or denial; None when unknown; False when it is not awaiting approval."""
     brief = await tx.row("run_brief", id=run_id)

@@ -19,6 +19,7 @@ from typing import Any
 
 from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
 from autoremedy.models.events import AlertEvent, EventState
+from autoremedy.models.ids import RuleName
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import RunStatus
 from autoremedy.store.audit import insert_audit
@@ -262,7 +263,7 @@ def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEnt
 
 
 async def record_failure(
-    tx: Tx, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+    tx: Tx, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
 ) -> bool:
     """A claimed event whose decision failed: requeued with the failure counted, or dead-lettered (permanent, or
     failed `max_attempts` times) with an audit entry and an escalation. True when dead-lettered."""

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from autoremedy.models.events import AlertEvent
+from autoremedy.models.ids import Fingerprint, RuleName, RunId
 from autoremedy.models.notifications import Trigger
 from autoremedy.store.base import ClaimedDelivery, Escalation
 from autoremedy.store.reads import load_run
@@ -18,9 +19,9 @@ ChooseChannels = Callable[[Escalation, AlertEvent | None], list[str]]
 
 
 class Notice(NamedTuple):
-    run_id: str | None
-    fingerprint: str
-    rule: str
+    run_id: RunId | None
+    fingerprint: Fingerprint
+    rule: RuleName
     trigger: Trigger
     detail: str
     kind: str = "trigger"
@@ -32,7 +33,7 @@ async def escalate(tx: Tx, notice: Notice, now: datetime) -> None:
 
 
 async def resolve_escalations(
-    tx: Tx, fingerprint: str, *, rule: str | None, trigger: Trigger, detail: str, now: datetime
+    tx: Tx, fingerprint: Fingerprint, *, rule: RuleName | None, trigger: Trigger, detail: str, now: datetime
 ) -> None:
     for row in await tx.rows("open_escalated_rules", fingerprint=fingerprint, rule=rule):
         await escalate(tx, Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind="resolve"), now)

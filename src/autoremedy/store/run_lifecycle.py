@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from autoremedy.models.ids import RunId
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus
 from autoremedy.store.audit import insert_audit
@@ -19,7 +20,7 @@ from autoremedy.store.tx import Tx
 class Fence(NamedTuple):
     """Who may write a running run: its owner, in the epoch of its claim."""
 
-    run_id: str
+    run_id: RunId
     owner: str
     epoch: int
 
