@@ -74,7 +74,7 @@ def severity_of(labels: Mapping[str, str]) -> Severity:
 class About:
     """The escalation as stored, with what it refers to."""
 
-    kind: str
+    kind: NotificationKind
     trigger: Trigger
     detail: str
     fingerprint: str

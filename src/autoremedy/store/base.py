@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.ids import EventId, Fingerprint, RuleName, RunId
-from autoremedy.models.notifications import Trigger
+from autoremedy.models.notifications import NotificationKind, Trigger
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 
 
@@ -158,7 +158,7 @@ class Escalation:
     trigger: Trigger
     detail: str
     created_at: datetime
-    kind: str = "trigger"
+    kind: NotificationKind = NotificationKind.TRIGGER
 
 
 @dataclass(frozen=True, slots=True)
