@@ -30,7 +30,9 @@ from autoremedy.decide.replay import Replay
 from autoremedy.decide.rule_tests import CaseResult, Defaults, run_case, uncovered_rules
 from autoremedy.models.durations import parse_duration
 from autoremedy.store.base import StoreUnavailable
-from autoremedy.store.history import History, read_postgres_history, read_sqlite_history
+from autoremedy.store.history import History
+from autoremedy.store.postgres import read_postgres_history
+from autoremedy.store.sqlite import read_sqlite_history
 
 EXIT_FAILED = 1
 EXIT_FILE_ERROR = 2

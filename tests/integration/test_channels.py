@@ -16,11 +16,21 @@ import pytest
 from pydantic import SecretStr
 
 from autoremedy.config.settings import OpsgenieSettings, PagerDutySettings, SlackSettings
-from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult, StepLine
+from autoremedy.decide.escalation import severity_of
+from autoremedy.decide.text import slack_escape_fit
+from autoremedy.models.notifications import (
+    Notification,
+    NotificationKind,
+    SendOutcome,
+    SendResult,
+    Severity,
+    StepLine,
+    Trigger,
+)
 from autoremedy.notify.base import Channel
 from autoremedy.notify.opsgenie import OpsgenieChannel
 from autoremedy.notify.pagerduty import PagerDutyChannel
-from autoremedy.notify.render import error_text, fit_key, parse_retry_after, slack_escape_fit
+from autoremedy.notify.render import error_text, fit_key, parse_retry_after
 from autoremedy.notify.slack import SlackChannel
 from tests.support.ports import free_port
 from tests.support.saas import (
@@ -59,8 +69,8 @@ def notification(kind: NotificationKind = NotificationKind.TRIGGER, **changes: A
         dedup_key="fp-3f2a9c:restart-on-down",
         title="[autoremedy] run failed: DemoAppDown (shop/checkout)",
         summary="verification failed: <checkout> still down & 0 ready replicas",
-        severity="critical",
-        trigger="verification_failed",
+        severity=Severity.CRITICAL,
+        trigger=Trigger.VERIFICATION_FAILED,
         fingerprint="3f2a9c41d0b7e6aa",
         rule="restart-on-down",
         run_id="run-0193",
@@ -401,7 +411,9 @@ async def test_pagerduty_severity_source_component_group(
     labels: dict[str, str],
     expected: tuple[str, str, str | None, str | None],
 ) -> None:
-    result = await pagerduty(fake_pagerduty, closing).send(notification(severity=severity, labels=labels))
+    # The one severity table (decide.escalation) turns the label into the word every channel maps from.
+    said = severity_of({"severity": severity})
+    result = await pagerduty(fake_pagerduty, closing).send(notification(severity=said, labels=labels))
     assert result.outcome is SendOutcome.SENT, result.error
     payload = fake_pagerduty.requests[-1].json["payload"]
     assert (payload["severity"], payload["source"], payload.get("component"), payload.get("group")) == expected
@@ -532,7 +544,8 @@ async def test_opsgenie_repeat_is_deduplicated_and_resolve_closes_by_alias(
     ("severity", "priority"), [("critical", "P1"), ("error", "P2"), ("warning", "P3"), ("info", "P5"), ("x", "P2")]
 )
 async def test_opsgenie_priority(fake_opsgenie: FakeOpsgenie, closing: Any, severity: str, priority: str) -> None:
-    assert (await opsgenie(fake_opsgenie, closing).send(notification(severity=severity))).outcome is SendOutcome.SENT
+    said = severity_of({"severity": severity})
+    assert (await opsgenie(fake_opsgenie, closing).send(notification(severity=said))).outcome is SendOutcome.SENT
     assert fake_opsgenie.alerts[0].priority == priority
 
 

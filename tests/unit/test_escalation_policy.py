@@ -6,9 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from autoremedy.decide.escalation import About, EscalationPolicy, channels_for, dedup_key, notification, severity_of
-from autoremedy.models.notifications import NotificationKind
+from autoremedy.decide.escalation import (
+    SEVERITY_WORDS,
+    TITLES,
+    About,
+    EscalationPolicy,
+    channels_for,
+    dedup_key,
+    notification,
+    severity_of,
+)
+from autoremedy.models.notifications import NotificationKind, Severity, Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
+from autoremedy.notify.opsgenie import PRIORITIES
 
 ALL = frozenset({"slack", "pagerduty", "opsgenie"})
 
@@ -77,10 +87,40 @@ def test_dedup_key_is_stable_and_separates_rules() -> None:
         ("info", "info"),
         ("", "error"),
         ("weird", "error"),
+        # Words only one of the two old tables knew (notify's or decide's): one table now, the same everywhere.
+        ("fatal", "critical"),
+        ("err", "error"),
+        ("medium", "warning"),
+        ("notice", "info"),
+        (" high ", "error"),
+        ("none", "info"),
     ],
 )
 def test_severity_mapping(label: str, severity: str) -> None:
-    assert severity_of({"severity": label}) == severity
+    said = severity_of({"severity": label})
+    assert said is Severity(severity)
+
+
+def test_every_trigger_has_a_title_and_every_severity_a_priority() -> None:
+    assert set(TITLES) == set(Trigger)
+    assert set(PRIORITIES) == set(Severity)
+    assert set(SEVERITY_WORDS.values()) == set(Severity)
+
+
+def test_stored_words_are_unchanged() -> None:
+    """Enums, not new words: what the store and the channels' payloads hold stays as it was."""
+    assert [t.value for t in Trigger] == [
+        "run_failed",
+        "verification_failed",
+        "plan_failed",
+        "run_interrupted",
+        "breaker_open",
+        "approval_requested",
+        "approval_expired",
+        "alert_resolved",
+        "fixed",
+    ]
+    assert [s.value for s in Severity] == ["critical", "error", "warning", "info"]
 
 
 def _run() -> Run:

@@ -15,7 +15,7 @@ from autoremedy.chatops.manual import MANUAL_ALERTNAME, PLAYBOOK_LABEL, manual_e
 from autoremedy.chatops.rights import COMMANDS, DEFAULT_RUNS, MANUAL, MAX_RUNS, Refused, principal_of, require
 from autoremedy.chatops.text import explain_line, help_text, plain, run_detail, run_line, secrets_of, status_text
 from autoremedy.control.service import Forbidden, UnknownRule, UnknownRun
-from autoremedy.notify.render import ellipsize, one_line, scrub, slack_escape
+from autoremedy.decide.text import ellipsize, one_line, scrub, slack_escape
 from autoremedy.observability import get_logger
 from autoremedy.store.base import AuditEntry, NotAwaitingApproval
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import ControlService
+from autoremedy.models.ids import Fingerprint
 from autoremedy.models.runs import Run
 from autoremedy.observability import Metrics
 from autoremedy.store.base import Store
@@ -52,7 +53,7 @@ class Answer:
     allowed: bool = True
     run: Run | None = field(default=None, compare=False)
     """The run an approve or deny decided."""
-    fingerprint: str | None = None
+    fingerprint: Fingerprint | None = None
     """The alert a manual run was stored as."""
 
 

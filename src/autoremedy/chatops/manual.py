@@ -13,8 +13,8 @@ from typing import Final
 from autoremedy.control.service import REQUESTER_LABEL
 from autoremedy.decide.planning import DRY_RUN_LABEL
 from autoremedy.decide.redact import is_secret_key
+from autoremedy.decide.text import slack_escape
 from autoremedy.models.events import NewEvent
-from autoremedy.notify.render import slack_escape
 
 MANUAL_ALERTNAME: Final = "manual"
 PLAYBOOK_LABEL: Final = "autoremedy_playbook"

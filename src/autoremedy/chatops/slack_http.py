@@ -31,9 +31,10 @@ from autoremedy.chatops.context import Answer, Caller, ChatServices
 from autoremedy.chatops.signature import signature_refusal
 from autoremedy.chatops.socketmode import SocketMode
 from autoremedy.chatops.text import secrets_of
-from autoremedy.notify.render import scrub
-from autoremedy.notify.slack import APPROVE_ACTION, DENY_ACTION, SlackChannel, decided_blocks
+from autoremedy.decide.text import scrub
 from autoremedy.observability import get_logger
+from autoremedy.slack.blocks import APPROVE_ACTION, DENY_ACTION, decided_blocks
+from autoremedy.slack.web import SlackWebApi
 
 log = get_logger("autoremedy.slack")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,7 +62,7 @@ class SlackChatops:
         secret = chatops.signing_secret
         self._signing_secret = secret.get_secret_value().encode() if secret is not None else None
         self.secrets = secrets_of(services.settings)
-        self._slack = SlackChannel(slack, OUTBOUND_TIMEOUT)
+        self._slack = SlackWebApi(slack, OUTBOUND_TIMEOUT)
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:

@@ -7,8 +7,8 @@ from autoremedy.config.secrets import configured_secrets
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import StatusReport
 from autoremedy.decide.explain import explain_entry
-from autoremedy.models.runs import Run
-from autoremedy.notify.render import ellipsize, one_line, slack_escape
+from autoremedy.decide.text import ellipsize, one_line, slack_escape
+from autoremedy.models.runs import GuardrailReason, Run
 from autoremedy.store.base import AuditRecord
 
 
@@ -33,7 +33,7 @@ def status_text(status: StatusReport) -> str:
 
 def run_line(run: Run) -> str:
     when = run.created_at.strftime("%Y-%m-%d %H:%M:%SZ")
-    guard = f" ({slack_escape(run.guardrail)})" if run.guardrail != "allowed" else ""
+    guard = f" ({slack_escape(run.guardrail)})" if run.guardrail != GuardrailReason.ALLOWED else ""
     return (
         f"`{run.id}` *{run.status.value}*{guard} · rule {slack_escape(run.rule)} · "
         f"playbook {slack_escape(run.playbook)} · {slack_escape(run.target)} · {when}"

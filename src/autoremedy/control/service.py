@@ -140,7 +140,7 @@ class ControlService:
         if refusal is not None:
             raise Forbidden(refusal)
         decide = self._store.approve if approved else self._store.deny
-        decided = await decide(run_id, actor=principal.name, reason=reason, now=self._clock())
+        decided = await decide(run.id, actor=principal.name, reason=reason, now=self._clock())
         if decided is None:
             raise UnknownRun(f"no run {run_id!r}")
         if approved:

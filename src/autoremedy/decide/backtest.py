@@ -17,9 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from autoremedy.decide.replay import Replay, ReplayEvent, SimulatedRun
+from autoremedy.models.runs import GuardrailReason, RunStatus
 
 # Guardrail codes a run keeps after it was let through and later stopped before it started.
-_STOPPED_AFTER_START = frozenset({"alert_resolved", "denied", "approval_expired"})
+_STOPPED_AFTER_START = frozenset(
+    {GuardrailReason.ALERT_RESOLVED, GuardrailReason.DENIED, GuardrailReason.APPROVAL_EXPIRED}
+)
 NOT_ASKED = "not_asked"  # the plan was not rendered: no guardrail was asked
 
 
@@ -38,7 +41,7 @@ class RecordedRun:
     def started(self) -> bool:
         if self.guardrail == NOT_ASKED:
             return False
-        return self.status != "skipped" or self.guardrail in _STOPPED_AFTER_START
+        return self.status != RunStatus.SKIPPED or self.guardrail in _STOPPED_AFTER_START
 
 
 @dataclass(slots=True)

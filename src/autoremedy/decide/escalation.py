@@ -12,32 +12,35 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from autoremedy.decide.redact import redact_notification
-from autoremedy.models.notifications import Notification, NotificationKind, StepLine
+from autoremedy.models.notifications import Notification, NotificationKind, Severity, StepLine, Trigger
 from autoremedy.models.runs import Run
 
-CHAT_ONLY = frozenset({"approval_requested"})
-_TITLES = {
-    "run_failed": "remediation failed",
-    "verification_failed": "remediation did not fix it",
-    "plan_failed": "remediation could not be planned",
-    "run_interrupted": "remediation interrupted half done",
-    "breaker_open": "circuit breaker open: automation stopped",
-    "approval_expired": "approval expired: nothing was done",
-    "approval_requested": "approval needed",
-    "alert_resolved": "resolved",
-    "fixed": "fixed by a later run",
+CHAT_ONLY = frozenset({Trigger.APPROVAL_REQUESTED})
+TITLES: Mapping[Trigger, str] = {
+    Trigger.RUN_FAILED: "remediation failed",
+    Trigger.VERIFICATION_FAILED: "remediation did not fix it",
+    Trigger.PLAN_FAILED: "remediation could not be planned",
+    Trigger.RUN_INTERRUPTED: "remediation interrupted half done",
+    Trigger.BREAKER_OPEN: "circuit breaker open: automation stopped",
+    Trigger.APPROVAL_EXPIRED: "approval expired: nothing was done",
+    Trigger.APPROVAL_REQUESTED: "approval needed",
+    Trigger.ALERT_RESOLVED: "resolved",
+    Trigger.FIXED: "fixed by a later run",
 }
-_SEVERITIES = {
-    "critical": "critical",
-    "page": "critical",
-    "error": "error",
-    "high": "error",
-    "warning": "warning",
-    "warn": "warning",
-    "info": "info",
-    "low": "info",
-    "none": "info",
+SEVERITY_WORDS: Mapping[str, Severity] = {
+    **{severity.value: severity for severity in Severity},
+    "fatal": Severity.CRITICAL,
+    "page": Severity.CRITICAL,
+    "high": Severity.ERROR,
+    "err": Severity.ERROR,
+    "warn": Severity.WARNING,
+    "medium": Severity.WARNING,
+    "low": Severity.INFO,
+    "notice": Severity.INFO,
+    "none": Severity.INFO,
 }
+"""The one table from an alert's `severity` label to the four words every channel maps from; anything else is
+an error (someone should look, nobody is woken as for critical)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class EscalationPolicy:
     configured: frozenset[str]
 
 
-def channels_for(policy: EscalationPolicy, *, trigger: str, rule: str, severity: str | None) -> list[str]:
+def channels_for(policy: EscalationPolicy, *, trigger: Trigger, rule: str, severity: str | None) -> list[str]:
     chosen = policy.rule_channels.get(rule)
     if chosen is None:
         chosen = policy.by_severity.get(severity or "") or policy.default
@@ -63,16 +66,16 @@ def dedup_key(fingerprint: str, rule: str) -> str:
     return "autoremedy-" + hashlib.sha256(f"{fingerprint}/{rule}".encode()).hexdigest()[:32]
 
 
-def severity_of(labels: Mapping[str, str]) -> str:
-    return _SEVERITIES.get(labels.get("severity", "").lower(), "error")
+def severity_of(labels: Mapping[str, str]) -> Severity:
+    return SEVERITY_WORDS.get(labels.get("severity", "").strip().lower(), Severity.ERROR)
 
 
 @dataclass(frozen=True, slots=True)
 class About:
     """The escalation as stored, with what it refers to."""
 
-    kind: str
-    trigger: str
+    kind: NotificationKind
+    trigger: Trigger
     detail: str
     fingerprint: str
     rule: str
@@ -84,12 +87,12 @@ class About:
 
 
 def notification(about: About, *, thread_reference: str | None = None) -> Notification:
-    kind = NotificationKind.RESOLVE if about.kind == "resolve" else NotificationKind.TRIGGER
+    kind = NotificationKind.RESOLVE if about.kind == NotificationKind.RESOLVE else NotificationKind.TRIGGER
     alert = about.labels.get("alertname", "alert")
     where = "/".join(
         v for v in (about.labels.get("namespace"), about.labels.get("app") or about.labels.get("job")) if v
     )
-    title = f"[autoremedy] {_TITLES.get(about.trigger, about.trigger)}: {alert}" + (f" ({where})" if where else "")
+    title = f"[autoremedy] {TITLES[about.trigger]}: {alert}" + (f" ({where})" if where else "")
     built = Notification(
         kind=kind,
         dedup_key=dedup_key(about.fingerprint, about.rule),

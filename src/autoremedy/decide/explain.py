@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from autoremedy.models.runs import Run, RunStatus
+from autoremedy.models.events import EventState
+from autoremedy.models.runs import GuardrailReason, Run, RunStatus
 
 VERDICT_PREFIX = "verdict_"
 UNDECIDED_STATES = frozenset({"pending", "processing"})
@@ -70,7 +71,7 @@ def outcomes_of(state: str, runs: Sequence[Run]) -> list[Outcome]:
     """The outcome of an alert event from its decision's runs: one per run, or why there was none."""
     if state in UNDECIDED_STATES:
         return [Outcome("waiting to be decided", "stored; the worker has not decided it yet")]
-    if state == "dead":
+    if state == EventState.DEAD:
         return [Outcome("dead-lettered", "deciding it failed; the audit entry and the escalation say why")]
     if not runs:
         # An unmatched alert is an event in state no_rule_matched (older ones: done) without runs.
@@ -79,7 +80,7 @@ def outcomes_of(state: str, runs: Sequence[Run]) -> list[Outcome]:
 
 
 def _outcome_of_run(run: Run) -> Outcome:
-    if run.status in _ACTED or run.guardrail == "allowed":
+    if run.status in _ACTED or run.guardrail == GuardrailReason.ALLOWED:
         summary = f"{run.status.value}: rule {run.rule} ran playbook {run.playbook}"
         return Outcome(summary, run.reason, run.id, acted=run.status in _ACTED)
     held = run.status.value if run.guardrail == run.status.value else f"{run.status.value}: {run.guardrail}"

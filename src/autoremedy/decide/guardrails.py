@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from autoremedy.decide.matchers import Matcher, parse_matcher
 from autoremedy.models.durations import format_duration as fmt
 from autoremedy.models.guardrails import WEEKDAYS, BreakerSettings, GuardrailSettings, MaintenanceWindow
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.rules import Rule
-from autoremedy.models.runs import RunStatus
+from autoremedy.models.runs import GuardrailReason, RunStatus
 
 
 class Decision(StrEnum):
@@ -30,13 +31,11 @@ class Decision(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Verdict:
     decision: Decision
-    reason: str
-    """A stable code: allowed, paused, maintenance, breaker_open, target_busy, cooldown, budget_exhausted,
-    delayed, awaiting_approval."""
+    reason: GuardrailReason
     detail: str
     not_before: datetime | None = None
-    escalate: bool = False
-    """A person should hear about this block (the breaker has just opened)."""
+    escalate: Trigger | None = None
+    """A person should hear about this block, and why (the breaker has just opened)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +140,12 @@ def judge(
         )
         # People hear about the breaker once, when it opens, not once per blocked run.
         return (
-            Verdict(Decision.SKIP, "breaker_open", detail, escalate=not state.open),
+            Verdict(
+                Decision.SKIP,
+                GuardrailReason.BREAKER_OPEN,
+                detail,
+                escalate=None if state.open else Trigger.BREAKER_OPEN,
+            ),
             BreakerState(open=True, opened_at=opened, last_attempt_at=now),
         )
     return _after_breaker(rule, facts, now), state
@@ -152,7 +156,7 @@ def _before_breaker(
 ) -> Verdict | None:
     if facts.paused is not None:
         scope = "all automation" if facts.paused == "all" else f"rule {facts.paused!r}"
-        return Verdict(Decision.SKIP, "paused", f"{scope} is paused")
+        return Verdict(Decision.SKIP, GuardrailReason.PAUSED, f"{scope} is paused")
     for window in windows:
         end = window_end(window, labels, now)
         if end is None:
@@ -161,32 +165,38 @@ def _before_breaker(
         if window.window.action == "defer":
             return Verdict(
                 Decision.DEFER,
-                "maintenance",
+                GuardrailReason.MAINTENANCE,
                 f"maintenance window {name!r}: deferred until {end.isoformat()}",
                 not_before=end,
             )
-        return Verdict(Decision.SKIP, "maintenance", f"maintenance window {name!r} until {end.isoformat()}")
+        return Verdict(
+            Decision.SKIP, GuardrailReason.MAINTENANCE, f"maintenance window {name!r} until {end.isoformat()}"
+        )
     return None
 
 
 def _after_breaker(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict:
     if facts.active_run_on_target is not None:
         return Verdict(
-            Decision.SKIP, "target_busy", f"run {facts.active_run_on_target} is already active on this target"
+            Decision.SKIP,
+            GuardrailReason.TARGET_BUSY,
+            f"run {facts.active_run_on_target} is already active on this target",
         )
     limit = _limit(rule, facts, now)
     if limit is not None:
         return limit
     if rule.approval == "required":
-        return Verdict(Decision.AWAIT_APPROVAL, "awaiting_approval", "the rule requires a person's approval")
+        return Verdict(
+            Decision.AWAIT_APPROVAL, GuardrailReason.AWAITING_APPROVAL, "the rule requires a person's approval"
+        )
     if rule.delay is not None and rule.delay > timedelta(0):
         return Verdict(
             Decision.DELAY,
-            "delayed",
+            GuardrailReason.DELAYED,
             f"delayed by {fmt(rule.delay)}; cancelled if the alert resolves",
             not_before=now + rule.delay,
         )
-    return Verdict(Decision.ALLOW, "allowed", "no guardrail applies")
+    return Verdict(Decision.ALLOW, GuardrailReason.ALLOWED, "no guardrail applies")
 
 
 def _limit(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict | None:
@@ -194,7 +204,7 @@ def _limit(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict | None:
         until = facts.run_times[0] + rule.cooldown
         return Verdict(
             Decision.SKIP,
-            "cooldown",
+            GuardrailReason.COOLDOWN,
             f"cooldown of {fmt(rule.cooldown)} after the run at "
             f"{facts.run_times[0].isoformat()}, until {until.isoformat()}",
         )
@@ -203,7 +213,7 @@ def _limit(rule: Rule, facts: GuardFacts, now: datetime) -> Verdict | None:
         if used >= budget.max:
             return Verdict(
                 Decision.SKIP,
-                "budget_exhausted",
+                GuardrailReason.BUDGET_EXHAUSTED,
                 f"budget of {budget.max} runs per {fmt(budget.per)} used up on this target ({used} runs)",
             )
     return None
@@ -251,7 +261,9 @@ class Guard:
     def verdict(self, rule: str, facts: GuardFacts, *, mutates: bool = True) -> tuple[Verdict, BreakerState]:
         found = self.rules.get(rule)
         if found is None:  # the rule went away in a reload between planning and now
-            return Verdict(Decision.SKIP, "rule_removed", f"rule {rule!r} no longer exists"), facts.breaker
+            return Verdict(
+                Decision.SKIP, GuardrailReason.RULE_REMOVED, f"rule {rule!r} no longer exists"
+            ), facts.breaker
         return judge(
             found,
             facts,

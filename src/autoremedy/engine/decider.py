@@ -28,8 +28,9 @@ from autoremedy.decide.planning import Plan, Ruleset, decide
 from autoremedy.decide.redact import redact
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.ids import RuleName, RunId
 from autoremedy.models.rules import Rule
-from autoremedy.models.runs import FINAL_STATUSES, RunStatus
+from autoremedy.models.runs import FINAL_STATUSES, GuardrailReason, RunStatus
 from autoremedy.observability import LoopErrors, Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
 
@@ -38,6 +39,8 @@ QUEUE_METRICS_EVERY = 1.0
 """Seconds between reads of the queue's age and the breaker for /metrics."""
 QUEUE_COUNT_EVERY = 10.0
 """Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
+NO_RULE = RuleName("-")
+"""The rule an escalation names when deciding an event failed before any rule was known."""
 MAX_GROWTH = 2
 """While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
 waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
@@ -136,7 +139,7 @@ class Decider:
                 batch.append(self._decide(event, ruleset, rules, now))
             except Exception as exc:  # a bug in deciding fails this event, not the batch nor the loop
                 await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
-                await self._failed(event, exc, permanent=True, rule="-", now=now)
+                await self._failed(event, exc, permanent=True, rule=NO_RULE, now=now)
         recorded = await self._record(batch, now)
         await self._account(recorded)
         self._metrics.decide_batch_duration.observe(time.perf_counter() - started)
@@ -171,7 +174,7 @@ class Decider:
                 raise  # not the events' fault: their claims go stale and they are decided again
             if len(batch) == 1:
                 item = batch[0]
-                rule = item.runs[0].rule if item.runs else "-"
+                rule = item.runs[0].rule if item.runs else NO_RULE
                 await self._failed(item.event, exc, permanent=_permanent(exc), rule=rule, now=now)
                 return []
             half = len(batch) // 2
@@ -184,7 +187,9 @@ class Decider:
             return False
         return True
 
-    async def _failed(self, event: AlertEvent, exc: Exception, *, permanent: bool, rule: str, now: datetime) -> None:
+    async def _failed(
+        self, event: AlertEvent, exc: Exception, *, permanent: bool, rule: RuleName, now: datetime
+    ) -> None:
         self._metrics.decision_failures.inc()
         error = f"{type(exc).__name__}: {exc}"
         dead = await self._store.record_decision_failure(
@@ -223,7 +228,7 @@ class Decider:
             self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
             await log.ainfo("waiting run cancelled: the alert resolved", run_id=run_id, fingerprint=event.fingerprint)
         for decided in decision.runs:
-            if decided.verdict is not None and decided.verdict.reason != "allowed":
+            if decided.verdict is not None and decided.verdict.reason != GuardrailReason.ALLOWED:
                 self._metrics.guardrail_blocks.labels(decided.verdict.reason).inc()
             if decided.status in FINAL_STATUSES:
                 self._metrics.runs.labels(decided.status.value).inc()
@@ -261,7 +266,7 @@ def _may_escalate(item: EventDecision, decision: Decision) -> bool:
         return True
     return any(
         run.status in (RunStatus.FAILED, RunStatus.AWAITING_APPROVAL)
-        or (run.verdict is not None and run.verdict.escalate)
+        or (run.verdict is not None and run.verdict.escalate is not None)
         for run in decision.runs
     )
 
@@ -281,11 +286,11 @@ def _new_run(event: AlertEvent, plan: Plan, *, mutates: bool) -> NewRun:
         status, reason = RunStatus.PLANNED, "planned"
     steps = [NewStep(s.index, s.name, s.action, redact(s.inputs)) for s in plan.steps]
     return NewRun(
-        id=secrets.token_hex(8),
+        id=RunId(secrets.token_hex(8)),
         event_id=event.id,
         status=status,
         reason=reason,
-        rule=plan.rule,
+        rule=RuleName(plan.rule),
         playbook=plan.playbook,
         target=plan.target,
         fingerprint=event.fingerprint,

@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import RunTakenOver, Store, StoreUnavailable
@@ -38,7 +39,7 @@ T = TypeVar("T")
 class RunVerdict:
     status: RunStatus
     reason: str
-    escalation: str | None = None
+    escalation: Trigger | None = None
     """The trigger to escalate with (run_failed, verification_failed), if people must hear about it."""
     wait_until: datetime | None = None
     """For WAITING: the run sleeps, holding no slot, until its alert resolves or this time."""
@@ -87,7 +88,7 @@ class Executor:
 
     def _aborted(self, run: Run, planned: PlannedStep, reason: str) -> RunVerdict:
         spec = self._registry.get(planned.action)
-        trigger = "verification_failed" if spec is not None and spec.verifies else "run_failed"
+        trigger = Trigger.VERIFICATION_FAILED if spec is not None and spec.verifies else Trigger.RUN_FAILED
         return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
 
     async def _record(self, run: Run, record: StepRecord) -> None:

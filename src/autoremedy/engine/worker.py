@@ -23,7 +23,8 @@ import structlog
 
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor, RunVerdict
-from autoremedy.models.runs import Run, RunStatus
+from autoremedy.models.notifications import Trigger
+from autoremedy.models.runs import GuardrailReason, Run, RunStatus
 from autoremedy.observability import LoopErrors, Metrics, get_logger
 from autoremedy.store.base import AuditEntry, RunTakenOver, Store, StoreUnavailable
 
@@ -203,7 +204,7 @@ class Worker:
 
     async def _expire_approvals(self) -> None:
         for run_id in await self._store.expire_approvals(now=datetime.now(UTC)):
-            self._metrics.guardrail_blocks.labels("approval_expired").inc()
+            self._metrics.guardrail_blocks.labels(GuardrailReason.APPROVAL_EXPIRED).inc()
             self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
             await log.awarning("approval expired", run_id=run_id)
 
@@ -236,7 +237,7 @@ class Worker:
         except Exception as exc:  # the run fails with the reason; the worker goes on
             await log.aexception("run crashed")
             reason = f"internal error: {type(exc).__name__}: {exc}"
-            verdict = RunVerdict(RunStatus.FAILED, reason, None if run.dry_run else "run_failed")
+            verdict = RunVerdict(RunStatus.FAILED, reason, None if run.dry_run else Trigger.RUN_FAILED)
         finally:
             self._metrics.runs_active.dec()
         if verdict is None:
@@ -287,7 +288,7 @@ class Worker:
         except Exception as exc:
             await log.aexception("recording the run's outcome failed; failing the run instead")
             reason = f"internal error recording the outcome: {type(exc).__name__}"
-            await self._write_outcome(run, RunVerdict(RunStatus.FAILED, reason, "run_failed"))
+            await self._write_outcome(run, RunVerdict(RunStatus.FAILED, reason, Trigger.RUN_FAILED))
 
     async def _write_outcome(self, run: Run, verdict: RunVerdict) -> None:
         now = datetime.now(UTC)
@@ -305,4 +306,6 @@ class Worker:
 
 
 def _interrupted(run: Run) -> RunVerdict:
-    return RunVerdict(RunStatus.INTERRUPTED, SHUTDOWN_REASON, escalation=None if run.dry_run else "run_interrupted")
+    return RunVerdict(
+        RunStatus.INTERRUPTED, SHUTDOWN_REASON, escalation=None if run.dry_run else Trigger.RUN_INTERRUPTED
+    )

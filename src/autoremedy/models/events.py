@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoremedy.models.ids import EventId, Fingerprint
 from autoremedy.models.webhook import Alert, WebhookPayload
 
 
@@ -30,7 +31,7 @@ class NewEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    fingerprint: str
+    fingerprint: Fingerprint
     status: str
     starts_at: str
     ends_at: str | None
@@ -57,7 +58,7 @@ class NewEvent(BaseModel):
 
 
 class AlertEvent(NewEvent):
-    id: int
+    id: EventId
     received_at: datetime
     deliveries: int
     state: EventState = EventState.PENDING
@@ -83,7 +84,7 @@ def events_from_payload(payload: WebhookPayload) -> list[NewEvent]:
     # The payload is validated already; validating every field again would double the cost of a big webhook.
     return [
         NewEvent.model_construct(
-            fingerprint=alert.fingerprint,
+            fingerprint=Fingerprint(alert.fingerprint),
             status=alert.status,
             starts_at=canonical_time(alert.starts_at),
             ends_at=_ends_at(alert),

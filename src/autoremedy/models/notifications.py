@@ -6,6 +6,32 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
+class Severity(StrEnum):
+    """An alert's severity in the four words every channel maps from (PagerDuty's); `decide.escalation.severity_of`
+    is the one table from what labels say."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Trigger(StrEnum):
+    """Why people hear about an alert: stored in the escalation outbox, shown in every channel's message."""
+
+    RUN_FAILED = "run_failed"
+    VERIFICATION_FAILED = "verification_failed"
+    PLAN_FAILED = "plan_failed"
+    RUN_INTERRUPTED = "run_interrupted"
+    BREAKER_OPEN = "breaker_open"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_EXPIRED = "approval_expired"
+    ALERT_RESOLVED = "alert_resolved"
+    """A resolve: the alert resolved."""
+    FIXED = "fixed"
+    """A resolve: a later run of the same rule on the same alert succeeded."""
+
+
 class NotificationKind(StrEnum):
     TRIGGER = "trigger"
     """Automation failed or may not act: a person should look."""
@@ -30,11 +56,8 @@ class Notification:
     """One line, e.g. `[autoremedy] run failed: DemoAppDown (shop/checkout)`."""
     summary: str
     """Why people hear about it: the trigger and its reason."""
-    severity: str
-    """critical | error | warning | info (PagerDuty's words)."""
-    trigger: str
-    """run_failed | verification_failed | plan_failed | breaker_open | approval_expired | approval_requested |
-    alert_resolved | fixed"""
+    severity: Severity
+    trigger: Trigger
     fingerprint: str
     rule: str
     run_id: str | None = None

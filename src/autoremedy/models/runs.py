@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoremedy.models.ids import EventId, Fingerprint, RuleName, RunId
+
 
 class RunStatus(StrEnum):
     PLANNED = "planned"
@@ -28,6 +30,26 @@ FINAL_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SKIPPED, RunStatus.DRY_RUN, RunStatus.INTERRUPTED}
 )
 WAITING_STATUSES = frozenset({RunStatus.DELAYED, RunStatus.DEFERRED, RunStatus.AWAITING_APPROVAL})
+
+
+class GuardrailReason(StrEnum):
+    """Why a run may act or not: the guardrail verdict's code, kept on the run (`runs.guardrail`) and audited; and
+    why a waiting run stopped waiting."""
+
+    ALLOWED = "allowed"
+    PAUSED = "paused"
+    MAINTENANCE = "maintenance"
+    BREAKER_OPEN = "breaker_open"
+    TARGET_BUSY = "target_busy"
+    COOLDOWN = "cooldown"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    DELAYED = "delayed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RULE_REMOVED = "rule_removed"
+    ALERT_RESOLVED = "alert_resolved"
+    """A waiting run was cancelled: its alert resolved first."""
+    APPROVAL_EXPIRED = "approval_expired"
+    DENIED = "denied"
 
 
 class StepOutcome(StrEnum):
@@ -57,14 +79,14 @@ class StepRecord(BaseModel):
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    id: str
+    id: RunId
     status: RunStatus
     reason: str
-    rule: str
+    rule: RuleName
     playbook: str
     target: str
-    fingerprint: str
-    event_id: int
+    fingerprint: Fingerprint
+    event_id: EventId
     alert_status: str
     dry_run: bool
     guardrail: str = "allowed"

@@ -8,9 +8,10 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from autoremedy.config.settings import OpsgenieSettings
-from autoremedy.models.notifications import Notification, NotificationKind, SendResult
+from autoremedy.decide.text import ellipsize
+from autoremedy.models.notifications import Notification, NotificationKind, SendResult, Severity
 from autoremedy.notify.http import JsonPoster
-from autoremedy.notify.render import component, ellipsize, fit_key, severity, step_line
+from autoremedy.notify.render import component, fit_key, step_line
 
 MESSAGE_MAX: Final = 130
 ALIAS_MAX: Final = 512
@@ -22,7 +23,12 @@ DETAILS_MAX: Final = 8000
 DETAIL_VALUE_MAX: Final = 1000
 TAG_MAX: Final = 50
 SOURCE: Final = "autoremedy"
-PRIORITIES: Final[Mapping[str, str]] = {"critical": "P1", "error": "P2", "warning": "P3", "info": "P5"}
+PRIORITIES: Final[Mapping[Severity, str]] = {
+    Severity.CRITICAL: "P1",
+    Severity.ERROR: "P2",
+    Severity.WARNING: "P3",
+    Severity.INFO: "P5",
+}
 
 
 class OpsgenieChannel:
@@ -57,7 +63,7 @@ def create_body(notification: Notification, alias: str) -> dict[str, Any]:
         "alias": alias,
         "description": description(notification),
         "details": details(notification),
-        "priority": PRIORITIES[severity(notification)],
+        "priority": PRIORITIES[notification.severity],
         "tags": [tag for tag in (SOURCE, notification.trigger, ellipsize(notification.rule, TAG_MAX)) if tag],
         "source": SOURCE,
     }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from autoremedy.config.settings import PagerDutySettings
+from autoremedy.decide.text import ellipsize
 from autoremedy.models.notifications import Notification, NotificationKind, SendResult
 from autoremedy.notify.http import JsonPoster
-from autoremedy.notify.render import component, ellipsize, fit_key, severity, step_line
+from autoremedy.notify.render import component, fit_key, step_line
 
 SUMMARY_MAX: Final = 1024
 DEDUP_KEY_MAX: Final = 255
@@ -49,7 +50,7 @@ def trigger_fields(notification: Notification) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "summary": ellipsize(notification.title.strip() or notification.summary.strip() or "autoremedy", SUMMARY_MAX),
         "source": labels.get("instance") or labels.get("job") or "autoremedy",
-        "severity": severity(notification),
+        "severity": notification.severity.value,
         "class": notification.trigger,
         "custom_details": {
             "summary": notification.summary,

@@ -1,5 +1,6 @@
-"""Pure helpers the channel adapters share: text fitting, Slack escaping, step lines, severities, and turning
-a service's HTTP answer into a `SendResult` (classified as Alertmanager's notifiers do)."""
+"""Pure helpers the channel adapters share: line fitting, step lines, and turning a service's HTTP
+answer into a `SendResult` (classified as Alertmanager's notifiers do). Text fitting, escaping and scrubbing,
+which the chat transport shares too, are in decide/text.py."""
 
 from __future__ import annotations
 
@@ -11,23 +12,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from autoremedy.decide.redact import redact_text
-from autoremedy.models.notifications import Notification, SendOutcome, SendResult, StepLine
+from autoremedy.decide.text import ellipsize, one_line, scrub
+from autoremedy.models.notifications import SendOutcome, SendResult, StepLine
 
-ELLIPSIS: Final = "…"
-REDACTED: Final = "<redacted>"
-SEVERITIES: Final = ("critical", "error", "warning", "info")
-_SEVERITY_WORDS: Final[Mapping[str, str]] = {
-    "fatal": "critical",
-    "page": "critical",
-    "high": "error",
-    "err": "error",
-    "warn": "warning",
-    "medium": "warning",
-    "low": "info",
-    "notice": "info",
-    "none": "info",
-}
 _STEP_MARKS: Final[Mapping[str, str]] = {
     "done": "✅",
     "failed": "❌",
@@ -42,13 +29,6 @@ _ERROR_TEXT_MAX: Final = 500
 # -- text ------------------------------------------------------------------------------------------------
 
 
-def ellipsize(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, ending in `…` when it was cut."""
-    if len(text) <= limit:
-        return text
-    return text[: max(limit - 1, 0)] + ELLIPSIS if limit > 0 else ""
-
-
 def is_web_url(url: str) -> bool:
     """An http(s) URL with a host (what a chat message may link to)."""
     try:
@@ -58,31 +38,6 @@ def is_web_url(url: str) -> bool:
     return (
         parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and not any(c.isspace() for c in url.strip())
     )
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def slack_escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_escape_fit(text: str, limit: int) -> str:
-    """`text` escaped for mrkdwn and at most `limit` characters long, never cutting an `&amp;`-style entity."""
-    escaped = slack_escape(text)
-    if len(escaped) <= limit:
-        return escaped
-    out: list[str] = []
-    used = 0
-    for char in text:
-        piece = slack_escape(char)
-        if used + len(piece) > limit - 1:
-            break
-        out.append(piece)
-        used += len(piece)
-    return "".join(out) + ELLIPSIS
 
 
 def fit_lines(lines: Iterable[str], limit: int, *, noun: str) -> str:
@@ -122,23 +77,6 @@ def step_line(step: StepLine, *, detail_max: int = STEP_DETAIL_MAX) -> str:
 def component(labels: Mapping[str, str]) -> str:
     """`namespace/app` from the alert's labels, as much of it as is there."""
     return "/".join(labels[name] for name in ("namespace", "app") if labels.get(name))
-
-
-def severity(notification: Notification) -> str:
-    """The notification's severity in PagerDuty's words (critical | error | warning | info); unknown: error."""
-    word = notification.severity.strip().lower()
-    if word in SEVERITIES:
-        return word
-    return _SEVERITY_WORDS.get(word, "error")
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced, should a service or a library ever echo one, then through the
-    daemon's one redaction (URL credentials, configured secrets)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return redact_text(text)
 
 
 # -- answers ---------------------------------------------------------------------------------------------

@@ -1,38 +1,35 @@
 """Slack: a Block Kit message per trigger (chat.postMessage), the resolve as a reply in its thread.
 
 A run awaiting approval gets Approve and Deny buttons (value: the run id); pressing one reaches chatops
-(chatops/slack_http.py), which replaces the buttons with who decided and when (`decided_blocks`, chat.update).
+(chatops/slack_http.py), which replaces the buttons with who decided and when (`slack.blocks.decided_blocks`,
+chat.update).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from autoremedy.config.settings import SlackSettings
-from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult
-from autoremedy.notify.render import (
-    ellipsize,
-    fit_lines,
-    is_web_url,
-    one_line,
-    parse_retry_after,
-    scrub,
-    slack_escape,
-    slack_escape_fit,
-    step_line,
-    unreachable,
+from autoremedy.decide.text import ellipsize, one_line, scrub, slack_escape, slack_escape_fit
+from autoremedy.models.notifications import Notification, NotificationKind, SendOutcome, SendResult, Trigger
+from autoremedy.notify.render import fit_lines, is_web_url, parse_retry_after, step_line, unreachable
+from autoremedy.slack.blocks import (
+    APPROVAL_BLOCK_ID,
+    APPROVE_ACTION,
+    CONTEXT_MAX,
+    DENY_ACTION,
+    Block,
+    context_block,
 )
+from autoremedy.slack.web import SlackWebApi
 
 HEADER_MAX: Final = 150
 SECTION_MAX: Final = 3000
-CONTEXT_MAX: Final = 3000
 FALLBACK_MAX: Final = 3000
 LABEL_VALUE_MAX: Final = 300
 _RETRY_ERRORS: Final = frozenset(
@@ -40,11 +37,6 @@ _RETRY_ERRORS: Final = frozenset(
 )
 _LOST_THREAD_ERRORS: Final = frozenset({"thread_not_found", "message_not_found"})
 
-APPROVE_ACTION: Final = "autoremedy_approve"
-DENY_ACTION: Final = "autoremedy_deny"
-APPROVAL_BLOCK_ID: Final = "autoremedy_approval"
-
-Block = dict[str, Any]
 METADATA_EVENT: Final = "autoremedy_escalation"
 
 
@@ -54,14 +46,9 @@ class SlackChannel:
     name: str = "slack"
 
     def __init__(self, settings: SlackSettings, request_timeout: float) -> None:
-        if settings.token is None:
-            raise ValueError("slack: no token configured")
-        self._token = settings.token
+        self._api = SlackWebApi(settings, request_timeout)
         self._channel = settings.channel
-        self._base_url = settings.base_url
         self._timeout = request_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._client: AsyncWebClient | None = None
 
     async def send(self, notification: Notification) -> SendResult:
         try:
@@ -78,7 +65,7 @@ class SlackChannel:
         """A trigger this bot posted with this client id (message metadata), via conversations.history (needs the
         channels:history scope and a channel id). Any failure answers None: then the message is sent again."""
         try:
-            response = await self._web_client().conversations_history(
+            response = await self._api.client().conversations_history(
                 channel=self._channel, oldest=f"{since.timestamp() - 60:.6f}", include_all_metadata=True, limit=200
             )
         except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError):
@@ -89,33 +76,14 @@ class SlackChannel:
                 return f"{response.get('channel') or self._channel}:{message['ts']}"
         return None
 
-    async def update(self, channel: str, ts: str, blocks: list[Block], text: str) -> None:
-        """chat.update of a message this bot posted (raises SlackApiError or a connection error)."""
-        await self._web_client().chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
-
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = self._client = None
+        await self._api.close()
 
     # -- internals ---------------------------------------------------------------------------------------
 
     @property
     def _secrets(self) -> tuple[str]:
-        return (self._token.get_secret_value(),)
-
-    def _web_client(self) -> AsyncWebClient:
-        # Built on first use, inside the running loop; one session (connection pool) for every call.
-        if self._client is None or self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
-            self._client = AsyncWebClient(
-                token=self._token.get_secret_value(),
-                base_url=self._base_url,
-                timeout=max(1, math.ceil(self._timeout)),
-                session=self._session,
-                retry_handlers=[],
-            )
-        return self._client
+        return self._api.secrets
 
     async def _post(
         self, channel: str, blocks: list[Block], text: str, thread_ts: str | None = None, client_id: str | None = None
@@ -123,7 +91,7 @@ class SlackChannel:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         if client_id:  # found again by find_sent if this call's outcome is lost to a crash
             extra["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"client_id": client_id}}
-        response = await self._web_client().chat_postMessage(
+        response = await self._api.client().chat_postMessage(
             channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False, **extra
         )
         return SendResult(SendOutcome.SENT, reference=f"{response['channel']}:{response['ts']}")
@@ -203,10 +171,6 @@ def _section(mrkdwn: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
 
 
-def _context(*texts: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text} for text in texts[:10]]}
-
-
 def _link(url: str, label: str) -> str | None:
     """A mrkdwn link, only to an http(s) URL: `javascript:`, `slack://` or `file:` from an annotation is dropped."""
     if not is_web_url(url):
@@ -238,7 +202,7 @@ def _links_block(notification: Notification) -> Block | None:
         for link in (_link(notification.generator_url, "Prometheus"), _link(notification.runbook_url, "Runbook"))
         if link is not None
     ]
-    return _context(*links) if links else None
+    return context_block(*links) if links else None
 
 
 def _meta_block(notification: Notification) -> Block:
@@ -248,7 +212,7 @@ def _meta_block(notification: Notification) -> Block:
         f"fingerprint `{notification.fingerprint}`",
         f"trigger `{notification.trigger}`",
     ]
-    return _context(slack_escape_fit(" · ".join(parts), CONTEXT_MAX))
+    return context_block(slack_escape_fit(" · ".join(parts), CONTEXT_MAX))
 
 
 def trigger_blocks(notification: Notification) -> list[Block]:
@@ -266,7 +230,7 @@ def trigger_blocks(notification: Notification) -> list[Block]:
 
 
 def _approval_block(notification: Notification) -> Block | None:
-    if notification.trigger != "approval_requested" or not notification.run_id:
+    if notification.trigger != Trigger.APPROVAL_REQUESTED or not notification.run_id:
         return None
 
     def button(action_id: str, label: str, style: str) -> Block:
@@ -278,13 +242,6 @@ def _approval_block(notification: Notification) -> Block | None:
         "block_id": APPROVAL_BLOCK_ID,
         "elements": [button(APPROVE_ACTION, "Approve", "primary"), button(DENY_ACTION, "Deny", "danger")],
     }
-
-
-def decided_blocks(blocks: list[Block], said: str) -> list[Block]:
-    """The approval message with its buttons replaced by what was decided; `said` is mrkdwn the caller escaped
-    (e.g. `Approved by <@U1> at ...`)."""
-    kept = [block for block in blocks if block.get("block_id") != APPROVAL_BLOCK_ID and block.get("type") != "actions"]
-    return [*kept, _context(ellipsize(said, CONTEXT_MAX))]
 
 
 def resolve_blocks(notification: Notification, *, in_thread: bool = False) -> list[Block]:

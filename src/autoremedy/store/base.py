@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
 from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.ids import EventId, Fingerprint, RuleName, RunId
+from autoremedy.models.notifications import NotificationKind, Trigger
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 
 
@@ -58,14 +60,14 @@ class NewStep:
 
 @dataclass(frozen=True, slots=True)
 class NewRun:
-    id: str
-    event_id: int
+    id: RunId
+    event_id: EventId
     status: RunStatus
     reason: str
-    rule: str
+    rule: RuleName
     playbook: str
     target: str
-    fingerprint: str
+    fingerprint: Fingerprint
     alert_status: str
     dry_run: bool
     steps: Sequence[NewStep] = ()
@@ -78,8 +80,8 @@ class NewRun:
 class AuditEntry:
     kind: str
     message: str
-    run_id: str | None = None
-    fingerprint: str | None = None
+    run_id: RunId | None = None
+    fingerprint: Fingerprint | None = None
     actor: str = "autoremedy"
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -153,10 +155,10 @@ class Escalation:
     run_id: str | None
     fingerprint: str
     rule: str
-    trigger: str
+    trigger: Trigger
     detail: str
     created_at: datetime
-    kind: str = "trigger"
+    kind: NotificationKind = NotificationKind.TRIGGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +296,7 @@ class Store(ConsoleStore, Protocol):
         escalations inserted in bulk, each event marked decided (`done` or `no_rule_matched`)."""
 
     async def record_decision_failure(
-        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
     ) -> bool:
         """Count a failed decision of a claimed event: back to the queue, or (permanent, or failed `max_attempts`
         times) dead-lettered with an audit entry and an escalation, in one transaction. True when dead-lettered."""
@@ -317,8 +319,8 @@ class Store(ConsoleStore, Protocol):
     async def claim_run(self, *, now: datetime) -> Run | None:
         """A planned run, or a delayed or deferred one that is due, becomes running."""
 
-    async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None: ...
-    async def deny(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None: ...
+    async def approve(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
+    async def deny(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
     async def expire_approvals(self, *, now: datetime) -> list[str]: ...
     async def set_pause(self, scope: str, *, actor: str, reason: str, now: datetime) -> None: ...
     async def clear_pause(self, scope: str, *, actor: str, now: datetime) -> bool: ...
@@ -349,24 +351,24 @@ class Store(ConsoleStore, Protocol):
     async def prune(self, *, before: datetime) -> dict[str, int]:
         """Retention: delete what is older than `before` and finished."""
 
-    async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
+    async def update_step(self, run_id: RunId, step: StepRecord, *, epoch: int) -> None:
         """Fenced: raises RunTakenOver unless this instance owns the run in this epoch."""
 
     async def finish_run(
         self,
-        run_id: str,
+        run_id: RunId,
         status: RunStatus,
         reason: str,
         audit: Sequence[AuditEntry],
         *,
         now: datetime,
         epoch: int,
-        escalation: str | None = None,
+        escalation: Trigger | None = None,
     ) -> None:
         """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
         success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step."""
 
-    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
+    async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         """Fenced like update_step."""
 
     async def resolution_of(self, event_id: int) -> datetime | None: ...

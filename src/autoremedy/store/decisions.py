@@ -19,6 +19,8 @@ from typing import Any
 
 from autoremedy.decide.guardrails import BreakerState, Guard, GuardFacts, Verdict, status_for
 from autoremedy.models.events import AlertEvent, EventState
+from autoremedy.models.ids import RuleName
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import RunStatus
 from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, DecidedRun, Decision, EventDecision, NewRun
@@ -67,7 +69,7 @@ class _Batch:
         writes, now = self.writes, self.now
         if run.status is RunStatus.FAILED:
             writes.run(run, now, status=RunStatus.FAILED, verdict=None, expires_at=None)
-            writes.escalate(Notice(run.id, event.fingerprint, run.rule, "plan_failed", run.reason), now)
+            writes.escalate(Notice(run.id, event.fingerprint, run.rule, Trigger.PLAN_FAILED, run.reason), now)
             return DecidedRun(run.id, run.rule, RunStatus.FAILED, None)
         facts = await self.facts.for_run(run, guard, self.breaker)
         verdict, self.breaker = guard.verdict(run.rule, facts, mutates=run.mutates)
@@ -76,10 +78,12 @@ class _Batch:
         writes.run(run, now, status=status, verdict=verdict, expires_at=expires)
         self.facts.decided(run, status, now)
         writes.audit([_verdict_audit(event, run, verdict)], now)
-        if verdict.escalate:
-            writes.escalate(Notice(run.id, event.fingerprint, run.rule, verdict.reason, verdict.detail), now)
+        if verdict.escalate is not None:
+            writes.escalate(Notice(run.id, event.fingerprint, run.rule, verdict.escalate, verdict.detail), now)
         if status is RunStatus.AWAITING_APPROVAL:  # the hook approval requests (Slack buttons) go out through
-            writes.escalate(Notice(run.id, event.fingerprint, run.rule, "approval_requested", verdict.detail), now)
+            writes.escalate(
+                Notice(run.id, event.fingerprint, run.rule, Trigger.APPROVAL_REQUESTED, verdict.detail), now
+            )
         return DecidedRun(run.id, run.rule, status, verdict)
 
 
@@ -259,7 +263,7 @@ def _verdict_audit(event: AlertEvent, run: NewRun, verdict: Verdict) -> AuditEnt
 
 
 async def record_failure(
-    tx: Tx, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+    tx: Tx, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
 ) -> bool:
     """A claimed event whose decision failed: requeued with the failure counted, or dead-lettered (permanent, or
     failed `max_attempts` times) with an audit entry and an escalation. True when dead-lettered."""
@@ -275,7 +279,7 @@ async def record_failure(
     message = f"deciding the alert failed ({attempts} attempt{'s' if attempts > 1 else ''}); dead-lettered: {error}"
     data = {"event_id": event.id, "attempts": attempts, "error": error, "alert_status": event.status}
     await insert_audit(tx, [AuditEntry("event_dead_lettered", message, fingerprint=event.fingerprint, data=data)], now)
-    await escalate(tx, Notice(None, event.fingerprint, rule, "plan_failed", message), now)
+    await escalate(tx, Notice(None, event.fingerprint, rule, Trigger.PLAN_FAILED, message), now)
     return True
 
 

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from autoremedy.models.events import AlertEvent
+from autoremedy.models.ids import Fingerprint, RuleName, RunId
+from autoremedy.models.notifications import NotificationKind, Trigger
 from autoremedy.store.base import ClaimedDelivery, Escalation
 from autoremedy.store.reads import load_run
 from autoremedy.store.rows import escalation_from_row, event_from_row
@@ -17,12 +19,12 @@ ChooseChannels = Callable[[Escalation, AlertEvent | None], list[str]]
 
 
 class Notice(NamedTuple):
-    run_id: str | None
-    fingerprint: str
-    rule: str
-    trigger: str
+    run_id: RunId | None
+    fingerprint: Fingerprint
+    rule: RuleName
+    trigger: Trigger
     detail: str
-    kind: str = "trigger"
+    kind: NotificationKind = NotificationKind.TRIGGER
 
 
 async def escalate(tx: Tx, notice: Notice, now: datetime) -> None:
@@ -31,10 +33,11 @@ async def escalate(tx: Tx, notice: Notice, now: datetime) -> None:
 
 
 async def resolve_escalations(
-    tx: Tx, fingerprint: str, *, rule: str | None, trigger: str, detail: str, now: datetime
+    tx: Tx, fingerprint: Fingerprint, *, rule: RuleName | None, trigger: Trigger, detail: str, now: datetime
 ) -> None:
     for row in await tx.rows("open_escalated_rules", fingerprint=fingerprint, rule=rule):
-        await escalate(tx, Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind="resolve"), now)
+        notice = Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind=NotificationKind.RESOLVE)
+        await escalate(tx, notice, now)
 
 
 async def fan_out(tx: Tx, choose: ChooseChannels, now: datetime, limit: int) -> list[tuple[int, list[str]]]:
@@ -42,7 +45,7 @@ async def fan_out(tx: Tx, choose: ChooseChannels, now: datetime, limit: int) -> 
     done = []
     for row in await tx.rows("escalations_to_fan_out", limit=limit):
         escalation = escalation_from_row(row)
-        if escalation.kind == "resolve":
+        if escalation.kind == NotificationKind.RESOLVE:
             found = await tx.rows("trigger_channels", fingerprint=escalation.fingerprint, rule=escalation.rule)
             channels = sorted(r["channel"] for r in found)
         else:
@@ -83,7 +86,7 @@ async def event_of(tx: Tx, escalation: Escalation) -> AlertEvent | None:
 
 
 async def _thread_reference(tx: Tx, escalation: Escalation, channel: str) -> str | None:
-    if escalation.kind != "resolve":
+    if escalation.kind != NotificationKind.RESOLVE:
         return None
     row = await tx.row("thread_reference", fingerprint=escalation.fingerprint, rule=escalation.rule, channel=channel)
     return str(row["reference"]) if row is not None and row["reference"] else None

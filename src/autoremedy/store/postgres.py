@@ -20,7 +20,9 @@ import asyncpg
 
 from autoremedy.models.events import NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
-from autoremedy.store.queries import load_queries, migrations, positional
+from autoremedy.store.history import History, history_of
+from autoremedy.store.migrations import pending, renumberings
+from autoremedy.store.queries import load_queries, positional
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
@@ -181,8 +183,41 @@ async def _migrate(connection: asyncpg.Connection) -> None:
     await connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TIMESTAMPTZ)"
     )
-    applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
-    for version, name, sql in migrations("postgres"):
-        if version not in applied:
-            await connection.execute(sql)
-            await connection.execute("INSERT INTO schema_migrations VALUES ($1, $2, now())", version, name)
+    recorded = [
+        (row["version"], row["name"]) for row in await connection.fetch("SELECT version, name FROM schema_migrations")
+    ]
+    for move in renumberings("postgres", recorded):
+        await connection.execute(
+            "UPDATE schema_migrations SET version = $1, name = $2 WHERE version = $3",
+            move.new_version,
+            move.new_name,
+            move.old_version,
+        )
+    applied = [row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")]
+    for migration in pending("postgres", applied):
+        await connection.execute(migration.sql)
+        await connection.execute(
+            "INSERT INTO schema_migrations VALUES ($1, $2, now())", migration.version, migration.name
+        )
+
+
+# -- the history, read-only, for `autoremedy backtest` ---------------------------------------------------
+
+
+async def read_postgres_history(dsn: str, *, events_since: datetime, runs_since: datetime, until: datetime) -> History:
+    queries = load_queries("postgres")
+    events_sql, _ = positional(queries["history_events"])
+    runs_sql, _ = positional(queries["history_runs"])
+    try:
+        connection = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+    try:
+        async with connection.transaction(readonly=True, isolation="repeatable_read"):
+            events = await connection.fetch(events_sql, events_since, until)
+            runs = await connection.fetch(runs_sql, runs_since, until)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await connection.close()
+    return history_of(events, runs)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from autoremedy.models.events import AlertEvent, EventState
+from autoremedy.models.notifications import NotificationKind, Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.store.base import AuditRecord, DeadEvent, Escalation
 
@@ -108,10 +109,10 @@ def escalation_from_row(row: Row) -> Escalation:
         run_id=row["run_id"],
         fingerprint=row["fingerprint"],
         rule=row["rule"],
-        trigger=row["trigger"],
+        trigger=Trigger(row["trigger"]),
         detail=row["detail"],
         created_at=_time(row["created_at"]) or datetime.min,
-        kind=row["kind"],
+        kind=NotificationKind(row["kind"]),
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from autoremedy.models.ids import RunId
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus
 from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, RunTakenOver
@@ -18,7 +20,7 @@ from autoremedy.store.tx import Tx
 class Fence(NamedTuple):
     """Who may write a running run: its owner, in the epoch of its claim."""
 
-    run_id: str
+    run_id: RunId
     owner: str
     epoch: int
 
@@ -31,7 +33,7 @@ async def finish_run(
     audit: Sequence[AuditEntry],
     *,
     now: datetime,
-    escalation: str | None,
+    escalation: Trigger | None,
 ) -> None:
     run_id = fence.run_id
     brief = await tx.row("run_brief", id=run_id)
@@ -52,7 +54,7 @@ async def finish_run(
             tx,
             brief["fingerprint"],
             rule=brief["rule"],
-            trigger="fixed",
+            trigger=Trigger.FIXED,
             detail="a later run of the rule succeeded",
             now=now,
         )

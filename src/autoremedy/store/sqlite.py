@@ -22,7 +22,9 @@ from uuid import uuid4
 
 from autoremedy.models.events import NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
-from autoremedy.store.queries import load_queries, migrations
+from autoremedy.store.history import History, history_of
+from autoremedy.store.migrations import pending, renumberings
+from autoremedy.store.queries import load_queries
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row, Tx
 
@@ -226,12 +228,17 @@ def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]
 
 def _migrate(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT, applied_at TEXT)")
-    applied = {row[0] for row in db.execute("SELECT version FROM schema_migrations")}
-    for version, name, sql in migrations("sqlite"):
-        if version not in applied:
-            for statement in _statements(sql):
-                db.execute(statement)
-            db.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (version, name))
+    recorded = [(row[0], row[1]) for row in db.execute("SELECT version, name FROM schema_migrations")]
+    for move in renumberings("sqlite", recorded):
+        db.execute(
+            "UPDATE schema_migrations SET version = ?, name = ? WHERE version = ?",
+            (move.new_version, move.new_name, move.old_version),
+        )
+    applied = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
+    for migration in pending("sqlite", applied):
+        for statement in _statements(migration.sql):
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))", (migration.version, migration.name))
 
 
 def _statements(sql: str) -> list[str]:
@@ -252,3 +259,29 @@ def _event_params(event: NewEvent, now: datetime) -> dict[str, Any]:
 def _insert_event(db: sqlite3.Connection, params: dict[str, Any]) -> InsertOutcome:
     row = db.execute(Q["insert_event"], params).fetchone()
     return InsertOutcome(event_id=int(row["id"]), duplicate=int(row["deliveries"]) > 1)
+
+
+# -- the history, read-only, for `autoremedy backtest` ---------------------------------------------------
+
+
+def read_sqlite_history(path: Path, *, events_since: datetime, runs_since: datetime, until: datetime) -> History:
+    if not path.is_file():
+        raise StoreUnavailable(f"sqlite: {path}: no such database")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"sqlite: {path}: {exc}") from exc
+    db.row_factory = sqlite3.Row
+    try:
+        db.execute("BEGIN")  # one snapshot for both reads
+        events = db.execute(Q["history_events"], _times(events_since, until)).fetchall()
+        runs = db.execute(Q["history_runs"], _times(runs_since, until)).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"sqlite: {path}: {exc}") from exc
+    finally:
+        db.close()
+    return history_of(events, runs)
+
+
+def _times(since: datetime, until: datetime) -> dict[str, str]:
+    return {"since": since.isoformat(), "until": until.isoformat()}

@@ -16,6 +16,8 @@ from typing import TypeVar
 
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
+from autoremedy.models.ids import RuleName, RunId
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepRecord
 from autoremedy.store import approvals, decisions, outbox, run_lifecycle
 from autoremedy.store.audit import insert_audit
@@ -120,7 +122,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
         return await self._transact(lambda tx: decisions.record_batch(tx, batch, now))
 
     async def record_decision_failure(
-        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: str, now: datetime
+        self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
     ) -> bool:
         async with self._write() as tx:
             return await decisions.record_failure(
@@ -153,7 +155,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
         rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now))
         return {row["id"]: int(row["epoch"]) for row in rows}
 
-    async def update_step(self, run_id: str, step: StepRecord, *, epoch: int) -> None:
+    async def update_step(self, run_id: RunId, step: StepRecord, *, epoch: int) -> None:
         params = {
             "owner": self.owner,
             "epoch": epoch,
@@ -172,21 +174,21 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     async def finish_run(
         self,
-        run_id: str,
+        run_id: RunId,
         status: RunStatus,
         reason: str,
         audit: Sequence[AuditEntry],
         *,
         now: datetime,
         epoch: int,
-        escalation: str | None = None,
+        escalation: Trigger | None = None,
     ) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
         await self._transact(
             lambda tx: run_lifecycle.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
         )
 
-    async def suspend_run(self, run_id: str, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
+    async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
         await self._transact(
             lambda tx: run_lifecycle.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
@@ -214,7 +216,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
                 message = f"run interrupted: {reason}"
                 await insert_audit(tx, [AuditEntry("run_interrupted", message, row["id"], row["fingerprint"])], now)
                 if not row["dry_run"]:  # half-done work: people hear about it like a failure
-                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], "run_interrupted", message)
+                    notice = outbox.Notice(row["id"], row["fingerprint"], row["rule"], Trigger.RUN_INTERRUPTED, message)
                     await outbox.escalate(tx, notice, now)
         return Recovery(requeued_events=requeued, interrupted_runs=[row["id"] for row in rows])
 
@@ -248,13 +250,13 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- approvals, pauses, breaker ----------------------------------------------------------------------------
 
-    async def approve(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+    async def approve(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None:
         return await self._approval(run_id, approved=True, actor=actor, reason=reason, now=now)
 
-    async def deny(self, run_id: str, *, actor: str, reason: str, now: datetime) -> Run | None:
+    async def deny(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None:
         return await self._approval(run_id, approved=False, actor=actor, reason=reason, now=now)
 
-    async def _approval(self, run_id: str, *, approved: bool, actor: str, reason: str, now: datetime) -> Run | None:
+    async def _approval(self, run_id: RunId, *, approved: bool, actor: str, reason: str, now: datetime) -> Run | None:
         async with self._write() as tx:
             result = await approvals.settle_approval(tx, run_id, approved=approved, actor=actor, reason=reason, now=now)
         if result is False:

@@ -15,7 +15,7 @@ RETURNING id, deliveries;
 -- The oldest pending events, up to :limit, for one decision batch (RETURNING's order is not guaranteed: the
 -- caller sorts by id).
 UPDATE events SET state = 'processing', claimed_at = :now, claimed_by = :owner
-WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit)
+WHERE id IN (SELECT id FROM events WHERE state = 'pending' ORDER BY id LIMIT :limit /*@skip_locked*/)
 RETURNING *;
 
 -- name: finish_events
@@ -108,6 +108,7 @@ WHERE id = (
        OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
            AND coalesce(owner, '') <> :owner)  -- never a run the claimer itself still executes
     ORDER BY created_at, id LIMIT 1
+    /*@skip_locked*/
 )
 RETURNING id, takeovers, epoch;
 
@@ -138,8 +139,10 @@ SELECT count(*) AS n FROM runs WHERE counted = 1 AND mutating = 1 AND created_at
 SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
 
 -- name: lock_breaker
--- SQLite: the write transaction is already exclusive; PostgreSQL overrides this with FOR UPDATE.
-SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1;
+-- Every decision takes this row lock first: verdicts across replicas are made one at a time, on facts that
+-- cannot change under them (cooldowns, budgets, the breaker's count). SQLite's write transaction is already
+-- exclusive (its lock_row is empty).
+SELECT open, opened_at, last_attempt_at, closed_at FROM breaker WHERE id = 1 /*@lock_row*/;
 
 -- name: write_breaker
 UPDATE breaker SET open = :open, opened_at = :opened_at, last_attempt_at = :last_attempt_at, closed_at = :closed_at
@@ -228,6 +231,7 @@ WHERE id IN (
     SELECT id FROM escalation_deliveries
     WHERE (state = 'pending' AND next_attempt_at <= :now) OR (state = 'sending' AND locked_until <= :now)
     ORDER BY next_attempt_at LIMIT :limit
+    /*@skip_locked*/
 )
 RETURNING id, escalation_id, channel, attempts, unrecorded;
 

@@ -1,4 +1,4 @@
--- Schema version 2: Slack request signatures already seen, so a replayed request is refused by every replica.
+-- Schema version 5: Slack request signatures already seen, so a replayed request is refused by every replica.
 -- Kept a little longer than Slack's 5-minute timestamp window, then pruned.
 
 CREATE TABLE slack_requests (

@@ -1,4 +1,4 @@
--- Schema version 5: web console sign-ins, shared by every replica. A session is looked up by the SHA-256 of its
+-- Schema version 8: web console sign-ins, shared by every replica. A session is looked up by the SHA-256 of its
 -- cookie value, so a copy of the database does not hand out live sessions; the CSRF token is per session. Expired
 -- rows are pruned on sign-in.
 

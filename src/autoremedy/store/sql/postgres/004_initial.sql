@@ -1,4 +1,6 @@
--- The PostgreSQL schema: the same tables and columns as SQLite's migrations 001-004, with PostgreSQL types.
+-- Schema version 4: SQLite's changes 001-004 in one step (PostgreSQL support came after them), so a version
+-- number means the same schema on both backends. The same tables and columns, with PostgreSQL types.
+-- Databases created before the chains shared numbers recorded this file as version 1: see store/migrations.py.
 -- Times are timestamptz; JSON columns are text holding what the application serialised.
 
 CREATE TABLE events (

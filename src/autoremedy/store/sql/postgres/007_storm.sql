@@ -1,4 +1,4 @@
--- Schema version 4: events decided in batches. An event's decision failures are counted on its row, so one that
+-- Schema version 7: events decided in batches. An event's decision failures are counted on its row, so one that
 -- keeps failing is dead-lettered (state 'dead') instead of retried forever; an unmatched alert is marked
 -- 'no_rule_matched' on its row (no audit entry of its own). A run records whether its playbook changes anything:
 -- only those count towards (and are blocked by) the global circuit breaker.
