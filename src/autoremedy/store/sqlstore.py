@@ -7,7 +7,6 @@ counts as dead).
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -35,7 +34,6 @@ from autoremedy.store.base import (
     NotAwaitingApproval,
     Pause,
     Recovery,
-    RunTakenOver,
 )
 from autoremedy.store.breaker import read_breaker, write_breaker
 from autoremedy.store.consolestore import ConsoleStoreMixin
@@ -146,9 +144,13 @@ class SqlStore(ConsoleStoreMixin, ABC):
     # each need several turns of the saturated event loop (SQLite: one hop to the writer thread per transaction).
 
     async def claim_run(self, *, now: datetime) -> Run | None:
+        claimed = await self.claim_runs(limit=1, now=now)
+        return claimed[0] if claimed else None
+
+    async def claim_runs(self, *, limit: int, now: datetime) -> list[Run]:
         stale_before = self.stale_before(now)
         return await self._transact(
-            lambda tx: run_lifecycle.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before)
+            lambda tx: run_lifecycle.claim_runs(tx, owner=self.owner, now=now, stale_before=stale_before, limit=limit)
         )
 
     async def heartbeat(self, *, now: datetime) -> dict[str, int]:
@@ -156,21 +158,12 @@ class SqlStore(ConsoleStoreMixin, ABC):
         return {row["id"]: int(row["epoch"]) for row in rows}
 
     async def update_step(self, run_id: RunId, step: StepRecord, *, epoch: int) -> None:
-        params = {
-            "owner": self.owner,
-            "epoch": epoch,
-            "run_id": run_id,
-            "idx": step.index,
-            "attempts": step.attempts,
-            "outcome": step.outcome.value,
-            "error": step.error,
-            # Encoded here, by the caller: a result that cannot be encoded is the action's fault, not the store's.
-            "result": json.dumps(step.result) if step.result is not None else None,
-            "started_at": step.started_at,
-            "finished_at": step.finished_at,
-        }
-        if not await self._transact(lambda tx: tx.run("update_step", **params)):  # it matched nothing, wrote nothing
-            raise RunTakenOver(run_id, epoch)
+        await self.update_steps(run_id, [step], epoch=epoch)
+
+    async def update_steps(self, run_id: RunId, steps: Sequence[StepRecord], *, epoch: int) -> None:
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        params = [run_lifecycle.step_params(fence, step) for step in steps]  # encoded by the caller, see step_params
+        await self._transact(lambda tx: run_lifecycle.record_steps(tx, fence, params))
 
     async def finish_run(
         self,
@@ -182,10 +175,14 @@ class SqlStore(ConsoleStoreMixin, ABC):
         now: datetime,
         epoch: int,
         escalation: Trigger | None = None,
+        steps: Sequence[StepRecord] = (),
     ) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        params = [run_lifecycle.step_params(fence, step) for step in steps]
         await self._transact(
-            lambda tx: run_lifecycle.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+            lambda tx: run_lifecycle.finish_run(
+                tx, fence, status, reason, audit, now=now, escalation=escalation, steps=params
+            )
         )
 
     async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
