@@ -896,3 +896,41 @@ async def test_claims_take_the_oldest_events_up_to_the_limit(store: Store) -> No
     assert [e.id for e in first] == ids[:3] and [e.id for e in rest] == ids[3:]
     assert {e.state for e in first} == {EventState.PROCESSING}
     assert await store.oldest_pending() is None
+
+
+async def test_a_stale_owners_step_writes_with_its_outcome_are_refused_together(stores: tuple[Store, Store]) -> None:
+    a, b, stale = await _taken_over(stores)
+    run = await b.get_run("r1")
+    assert run is not None
+    first, second = (
+        step.model_copy(update={"outcome": StepOutcome.DONE, "started_at": NOW, "finished_at": NOW})
+        for step in run.steps
+    )
+    with pytest.raises(RunTakenOver):
+        await a.update_steps("r1", [first, second], epoch=stale)
+    with pytest.raises(RunTakenOver):
+        await a.finish_run("r1", RunStatus.SUCCEEDED, "ok", [], now=NOW, epoch=stale, steps=[second])
+    kept = await b.get_run("r1")
+    assert kept is not None and kept.status is RunStatus.RUNNING
+    assert [s.outcome for s in kept.steps] == [StepOutcome.PENDING, StepOutcome.PENDING]
+    await b.update_steps("r1", [first], epoch=2)
+    await b.finish_run("r1", RunStatus.SUCCEEDED, "ok", [], now=NOW, epoch=2, steps=[second])
+    done = await b.get_run("r1")
+    assert done is not None and done.status is RunStatus.SUCCEEDED
+    assert [s.outcome for s in done.steps] == [StepOutcome.DONE, StepOutcome.DONE]
+
+
+async def test_due_runs_are_claimed_several_at_once_oldest_first(store: Store) -> None:
+    for index in range(3):
+        alert = await stored(store, event(f"f{index}"))
+        await decide(
+            store, alert, new_run(f"r{index}", alert.id, target=f"t/{index}"), now=NOW + timedelta(seconds=index)
+        )
+    first = await store.claim_runs(limit=2, now=NOW + timedelta(minutes=1))
+    assert [(run.id, run.status, len(run.steps)) for run in first] == [
+        ("r0", RunStatus.RUNNING, 2),
+        ("r1", RunStatus.RUNNING, 2),
+    ]
+    rest = await store.claim_runs(limit=5, now=NOW + timedelta(minutes=1))
+    assert [run.id for run in rest] == ["r2"]
+    assert await store.claim_runs(limit=5, now=NOW + timedelta(minutes=1)) == []

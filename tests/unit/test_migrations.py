@@ -84,7 +84,7 @@ def test_every_fragment_is_filled(dialect: str) -> None:
 
 
 def test_postgres_claims_skip_locked_rows_and_sqlite_claims_need_no_lock() -> None:
-    for name in ("claim_events", "claim_due_run", "claim_deliveries"):
+    for name in ("claim_events", "claim_due_runs", "claim_deliveries"):
         assert "FOR UPDATE SKIP LOCKED" in load_queries("postgres")[name], name
         assert "FOR UPDATE" not in load_queries("sqlite")[name], name
     assert re.search(r"FOR UPDATE\s*;?$", load_queries("postgres")["lock_breaker"])

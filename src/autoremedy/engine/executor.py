@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import RunTakenOver, Store, StoreUnavailable
+from autoremedy.store.base import Store, StoreUnavailable
 
 log = get_logger("autoremedy.executor")
 
@@ -43,6 +44,8 @@ class RunVerdict:
     """The trigger to escalate with (run_failed, verification_failed), if people must hear about it."""
     wait_until: datetime | None = None
     """For WAITING: the run sleeps, holding no slot, until its alert resolves or this time."""
+    steps: tuple[StepRecord, ...] = ()
+    """Step records not yet written (the last step's end): the outcome is written with them, in one transaction."""
 
 
 class Executor:
@@ -62,47 +65,51 @@ class Executor:
         self._backoff = retry_backoff_seconds
 
     async def execute(self, run: Run, ruleset: Ruleset) -> RunVerdict:
-        """Raises RunTakenOver as soon as the run turns out to be another instance's (this one must stop)."""
+        """Raises RunTakenOver as soon as the run turns out to be another instance's (this one must stop).
+
+        Each step is recorded as started, fenced, before its action is called (a run taken over meanwhile stops
+        there); its end is written with the next step's start, or with the run's outcome, in one transaction: a
+        crash before that write runs the step again on resume, as a crash just before a write of its own would."""
         plan = await self._replan(run, ruleset)
         if isinstance(plan, RunVerdict):
             return plan
         failed: list[str] = []
+        ended: list[StepRecord] = []  # finished steps whose end is not written yet
         for planned in plan.steps:
             label = planned.name or f"{planned.index}:{planned.action}"
-            stored = await self._recorded_step(run, planned.index)
+            stored = run.steps[planned.index] if planned.index < len(run.steps) else None
             if stored is not None and stored.outcome in _FINISHED:  # resuming: this step ran before
                 failed.extend([label] if stored.outcome is StepOutcome.FAILED else [])
                 continue
-            record, result = await self._run_step(run, plan, planned)
+            record, result = await self._run_step(run, plan, planned, ended)
+            ended = [record]
             if result.outcome is Outcome.WAIT and result.wait_until is not None:
                 return RunVerdict(RunStatus.WAITING, result.message, wait_until=result.wait_until)
             if record.outcome is StepOutcome.FAILED:
                 if planned.on_failure == "abort":
-                    return self._aborted(run, planned, f"step {label} failed: {record.error}")
+                    return self._aborted(run, planned, f"step {label} failed: {record.error}", ended)
                 failed.append(label)
+        steps = tuple(ended)
         if run.dry_run:
-            return RunVerdict(RunStatus.DRY_RUN, _dry_run_reason(failed))
+            return RunVerdict(RunStatus.DRY_RUN, _dry_run_reason(failed), steps=steps)
         if failed:
-            return RunVerdict(RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}")
-        return RunVerdict(RunStatus.SUCCEEDED, "all steps done")
+            return RunVerdict(
+                RunStatus.SUCCEEDED, f"done; failed steps continued past: {', '.join(failed)}", steps=steps
+            )
+        return RunVerdict(RunStatus.SUCCEEDED, "all steps done", steps=steps)
 
-    def _aborted(self, run: Run, planned: PlannedStep, reason: str) -> RunVerdict:
+    def _aborted(self, run: Run, planned: PlannedStep, reason: str, ended: list[StepRecord]) -> RunVerdict:
         spec = self._registry.get(planned.action)
         trigger = Trigger.VERIFICATION_FAILED if spec is not None and spec.verifies else Trigger.RUN_FAILED
-        return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger)
+        return RunVerdict(RunStatus.FAILED, reason, escalation=None if run.dry_run else trigger, steps=tuple(ended))
 
-    async def _record(self, run: Run, record: StepRecord) -> None:
-        """A step's record is retried while the store is away: what a step did must not be lost to an outage, and
-        a run taken over meanwhile is found out here (RunTakenOver) rather than run on."""
-        await _when_stored(functools.partial(self._store.update_step, run.id, record, epoch=run.epoch))
+    async def _record(self, run: Run, records: list[StepRecord]) -> None:
+        """Step records, fenced, in one transaction; retried while the store is away: what a step did must not be
+        lost to an outage, and a run taken over meanwhile is found out here (RunTakenOver) rather than run on.
 
-    async def _recorded_step(self, run: Run, index: int) -> StepRecord | None:
-        """The step as the store has it now, read again before running it: the run may have been taken over (then
-        this instance stops), and what a previous owner finished is not done again."""
-        current = await _when_stored(functools.partial(self._store.get_run, run.id))
-        if current is None or current.status is not RunStatus.RUNNING or current.epoch != run.epoch:
-            raise RunTakenOver(run.id, run.epoch)
-        return current.steps[index] if index < len(current.steps) else None
+        The steps the run's claim loaded are what the store had (what a previous owner finished is not done again);
+        after the claim only this owner's fenced writes change them, so they are not read again."""
+        await _when_stored(functools.partial(self._store.update_steps, run.id, records, epoch=run.epoch))
 
     async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
         event = await self._store.get_event(run.event_id)
@@ -117,7 +124,11 @@ class Executor:
             return RunVerdict(RunStatus.FAILED, f"playbook {run.playbook!r} changed after the run was planned")
         return plan
 
-    async def _run_step(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[StepRecord, ActionResult]:
+    async def _run_step(
+        self, run: Run, plan: Plan, planned: PlannedStep, ended: list[StepRecord]
+    ) -> tuple[StepRecord, ActionResult]:
+        """Runs the step after recording its start, with `ended` (the previous step's end) in the same write;
+        returns its end record, not yet written (the caller writes it with what comes next)."""
         started = datetime.now(UTC)
         record = StepRecord(
             index=planned.index,
@@ -126,7 +137,7 @@ class Executor:
             inputs=redact(planned.inputs),
             started_at=started,
         )
-        await self._record(run, record)
+        await self._record(run, [*ended, record])
         clock = time.perf_counter()
         result, attempts = await self._attempts(run, plan, planned)
         self._metrics.step_duration.labels(planned.action, result.outcome.value).observe(time.perf_counter() - clock)
@@ -142,7 +153,7 @@ class Executor:
                 "result": redact({"message": result.message, **result.data}),
             }
         )
-        await self._record(run, record)
+        json.dumps(record.result)  # an unencodable result fails the run here, as the action's fault (internal error)
         log.info(
             "step finished",
             step=planned.index,

@@ -211,14 +211,18 @@ class Worker:
     # -- stage 2: planned runs are executed ----------------------------------------------------------------
 
     async def _start_planned(self) -> None:
+        # As many runs as there are free slots in one claim, started at once: under a storm each transaction
+        # waits its turn behind the webhooks' group commits, so one claim per run kept runs waiting.
         while not self._stopping and len(self._active) < self._slots:
-            run = await self._store.claim_run(now=datetime.now(UTC))
-            if run is None:
+            free = self._slots - len(self._active)
+            runs = await self._store.claim_runs(limit=free, now=datetime.now(UTC))
+            for run in runs:
+                self._claims += 1
+                task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+                self._active[run.id] = Lease(run, task, self._claims)
+                task.add_done_callback(functools.partial(self._run_done, run.id))
+            if len(runs) < free:
                 return
-            self._claims += 1
-            task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
-            self._active[run.id] = Lease(run, task, self._claims)
-            task.add_done_callback(functools.partial(self._run_done, run.id))
 
     def _run_done(self, run_id: str, _task: asyncio.Task[None]) -> None:
         self._active.pop(run_id, None)
@@ -300,7 +304,14 @@ class Worker:
             return
         audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
         await self._store.finish_run(
-            run.id, verdict.status, verdict.reason, [audit], now=now, epoch=run.epoch, escalation=verdict.escalation
+            run.id,
+            verdict.status,
+            verdict.reason,
+            [audit],
+            now=now,
+            epoch=run.epoch,
+            escalation=verdict.escalation,
+            steps=verdict.steps,
         )
         self.on_outcome()
 

@@ -319,6 +319,9 @@ class Store(ConsoleStore, Protocol):
     async def claim_run(self, *, now: datetime) -> Run | None:
         """A planned run, or a delayed or deferred one that is due, becomes running."""
 
+    async def claim_runs(self, *, limit: int, now: datetime) -> list[Run]:
+        """Up to `limit` due runs claimed in one transaction, each as claim_run claims one."""
+
     async def approve(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
     async def deny(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
     async def expire_approvals(self, *, now: datetime) -> list[str]: ...
@@ -354,6 +357,9 @@ class Store(ConsoleStore, Protocol):
     async def update_step(self, run_id: RunId, step: StepRecord, *, epoch: int) -> None:
         """Fenced: raises RunTakenOver unless this instance owns the run in this epoch."""
 
+    async def update_steps(self, run_id: RunId, steps: Sequence[StepRecord], *, epoch: int) -> None:
+        """Several step records in one transaction, in order, fenced like update_step (all or none)."""
+
     async def finish_run(
         self,
         run_id: RunId,
@@ -364,9 +370,11 @@ class Store(ConsoleStore, Protocol):
         now: datetime,
         epoch: int,
         escalation: Trigger | None = None,
+        steps: Sequence[StepRecord] = (),
     ) -> None:
         """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
-        success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step."""
+        success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step.
+        `steps`: step records written first in the same transaction (the last step's end)."""
 
     async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         """Fenced like update_step."""

@@ -3,13 +3,14 @@ write fenced by (owner, epoch) so a stale owner's writes are refused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from autoremedy.models.ids import RunId
 from autoremedy.models.notifications import Trigger
-from autoremedy.models.runs import Run, RunStatus
+from autoremedy.models.runs import Run, RunStatus, StepRecord
 from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, RunTakenOver
 from autoremedy.store.outbox import Notice, escalate, resolve_escalations
@@ -25,6 +26,31 @@ class Fence(NamedTuple):
     epoch: int
 
 
+def step_params(fence: Fence, step: StepRecord) -> dict[str, Any]:
+    """The fenced update of one step's record. Its result is encoded here, before any transaction: a result that
+    cannot be encoded is the action's fault, not the store's."""
+    return {
+        "owner": fence.owner,
+        "epoch": fence.epoch,
+        "run_id": fence.run_id,
+        "idx": step.index,
+        "attempts": step.attempts,
+        "outcome": step.outcome.value,
+        "error": step.error,
+        "result": json.dumps(step.result) if step.result is not None else None,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+    }
+
+
+async def record_steps(tx: Tx, fence: Fence, steps: Sequence[dict[str, Any]]) -> None:
+    """Step records (from `step_params`) in order; RunTakenOver, rolling the transaction back, when the run is no
+    longer this owner's in this epoch."""
+    for params in steps:
+        if not await tx.run("update_step", **params):  # it matched nothing, wrote nothing
+            raise RunTakenOver(fence.run_id, fence.epoch)
+
+
 async def finish_run(
     tx: Tx,
     fence: Fence,
@@ -34,8 +60,12 @@ async def finish_run(
     *,
     now: datetime,
     escalation: Trigger | None,
+    steps: Sequence[dict[str, Any]] = (),
 ) -> None:
+    """The run's outcome, after the records of its last steps (`steps`, from `step_params`) in the same
+    transaction."""
     run_id = fence.run_id
+    await record_steps(tx, fence, steps)
     brief = await tx.row("run_brief", id=run_id)
     finished = await tx.run(
         "finish_run", id=run_id, status=status.value, reason=reason, now=now, owner=fence.owner, epoch=fence.epoch
@@ -74,12 +104,17 @@ async def suspend_run(tx: Tx, fence: Fence, *, reason: str, wait_until: datetime
     await insert_audit(tx, [AuditEntry("run_waiting", reason, run_id)], now)
 
 
-async def claim_run(tx: Tx, *, owner: str, now: datetime, stale_before: datetime) -> Run | None:
-    row = await tx.row("claim_due_run", owner=owner, now=now, stale_before=stale_before)
-    if row is None:
-        return None
-    if row["takeovers"]:
-        message = f"taken over by {owner}: its previous owner stopped heartbeating; resuming after the last step"
-        data = {"owner": owner, "epoch": row["epoch"]}
-        await insert_audit(tx, [AuditEntry("run_taken_over", message, row["id"], data=data)], now)
-    return await load_run(tx, row["id"])
+async def claim_runs(tx: Tx, *, owner: str, now: datetime, stale_before: datetime, limit: int) -> list[Run]:
+    """Up to `limit` due runs, claimed in one statement, each with its steps as recorded (a resumed run's finished
+    steps are not run again)."""
+    rows = await tx.rows("claim_due_runs", owner=owner, now=now, stale_before=stale_before, limit=limit)
+    claimed = []
+    for row in rows:
+        if row["takeovers"]:
+            message = f"taken over by {owner}: its previous owner stopped heartbeating; resuming after the last step"
+            data = {"owner": owner, "epoch": row["epoch"]}
+            await insert_audit(tx, [AuditEntry("run_taken_over", message, row["id"], data=data)], now)
+        run = await load_run(tx, row["id"])
+        if run is not None:
+            claimed.append(run)
+    return sorted(claimed, key=lambda run: (run.created_at, run.id))

@@ -7,7 +7,6 @@ counts as dead).
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -35,7 +34,6 @@ from autoremedy.store.base import (
     NotAwaitingApproval,
     Pause,
     Recovery,
-    RunTakenOver,
 )
 from autoremedy.store.breaker import read_breaker, write_breaker
 from autoremedy.store.consolestore import ConsoleStoreMixin
@@ -79,9 +77,10 @@ class SqlStore(ConsoleStoreMixin, ABC):
     @abstractmethod
     async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]: ...
 
-    async def _transact(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+    async def _transact(self, work: Callable[[Tx], Awaitable[T]], *, urgent: bool = False) -> T:
         """`work` in one write transaction. A backend may run it its own way (SQLite: on the writer thread in one
-        hop, where the statements need no await) as long as it commits or rolls back the same."""
+        hop, where the statements need no await) as long as it commits or rolls back the same. `urgent`: the run
+        stage's writes, which a backend with one writer (SQLite) puts before queued ingest and decisions."""
         async with self._write() as tx:
             return await work(tx)
 
@@ -142,35 +141,32 @@ class SqlStore(ConsoleStoreMixin, ABC):
 
     # -- runs -------------------------------------------------------------------------------------------------
 
-    # The run stage's writes go through _transact too: under a webhook storm, a run's claim and step writes must not
-    # each need several turns of the saturated event loop (SQLite: one hop to the writer thread per transaction).
+    # The run stage's writes go through _transact too, urgent: under a webhook storm, a run's claim and step writes
+    # must not each need several turns of the saturated event loop (SQLite: one hop to the writer thread per
+    # transaction), nor wait behind the group commits and decision batches queued for the writer.
 
     async def claim_run(self, *, now: datetime) -> Run | None:
+        claimed = await self.claim_runs(limit=1, now=now)
+        return claimed[0] if claimed else None
+
+    async def claim_runs(self, *, limit: int, now: datetime) -> list[Run]:
         stale_before = self.stale_before(now)
         return await self._transact(
-            lambda tx: run_lifecycle.claim_run(tx, owner=self.owner, now=now, stale_before=stale_before)
+            lambda tx: run_lifecycle.claim_runs(tx, owner=self.owner, now=now, stale_before=stale_before, limit=limit),
+            urgent=True,
         )
 
     async def heartbeat(self, *, now: datetime) -> dict[str, int]:
-        rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now))
+        rows = await self._transact(lambda tx: tx.rows("heartbeat", owner=self.owner, now=now), urgent=True)
         return {row["id"]: int(row["epoch"]) for row in rows}
 
     async def update_step(self, run_id: RunId, step: StepRecord, *, epoch: int) -> None:
-        params = {
-            "owner": self.owner,
-            "epoch": epoch,
-            "run_id": run_id,
-            "idx": step.index,
-            "attempts": step.attempts,
-            "outcome": step.outcome.value,
-            "error": step.error,
-            # Encoded here, by the caller: a result that cannot be encoded is the action's fault, not the store's.
-            "result": json.dumps(step.result) if step.result is not None else None,
-            "started_at": step.started_at,
-            "finished_at": step.finished_at,
-        }
-        if not await self._transact(lambda tx: tx.run("update_step", **params)):  # it matched nothing, wrote nothing
-            raise RunTakenOver(run_id, epoch)
+        await self.update_steps(run_id, [step], epoch=epoch)
+
+    async def update_steps(self, run_id: RunId, steps: Sequence[StepRecord], *, epoch: int) -> None:
+        fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        params = [run_lifecycle.step_params(fence, step) for step in steps]  # encoded by the caller, see step_params
+        await self._transact(lambda tx: run_lifecycle.record_steps(tx, fence, params), urgent=True)
 
     async def finish_run(
         self,
@@ -182,16 +178,22 @@ class SqlStore(ConsoleStoreMixin, ABC):
         now: datetime,
         epoch: int,
         escalation: Trigger | None = None,
+        steps: Sequence[StepRecord] = (),
     ) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
+        params = [run_lifecycle.step_params(fence, step) for step in steps]
         await self._transact(
-            lambda tx: run_lifecycle.finish_run(tx, fence, status, reason, audit, now=now, escalation=escalation)
+            lambda tx: run_lifecycle.finish_run(
+                tx, fence, status, reason, audit, now=now, escalation=escalation, steps=params
+            ),
+            urgent=True,
         )
 
     async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
         await self._transact(
-            lambda tx: run_lifecycle.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now)
+            lambda tx: run_lifecycle.suspend_run(tx, fence, reason=reason, wait_until=wait_until, now=now),
+            urgent=True,
         )
 
     async def resolution_of(self, event_id: int) -> datetime | None:

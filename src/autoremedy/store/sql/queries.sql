@@ -96,18 +96,19 @@ VALUES (:at, :kind, :run_id, :fingerprint, :actor, :message, :data);
 -- name: list_audit
 SELECT * FROM audit WHERE (CAST(:run_id AS TEXT) IS NULL OR run_id = :run_id) ORDER BY id DESC LIMIT :limit;
 
--- name: claim_due_run
+-- name: claim_due_runs
+-- Up to :limit due runs in one statement (the run stage claims as many as it has free slots).
 UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
                 heartbeat_at = :now,
                 takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END, epoch = epoch + 1
-WHERE id = (
+WHERE id IN (
     SELECT id FROM runs
     WHERE status = 'planned'
        OR (status IN ('delayed', 'deferred') AND not_before <= :now)
        OR (status = 'waiting' AND wait_until <= :now)
        OR (status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
            AND coalesce(owner, '') <> :owner)  -- never a run the claimer itself still executes
-    ORDER BY created_at, id LIMIT 1
+    ORDER BY created_at, id LIMIT :limit
     /*@skip_locked*/
 )
 RETURNING id, takeovers, epoch;
