@@ -12,7 +12,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aiohttp
@@ -20,8 +20,10 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
+from autoremedy.models.clock import Clock
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
@@ -54,7 +56,9 @@ class Executor:
         metrics: Metrics,
         http: aiohttp.ClientSession,
         retry_backoff_seconds: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._registry = registry
         self._metrics = metrics
@@ -94,12 +98,12 @@ class Executor:
     async def _record(self, run: Run, record: StepRecord) -> None:
         """A step's record is retried while the store is away: what a step did must not be lost to an outage, and
         a run taken over meanwhile is found out here (RunTakenOver) rather than run on."""
-        await _when_stored(functools.partial(self._store.update_step, run.id, record, epoch=run.epoch))
+        await self._when_stored(functools.partial(self._store.update_step, run.id, record, epoch=run.epoch))
 
     async def _recorded_step(self, run: Run, index: int) -> StepRecord | None:
         """The step as the store has it now, read again before running it: the run may have been taken over (then
         this instance stops), and what a previous owner finished is not done again."""
-        current = await _when_stored(functools.partial(self._store.get_run, run.id))
+        current = await self._when_stored(functools.partial(self._store.get_run, run.id))
         if current is None or current.status is not RunStatus.RUNNING or current.epoch != run.epoch:
             raise RunTakenOver(run.id, run.epoch)
         return current.steps[index] if index < len(current.steps) else None
@@ -118,7 +122,7 @@ class Executor:
         return plan
 
     async def _run_step(self, run: Run, plan: Plan, planned: PlannedStep) -> tuple[StepRecord, ActionResult]:
-        started = datetime.now(UTC)
+        started = self._clock.now()
         record = StepRecord(
             index=planned.index,
             name=planned.name,
@@ -137,7 +141,7 @@ class Executor:
             update={
                 "attempts": attempts,
                 "outcome": outcome,
-                "finished_at": datetime.now(UTC),
+                "finished_at": self._clock.now(),
                 "error": None if outcome is StepOutcome.DONE else redact_text(result.message),
                 "result": redact({"message": result.message, **result.data}),
             }
@@ -190,18 +194,18 @@ class Executor:
             wait=wait_exponential(multiplier=self._backoff, max=60),
             retry=retry_if_result(lambda result: result.outcome is Outcome.RETRY),
             retry_error_callback=_last_result,
+            sleep=self._clock.sleep,
         )
         result: ActionResult = await retrying(attempt)
         return result, count
 
-
-async def _when_stored(call: Callable[[], Awaitable[T]]) -> T:
-    while True:
-        try:
-            return await call()
-        except StoreUnavailable as exc:
-            await log.awarning("store unavailable during a run; retrying", error=str(exc))
-            await asyncio.sleep(STORE_RETRY_SECONDS)
+    async def _when_stored(self, call: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable as exc:
+                await log.awarning("store unavailable during a run; retrying", error=str(exc))
+                await self._clock.sleep(STORE_RETRY_SECONDS)
 
 
 async def _one_attempt(
