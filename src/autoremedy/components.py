@@ -235,6 +235,7 @@ def build_http_app(
         match_rules=lambda labels: [c.rule.name for c in matching_rules(rules.current, labels, "firing")],
         rules=lambda: {c.rule.name: c.rule for c in rules.current.rules},
         verifies=lambda action: (spec := registry.get(action)) is not None and spec.verifies,
+        clock=base.clock,
     )
     return build_app(services)
 

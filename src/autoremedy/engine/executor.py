@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
-from autoremedy.clock import SYSTEM_CLOCK
+from autoremedy.clock import SYSTEM_CLOCK, within
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.clock import Clock
@@ -187,7 +187,7 @@ class Executor:
                 waited_until=run.wait_until,
                 alert_resolved_at=functools.partial(self._store.resolution_of, run.event_id),
             )
-            return await _one_attempt(spec, inputs, context, limit_seconds=limit)
+            return await _one_attempt(spec, inputs, context, limit_seconds=limit, clock=self._clock)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(planned.retries + 1),
@@ -209,11 +209,10 @@ class Executor:
 
 
 async def _one_attempt(
-    spec: ActionSpec, inputs: object, context: ActionContext, *, limit_seconds: float
+    spec: ActionSpec, inputs: object, context: ActionContext, *, limit_seconds: float, clock: Clock
 ) -> ActionResult:
     try:
-        async with asyncio.timeout(limit_seconds):
-            return await spec.run(inputs, context)
+        return await within(clock, limit_seconds, spec.run(inputs, context))
     except TimeoutError:
         return ActionResult.retry(f"timed out after {limit_seconds:g}s")
     except Exception as exc:  # an action's bug must fail its step, not the daemon
