@@ -113,12 +113,21 @@ class Engine:
 
 
 @asynccontextmanager
-async def engine_parts(folder: Path, playbooks: list[dict[str, Any]], *, retry_backoff: float = 1.0,
-                       max_attempts: int = 3) -> AsyncIterator[Engine]:  # fmt: skip
+async def engine_parts(
+    folder: Path,
+    playbooks: list[dict[str, Any]],
+    *,
+    retry_backoff: float = 1.0,
+    batch_size: int = 50,
+    action_mutates: Callable[[str], bool] = lambda action: False,
+) -> AsyncIterator[Engine]:
     clock = ManualClock()
     script = Script()
     registry = ActionRegistry(
-        [ActionSpec("test.script", ScriptInputs, script.run, "Answers what the test scripted.", mutates=False)]
+        [
+            ActionSpec("test.script", ScriptInputs, script.run, "Answers what the test scripted.", mutates=False),
+            ActionSpec("test.other", ScriptInputs, script.run, "The same, under another name.", mutates=False),
+        ]
     )
     rules_dir, playbooks_dir = rules_and_playbooks(folder, playbooks)
     ruleset = load_ruleset(rules_dir, playbooks_dir, actions=registry.input_models())
@@ -129,9 +138,9 @@ async def engine_parts(folder: Path, playbooks: list[dict[str, Any]], *, retry_b
         store=store,
         rules=lambda: ruleset,
         metrics=metrics,
-        action_mutates=lambda action: False,
+        action_mutates=action_mutates,
         settings=DecideSettings(
-            dry_run=False, guardrails=GuardrailSettings(), windows=(), batch_size=50, max_attempts=max_attempts,
+            dry_run=False, guardrails=GuardrailSettings(), windows=(), batch_size=batch_size, max_attempts=3,
             poll_interval=2.0,
         ),
         clock=clock,
