@@ -16,7 +16,9 @@ from tests.support.engine_parts import Engine, engine_parts
 from tests.support.procs import wait_for
 
 HEARTBEAT = 5.0
-PLAYBOOKS = [{"name": "hold", "target": "{{ alert.fingerprint }}", "steps": [{"action": "test.script", "timeout": "10m"}]}]
+PLAYBOOKS = [
+    {"name": "hold", "target": "{{ alert.fingerprint }}", "steps": [{"action": "test.script", "timeout": "10m"}]}
+]
 
 
 @asynccontextmanager
