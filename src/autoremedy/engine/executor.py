@@ -7,7 +7,6 @@ written to disk; a playbook changed since planning is refused rather than silent
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -175,7 +174,7 @@ class Executor:
         async def attempt() -> ActionResult:
             nonlocal count
             count += 1
-            deadline = asyncio.get_running_loop().time() + limit
+            deadline = self._clock.monotonic() + limit
             context = ActionContext(
                 run_id=run.id,
                 operation_id=f"{run.id}.{planned.index}",
@@ -186,6 +185,7 @@ class Executor:
                 log=log,
                 waited_until=run.wait_until,
                 alert_resolved_at=functools.partial(self._store.resolution_of, run.event_id),
+                clock=self._clock,
             )
             return await _one_attempt(spec, inputs, context, limit_seconds=limit, clock=self._clock)
 
