@@ -239,7 +239,9 @@ def _until(decisions: list[Mapping[str, Any]]) -> str:
 
 
 class CrowdSecActions:
-    def __init__(self, settings: CrowdSecSettings | None, *, clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
+    def __init__(
+        self, settings: CrowdSecSettings | None, *, clock: Callable[[], float] = SYSTEM_CLOCK.monotonic
+    ) -> None:
         self.client = CrowdSecClient(settings, clock=clock) if settings is not None else None
         self._allowlist = parse_allowlist(settings.allowlist) if settings is not None else ()
 
