@@ -1,8 +1,9 @@
-"""Composition root: settings -> store, actions, worker, HTTP server; start, reload, drain and stop.
+"""The daemon: starts, supervises and stops the parts that components.py builds from settings; reloads rules.
 
-The long-lived tasks (group commit, worker, heartbeat, outbox) are supervised: each catches what goes wrong with
-one item and goes on; if one ends anyway, /readyz names it, the daemon shuts down and the process exits non-zero,
-so Kubernetes (or systemd) restarts it rather than leaving a daemon that acknowledges alerts and never acts.
+The long-lived loops (group commit, decider, worker, heartbeat, escalation sender, rules watcher) are supervised:
+each catches what goes wrong with one item and goes on (autoremedy.background); if one ends anyway, /readyz names
+it, the daemon shuts down and the process exits non-zero, so Kubernetes (or systemd) restarts it rather than
+leaving a daemon that acknowledges alerts and never acts.
 """
 
 from __future__ import annotations
@@ -12,46 +13,32 @@ import fcntl
 import functools
 import os
 import signal
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-import aiohttp
 from aiohttp import web
 
 from autoremedy.actions.base import ActionRegistry
-from autoremedy.actions.registry import default_registry
-from autoremedy.config.ruleset import load_ruleset
-from autoremedy.config.secrets import configured_secrets, templating_for
+from autoremedy.clock import SYSTEM_CLOCK
+from autoremedy.components import (
+    Components,
+    ConfigError,
+    Foundation,
+    build_components,
+    build_foundation,
+    load_rules,
+    open_store,
+)
 from autoremedy.config.settings import Settings
 from autoremedy.config.yamlfile import FileProblems
-from autoremedy.control.service import ControlService
-from autoremedy.decide.guardrails import compile_window
-from autoremedy.decide.planning import Ruleset, matching_rules
-from autoremedy.decide.redact import register_secrets
-from autoremedy.engine.config_watch import FolderWatcher, ReloadStatus
-from autoremedy.engine.decider import Decider, DecideSettings
-from autoremedy.engine.executor import Executor
-from autoremedy.engine.worker import Upkeep, Worker
-from autoremedy.ingest.common import Services
-from autoremedy.ingest.server import build_app
-from autoremedy.models.events import NewEvent
-from autoremedy.notify.channels import build_channels, escalation_policy
-from autoremedy.notify.outbox import Outbox
-from autoremedy.observability import Metrics, get_logger
-from autoremedy.store.base import InsertOutcome
-from autoremedy.store.groupcommit import GroupCommitter
-from autoremedy.store.postgres import PostgresStore
-from autoremedy.store.sqlite import SQLiteStore
-from autoremedy.store.sqlstore import SqlStore
+from autoremedy.decide.planning import Ruleset
+from autoremedy.models.clock import Clock
+from autoremedy.observability import get_logger
+
+__all__ = ["ConfigError", "Daemon", "FileLock", "StoreInUse", "load_rules", "open_store", "run_until_stopped", "serve"]
 
 log = get_logger("autoremedy")
 RESTART_REASON = "the daemon stopped while the run was in progress (crash or kill); not resumed"
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message says why."""
 
 
 class StoreInUse(ConfigError):
@@ -95,41 +82,17 @@ class FileLock:
             self._file = None
 
 
-def open_store(settings: Settings) -> SqlStore:
-    store, takeover = settings.store, settings.engine.takeover_after
-    if settings.is_postgres:
-        return PostgresStore(store.url, pool_size=store.pool_size, takeover_after=takeover)
-    path = settings.sqlite_path
-    if path is None:
-        raise ConfigError("store.url must be sqlite:///path or postgresql://user@host/db")
-    busy_ms = int(store.busy_timeout.total_seconds() * 1000)
-    return SQLiteStore(path, synchronous=store.synchronous, busy_timeout_ms=busy_ms, takeover_after=takeover)
-
-
-def load_rules(settings: Settings, registry: ActionRegistry) -> Ruleset:
-    return load_ruleset(
-        settings.rules_dir, settings.playbooks_dir, actions=registry.input_models(), templating=templating_for(settings)
-    )
-
-
 class Daemon:
-    def __init__(self, settings: Settings, *, registry: ActionRegistry | None = None) -> None:
+    """Starts the parts in dependency order, watches the loops, stops them in the reverse order with a grace."""
+
+    def __init__(
+        self, settings: Settings, *, registry: ActionRegistry | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.settings = settings
-        register_secrets(configured_secrets(settings))  # masked literally in every record, log and message
-        self.registry = registry or default_registry(settings)
-        self.metrics = Metrics()
-        self.store = open_store(settings)
-        self.ruleset = load_rules(settings, self.registry)
-        self.reload_status = ReloadStatus(
-            self.metrics.config_last_reload_success, self.metrics.config_last_reload_success_time
-        )
-        self.reload_status.record(ok=True, now=datetime.now(UTC))
-        self._watcher: FolderWatcher | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._committer = GroupCommitter(self._write_events, metrics=self.metrics)
-        self._worker: Worker | None = None
-        self._decider: Decider | None = None
-        self._outbox: Outbox | None = None
+        self.base: Foundation = build_foundation(settings, registry=registry, clock=clock)
+        self.store, self.metrics, self.registry = self.base.store, self.base.metrics, self.base.registry
+        self.reload_status = self.base.reload_status
+        self.parts: Components | None = None
         self._runner: web.AppRunner | None = None
         self._lock = FileLock(settings.sqlite_path) if settings.sqlite_path is not None else None
         self._stopping = False
@@ -137,104 +100,49 @@ class Daemon:
         """Long-lived tasks that ended while the daemon ran, with why: readiness fails and the process exits."""
         self.faulted = asyncio.Event()
 
-    async def _write_events(self, events: Sequence[NewEvent]) -> list[InsertOutcome]:
-        return await self.store.insert_events(events, now=datetime.now(UTC))
+    @property
+    def ruleset(self) -> Ruleset:
+        return self.base.rules.current
 
     async def start(self) -> None:
         if self._lock is not None:
             self._lock.acquire()
         await self.store.open()
-        recovery = await self.store.recover(reason=RESTART_REASON, now=datetime.now(UTC))
+        await self._recover()
+        self.parts = parts = build_components(self.base, problems=self.problems, on_rules_changed=self.reload)
+        self.base.committer.start()
+        parts.decider.start()
+        parts.worker.start()
+        parts.outbox.start()
+        if parts.watcher is not None:
+            await parts.watcher.start()
+        self._supervise()
+        await self._serve_http(parts.app)
+        await self._log_started()
+
+    async def _recover(self) -> None:
+        recovery = await self.store.recover(reason=RESTART_REASON, now=self.base.clock.now())
         if recovery.requeued_events or recovery.interrupted_runs:
             await log.awarning(
                 "recovered after restart",
                 requeued_events=recovery.requeued_events,
                 interrupted_runs=recovery.interrupted_runs,
             )
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-        engine = self.settings.engine
-        executor = Executor(
-            store=self.store,
-            registry=self.registry,
-            metrics=self.metrics,
-            http=self._http,
-            retry_backoff_seconds=engine.retry_backoff.total_seconds(),
-        )
-        self._worker = Worker(
-            store=self.store,
-            executor=executor,
-            rules=lambda: self.ruleset,
-            metrics=self.metrics,
-            concurrency=engine.concurrency,
-            poll_interval=engine.poll_interval.total_seconds(),
-            upkeep=Upkeep(heartbeat_interval=engine.heartbeat_interval, retention=self.settings.store.retention),
-        )
-        self._outbox = Outbox(
-            store=self.store,
-            channels=build_channels(self.settings),
-            policy=lambda: escalation_policy(self.settings, self.ruleset),
-            settings=self.settings.escalation,
-            metrics=self.metrics,
-            poll_interval=engine.poll_interval.total_seconds(),
-        )
-        self._decider = decider = self._build_decider()
-        worker = self._worker
 
-        def committed(stored: int) -> None:
-            self.metrics.backlog.add(stored)
-            decider.wake()
-
-        self._committer.on_commit = committed
-        if isinstance(self.store, PostgresStore):
-            # Another replica (or this one) committed events. Only the decider is woken: it wakes the worker when
-            # it has made runs, and a run another replica decided is that replica's worker's, or found by polling.
-            self.store.on_notify = decider.wake
-        self._worker.on_outcome = self._outbox.wake
-        decider.on_planned = worker.wake
-        decider.on_outcome = self._outbox.wake
-        self._committer.start()
-        decider.start()
-        self._worker.start()
-        self._outbox.start()
-        self._supervise()
-        services = Services(
-            settings=self.settings,
-            store=self.store,
-            committer=self._committer,
-            metrics=self.metrics,
-            is_ready=lambda: self.ruleset is not None,
-            problems=self.problems,
-            rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
-            wake=self._worker.wake,
-            backlog=lambda: self.metrics.backlog.value,
-            instance=self.store.owner,
-            control=ControlService(
-                store=self.store,
-                approvers=self.settings.chatops.approvers,
-                rule_names=lambda: {c.rule.name for c in self.ruleset.rules},
-                wake=self._worker.wake,
-                on_denied=lambda run: self.metrics.runs.labels(run.status.value).inc(),
-                instance=self.store.owner,
-                config_status=self.reload_status.as_json,
-            ),
-            match_rules=lambda labels: [c.rule.name for c in matching_rules(self.ruleset, labels, "firing")],
-            rules=lambda: {c.rule.name: c.rule for c in self.ruleset.rules},
-            verifies=lambda action: (spec := self.registry.get(action)) is not None and spec.verifies,
-        )
+    async def _serve_http(self, app: web.Application) -> None:
         # aiohttp's keep-alive timer runs from the connection's start and from each response until the next
         # request's headers are in: the header timeout for idle connections and slow (slowloris) headers alike.
+        server = self.settings.server
         self._runner = web.AppRunner(
-            build_app(services),
-            access_log=None,
-            handle_signals=False,
-            keepalive_timeout=self.settings.server.header_timeout.total_seconds(),
+            app, access_log=None, handle_signals=False, keepalive_timeout=server.header_timeout.total_seconds()
         )
         await self._runner.setup()
-        host, port = self.settings.server.host_port
+        host, port = server.host_port
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
+
+    async def _log_started(self) -> None:
         for warning in self.ruleset.warnings:
             await log.awarning("playbook warning", warning=warning)
-        await self._watch_rules()
         await log.ainfo(
             "serving",
             listen=self.settings.server.listen,
@@ -245,13 +153,16 @@ class Daemon:
         )
 
     def loops(self) -> dict[str, asyncio.Task[None]]:
-        tasks = {**(self._worker.tasks if self._worker else {})}
-        if self._decider is not None and self._decider.task is not None:
-            tasks["decider"] = self._decider.task
-        if self._committer.task is not None:
-            tasks["group-commit"] = self._committer.task
-        if self._outbox is not None and self._outbox.task is not None:
-            tasks["outbox"] = self._outbox.task
+        """The long-lived tasks by name, as the supervisor watches them."""
+        parts = self.parts
+        tasks = {**(parts.worker.tasks if parts else {})}
+        named = {
+            "group-commit": self.base.committer.task,
+            "decider": parts.decider.task if parts else None,
+            "outbox": parts.outbox.task if parts else None,
+            "rules-watch": parts.watcher.task if parts and parts.watcher else None,
+        }
+        tasks.update({name: task for name, task in named.items() if task is not None})
         return tasks
 
     def _supervise(self) -> None:
@@ -279,73 +190,46 @@ class Daemon:
         """Why the daemon is not ready, beyond the store and the rules: loops that ended."""
         return [f"loop {name} ended ({why})" for name, why in self.dead_loops.items()]
 
-    async def _watch_rules(self) -> None:
-        watch = self.settings.rules_watch
-        if watch.enabled:
-            self._watcher = FolderWatcher(
-                [self.settings.rules_dir, self.settings.playbooks_dir],
-                poll_interval=watch.poll_interval.total_seconds(),
-                settle=watch.settle.total_seconds(),
-                on_change=self.reload,
-            )
-            task = await self._watcher.start()
-            task.add_done_callback(functools.partial(self._loop_ended, "rules-watch"))  # supervised as the others
-
-    def _build_decider(self) -> Decider:
-        engine, guardrails = self.settings.engine, self.settings.guardrails
-        registry = self.registry
-        return Decider(
-            store=self.store,
-            rules=lambda: self.ruleset,
-            metrics=self.metrics,
-            action_mutates=lambda action: registry[action].mutates if action in registry else True,
-            settings=DecideSettings(
-                dry_run=self.settings.dry_run,
-                guardrails=guardrails,
-                windows=[compile_window(window) for window in guardrails.maintenance_windows],
-                batch_size=engine.decide_batch,
-                max_attempts=engine.max_decision_attempts,
-                poll_interval=engine.poll_interval.total_seconds(),
-            ),
-        )
-
     async def reload(self) -> bool:
         """Reload rules and playbooks; an invalid set is refused and the old one kept."""
+        now = self.base.clock.now()
         try:
             ruleset = load_rules(self.settings, self.registry)
         except FileProblems as exc:
             self.metrics.config_reloads.labels("failed").inc()
-            self.reload_status.record(ok=False, now=datetime.now(UTC), problems=[str(p) for p in exc.problems])
+            self.reload_status.record(ok=False, now=now, problems=[str(p) for p in exc.problems])
             await log.aerror("reload refused, keeping the previous rules", problems=[str(p) for p in exc.problems])
             return False
-        self.ruleset = ruleset
+        self.base.rules.current = ruleset
         self.metrics.config_reloads.labels("succeeded").inc()
-        self.reload_status.record(ok=True, now=datetime.now(UTC))
+        self.reload_status.record(ok=True, now=now)
         await log.ainfo("reloaded", rules=len(ruleset.rules), playbooks=len(ruleset.playbooks))
         return True
 
     async def stop(self) -> None:
         """Stop taking webhooks, let stored work drain within the grace period, then close."""
         self._stopping = True
-        if self._watcher is not None:
-            await self._watcher.stop()
+        parts = self.parts
+        if parts is not None and parts.watcher is not None:
+            await parts.watcher.stop()
         if self._runner is not None:
             await self._runner.cleanup()
-        await self._committer.stop()
-        if self._decider is not None:
-            await self._decider.stop()
-        if self._worker is not None:
-            await self._worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
-        if self._outbox is not None:  # after the runs: their escalations are in the outbox, sent now or at restart
-            await self._outbox.run_once()
-            await self._outbox.stop()
-        if self._http is not None:
-            await self._http.close()
+        await self.base.committer.stop()
+        if parts is not None:
+            await self._stop_engine(parts)
         await self.registry.close()
         await self.store.close()
         if self._lock is not None:
             self._lock.release()
         await log.ainfo("stopped")
+
+    async def _stop_engine(self, parts: Components) -> None:
+        await parts.decider.stop()
+        await parts.worker.stop(grace=self.settings.server.shutdown_grace.total_seconds())
+        # After the runs: their escalations are in the outbox, sent now or at restart.
+        await parts.outbox.run_once()
+        await parts.outbox.stop()
+        await parts.http.close()
 
 
 async def serve(settings: Settings) -> int:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from autoremedy.actions.registry import default_registry
 from autoremedy.app import ConfigError, load_rules, serve
 from autoremedy.cli_client import ApiClient, ApiError, print_run, print_runs, print_status
 from autoremedy.cli_rules import EXIT_FILE_ERROR, Candidate, Window, parse_when, run_backtest, run_rule_tests
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.schema import (
     PLAYBOOK_SCHEMA,
     RULE_TESTS_SCHEMA,
@@ -133,7 +133,7 @@ def _test(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    now = datetime.now(UTC)
+    now = SYSTEM_CLOCK.now()
     try:
         window = Window(parse_when(args.since, now), parse_when(args.until, now) if args.until else now)
         run_duration = parse_duration(args.run_duration)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.redact import redact
+from autoremedy.models.clock import Clock
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -51,8 +52,11 @@ class LoopErrors:
     """An unexpected error in one turn of a long-lived loop: counted, logged with its traceback, and followed by a
     pause that doubles while errors repeat (so a persistent bug does not spin), reset by a clean turn."""
 
-    def __init__(self, counter: Counter, loop: str, *, first: float = 0.5, ceiling: float = 30.0) -> None:
+    def __init__(
+        self, counter: Counter, loop: str, *, first: float = 0.5, ceiling: float = 30.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._counter = counter.labels(loop)
+        self._clock = clock
         self._loop = loop
         self._first, self._ceiling = first, ceiling
         self._pause = first
@@ -64,7 +68,7 @@ class LoopErrors:
         """Call from an `except` block."""
         self._counter.inc()
         await log.aexception("unexpected error in a loop; it goes on", loop=self._loop, retry_in=self._pause)
-        await asyncio.sleep(self._pause)
+        await self._clock.sleep(self._pause)
         self._pause = min(self._pause * 2, self._ceiling)
 
 

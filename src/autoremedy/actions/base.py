@@ -15,6 +15,9 @@ import aiohttp
 import structlog
 from pydantic import BaseModel
 
+from autoremedy.clock import SYSTEM_CLOCK
+from autoremedy.models.clock import Clock
+
 
 class Outcome(StrEnum):
     DONE = "done"
@@ -63,7 +66,7 @@ class ActionContext:
     """Idempotency key of this step in this run: a step repeated after a crash finds its own mark and stops."""
     target: str
     deadline: float
-    """Event-loop time when this attempt times out; actions that wait or retry inside stop before it."""
+    """`clock.monotonic()` when this attempt times out; actions that wait or retry inside stop before it."""
     dry_run: bool
     """Rehearse only: validate and report what would happen (e.g. Kubernetes `dryRun=All`), change nothing."""
     http: aiohttp.ClientSession
@@ -72,6 +75,8 @@ class ActionContext:
     """When this step said WAIT before and the run was woken: the deadline it asked for then."""
     alert_resolved_at: Callable[[], Awaitable[datetime | None]] = _never_resolved
     """When the run's alert resolved (a resolved webhook was stored), or None while it fires."""
+    clock: Clock = SYSTEM_CLOCK
+    """Where actions read the time and sleep: `deadline` is on its monotonic reading."""
 
 
 ActionFunction = Callable[[Any, ActionContext], Awaitable[ActionResult]]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, ActionSpec
@@ -29,7 +28,7 @@ class WaitInputs(ActionInputs):
 async def run_wait(inputs: WaitInputs, ctx: ActionContext) -> ActionResult:
     if ctx.dry_run:
         return ActionResult.done(f"dry run: would wait {inputs.duration.total_seconds():g}s")
-    await asyncio.sleep(inputs.duration.total_seconds())
+    await ctx.clock.sleep(inputs.duration.total_seconds())
     return ActionResult.done(f"waited {inputs.duration.total_seconds():g}s")
 
 
@@ -66,7 +65,7 @@ async def run_alert_resolved(inputs: AlertResolvedInputs, ctx: ActionContext) ->
     resolved_at = await ctx.alert_resolved_at()
     if resolved_at is not None:
         return ActionResult.done(f"the alert resolved at {resolved_at.isoformat()}")
-    now = datetime.now(UTC)
+    now = ctx.clock.now()
     if ctx.waited_until is not None and now >= ctx.waited_until:
         return ActionResult.give_up(f"the alert did not resolve within {format_duration(inputs.within)}")
     if ctx.dry_run:

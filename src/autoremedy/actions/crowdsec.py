@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -24,6 +23,7 @@ from pydantic import Field
 
 from autoremedy import __version__
 from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, ActionSpec
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.integrations import CrowdSecSettings
 from autoremedy.decide.crowdsec import (
     BanTarget,
@@ -63,10 +63,6 @@ class LapiProblem(Exception):
         self.verdict = verdict
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class Answer(NamedTuple):
     status: int
     body: Any
@@ -78,7 +74,7 @@ class CrowdSecClient:
     """The LAPI as one watcher machine (JWT, cached) and optionally one bouncer (API key). Calls go through the
     daemon's shared aiohttp session (`ctx.http`), each bounded by the step's deadline."""
 
-    def __init__(self, settings: CrowdSecSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: CrowdSecSettings, *, clock: Callable[[], float] = SYSTEM_CLOCK.monotonic) -> None:
         self.settings = settings
         self._clock = clock
         self._token: str | None = None
@@ -115,7 +111,7 @@ class CrowdSecClient:
             token = body.get("token")
             if not isinstance(token, str) or not token:
                 raise LapiProblem(ActionResult.retry("CrowdSec LAPI login answered without a token"))
-            lifetime = token_lifetime(body.get("expire"), answer.server_date or _utcnow())
+            lifetime = token_lifetime(body.get("expire"), answer.server_date or SYSTEM_CLOCK.now())
             self._token = token
             self._valid_until = None if lifetime is None else issued + (lifetime - _TOKEN_MARGIN).total_seconds()
             await ctx.log.adebug("crowdsec login", machine_id=self.settings.machine_id, lifetime=str(lifetime))
@@ -184,7 +180,7 @@ class CrowdSecClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> Answer:
-        remaining = ctx.deadline - asyncio.get_running_loop().time() - _MARGIN_S
+        remaining = ctx.deadline - ctx.clock.monotonic() - _MARGIN_S
         if remaining <= 0:
             raise LapiProblem(ActionResult.retry(f"no time left in the step for {method} {path}"))
         timeout = aiohttp.ClientTimeout(total=min(self.settings.request_timeout.total_seconds(), remaining))
@@ -243,7 +239,9 @@ def _until(decisions: list[Mapping[str, Any]]) -> str:
 
 
 class CrowdSecActions:
-    def __init__(self, settings: CrowdSecSettings | None, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: CrowdSecSettings | None, *, clock: Callable[[], float] = SYSTEM_CLOCK.monotonic
+    ) -> None:
         self.client = CrowdSecClient(settings, clock=clock) if settings is not None else None
         self._allowlist = parse_allowlist(settings.allowlist) if settings is not None else ()
 
@@ -308,7 +306,7 @@ class CrowdSecActions:
             )
         reason = inputs.reason or f"autoremedy run {ctx.run_id} on {ctx.target}"
         alert = ban_alert(
-            target, duration=inputs.duration, reason=reason, note=f"autoremedy {ctx.operation_id}", now=_utcnow()
+            target, duration=inputs.duration, reason=reason, note=f"autoremedy {ctx.operation_id}", now=ctx.clock.now()
         )
         decision = alert["decisions"][0]
         if ctx.dry_run:

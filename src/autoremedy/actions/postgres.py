@@ -188,7 +188,7 @@ class PostgresActions:
 
 def _remaining(ctx: ActionContext, what: str, cap: float | None = None) -> float:
     """Seconds left for one call, within the step's deadline (and `cap`); Refused(retry) when none are."""
-    left = ctx.deadline - asyncio.get_running_loop().time() - _MARGIN_S
+    left = ctx.deadline - ctx.clock.monotonic() - _MARGIN_S
     if left <= 0:
         raise Refused(ActionResult.retry(f"no time left in the step to reach the {what}"))
     return min(left, cap) if cap is not None else left
@@ -244,7 +244,7 @@ async def _probe_primary(settings: DatabaseSettings, name: str, ctx: ActionConte
     """What the old primary is now. It gets at most half of what is left of the step, so that a primary that
     accepts connections and never answers (hung, or half cut off) still leaves time to promote."""
     what = f"primary of {name!r}"
-    now = asyncio.get_running_loop().time()
+    now = ctx.clock.monotonic()
     ctx = replace(ctx, deadline=now + (ctx.deadline - now) / 2)
     try:
         conn = await _open(settings, "primary", ctx, what)

@@ -107,8 +107,7 @@ class PrometheusActions:
         )
 
     async def verify(self, inputs: VerifyInputs, ctx: ActionContext) -> ActionResult:
-        loop = asyncio.get_running_loop()
-        stop_at = min(loop.time() + inputs.within.total_seconds(), ctx.deadline - 0.05)
+        stop_at = min(ctx.clock.monotonic() + inputs.within.total_seconds(), ctx.deadline - 0.05)
         checks, last = 0, "no answer yet"
         while True:
             checks += 1
@@ -125,11 +124,11 @@ class PrometheusActions:
                     series=_series(result),
                     checks=checks,
                 )
-            left = stop_at - loop.time()
+            left = stop_at - ctx.clock.monotonic()
             if ctx.dry_run or left <= 0:
                 break
             # The last check falls on the deadline itself: a fix that shows just before it still counts.
-            await asyncio.sleep(min(inputs.interval.total_seconds(), left))
+            await ctx.clock.sleep(min(inputs.interval.total_seconds(), left))
         if ctx.dry_run:
             return ActionResult.done(
                 f"dry run: the condition does not hold now ({last}); a real run would wait up "

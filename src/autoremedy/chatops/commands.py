@@ -7,7 +7,6 @@ A transport (slack_http.py, socketmode.py) verifies the request and hands over t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 from autoremedy.chatops.context import Answer, Caller, ChatServices, printable
@@ -84,7 +83,7 @@ class Chatops:
                 "result": result,
             },
         )
-        await self._services.store.record_audit([entry], now=_now())
+        await self._services.store.record_audit([entry], now=self._services.clock.now())
         await log.ainfo(
             "chat command", user=caller.user, channel=caller.channel, command=command, allowed=answer.allowed
         )
@@ -145,7 +144,7 @@ class Chatops:
                 f'`alertname="{MANUAL_ALERTNAME}"` and `{PLAYBOOK_LABEL}="{playbook}"` '
                 "(its guardrails apply to these runs)"
             )
-        event = manual_event(labels, requester=caller.actor, now=_now())
+        event = manual_event(labels, requester=caller.actor, now=self._services.clock.now())
         await self._services.committer.submit([event])
         self._services.metrics.alerts_received.labels(event.status).inc()
         shown = ", ".join(f"{k}={v}" for k, v in request.labels.items())
@@ -219,7 +218,3 @@ def _rule_and_reason(args: list[str]) -> tuple[str | None, str]:
     else:
         head, reason = args, ""
     return (head[0] if head else None), reason[:REASON_MAX]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

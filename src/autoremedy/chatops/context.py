@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import ControlService
+from autoremedy.models.clock import Clock
 from autoremedy.models.ids import Fingerprint
 from autoremedy.models.runs import Run
 from autoremedy.observability import Metrics
@@ -24,6 +26,8 @@ class ChatServices:
     metrics: Metrics
     match_rules: Callable[[Mapping[str, str]], list[str]]
     """The names of the rules a firing alert with these labels would go to (for manual runs)."""
+    clock: Clock = SYSTEM_CLOCK
+    """Where commands read the time: the Slack replay window, audit records, manual alerts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,8 @@ and `block_actions` instead, and these endpoints are not served.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import parse_qs
 
@@ -88,11 +87,12 @@ class SlackChatops:
         return {key: values[0] for key, values in fields.items()}
 
     async def _refusal(self, body: bytes, timestamp: str, signature: str) -> str | None:
-        refusal = signature_refusal(self._signing_secret, body, timestamp, signature, now=time.time())
+        now = self.services.clock.now()
+        refusal = signature_refusal(self._signing_secret, body, timestamp, signature, now=now.timestamp())
         if refusal is not None:
             return refusal
         # Only a genuine signature is remembered: forged requests cannot fill the table.
-        if not await self.services.store.remember_request(signature, now=_now(), keep=REPLAY_MEMORY):
+        if not await self.services.store.remember_request(signature, now=now, keep=REPLAY_MEMORY):
             return "replayed request"
         return None
 
@@ -157,7 +157,7 @@ def socket_mode_of(slack: SlackChatops, app_token: SecretStr) -> SocketMode:
     base_url = notify.base_url if notify is not None else "https://slack.com/api/"
 
     async def remember(key: str) -> bool:
-        return await slack.services.store.remember_request(key, now=_now(), keep=REPLAY_MEMORY)
+        return await slack.services.store.remember_request(key, now=slack.services.clock.now(), keep=REPLAY_MEMORY)
 
     async def on_interaction(payload: dict[str, Any]) -> None:
         await block_actions(slack, payload)
@@ -200,7 +200,7 @@ async def block_actions(slack: SlackChatops, payload: dict[str, Any]) -> None:
     answer = await slack.chatops.button(caller, verb, str(action.get("value", "")))
     ts = str(container.get("message_ts") or message.get("ts") or "")
     if answer.run is not None and channel and ts:
-        when = _now().strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = slack.services.clock.now().strftime("%Y-%m-%d %H:%M:%S UTC")
         said = f"{'✅ Approved' if verb == 'approve' else '⛔ Denied'} by <@{caller.user}> at {when}"
         found = message.get("blocks")
         blocks = [block for block in found if isinstance(block, dict)] if isinstance(found, list) else []
@@ -240,7 +240,3 @@ def error_response(status: int, message: str) -> web.Response:
 def _object(payload: dict[str, Any], key: str) -> dict[str, Any]:
     value = payload.get(key)
     return value if isinstance(value, dict) else {}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

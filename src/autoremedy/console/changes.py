@@ -16,7 +16,6 @@ from autoremedy.console.sessions import (
     same_origin,
     set_cookie,
     start_session,
-    utcnow,
 )
 from autoremedy.control.credentials import Scope, authenticate_login
 from autoremedy.control.service import Forbidden, UnknownRule, UnknownRun
@@ -44,7 +43,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not principal.has(Scope.READ):
         problem = f"{principal.name} may only send alerts (scope ingest): the console needs the scope read."
         return page("login.html", status=403, title="Sign in", next=target, problem=problem, signed_in=None)
-    value = await start_session(services.store, principal, services.settings.server.ui, now=utcnow())
+    value = await start_session(services.store, principal, services.settings.server.ui, now=services.clock.now())
     response = see_other(target)
     set_cookie(response, request, value, services.settings.server.ui)
     return response

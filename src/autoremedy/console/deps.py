@@ -10,6 +10,7 @@ from aiohttp import web
 
 from autoremedy.config.settings import Settings
 from autoremedy.control.service import ControlService
+from autoremedy.models.clock import Clock
 from autoremedy.models.rules import Rule
 from autoremedy.store.base import Store
 
@@ -27,6 +28,11 @@ class ConsoleServices(Protocol):
     @property
     def rules(self) -> Callable[[], Mapping[str, Rule]]:
         """The loaded rules by name (they change on reload)."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """Where the console reads the time (sessions, limits, live updates)."""
         ...
 
     @property

@@ -14,7 +14,7 @@ from multidict import MultiDictProxy
 
 from autoremedy.console.deps import CONSOLE
 from autoremedy.console.render import page
-from autoremedy.console.sessions import CSRF_FIELD, SignedIn, csrf_matches, same_origin, signed_in, utcnow
+from autoremedy.console.sessions import CSRF_FIELD, SignedIn, csrf_matches, same_origin, signed_in
 from autoremedy.control.credentials import Scope
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,7 +31,7 @@ def forbidden(message: str) -> web.Response:
 async def session_of(request: web.Request) -> SignedIn | None:
     """The request's console session, None when it has none (or it expired, or its credential is gone)."""
     services = request.app[CONSOLE]
-    return await signed_in(request, services.store, services.settings.server.auth, now=utcnow())
+    return await signed_in(request, services.store, services.settings.server.auth, now=services.clock.now())
 
 
 def reader(handler: PageHandler) -> Handler:

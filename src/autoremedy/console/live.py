@@ -18,7 +18,7 @@ from autoremedy.console.deps import CONSOLE, STOPPING
 from autoremedy.console.guard import session_of
 from autoremedy.console.pages import context
 from autoremedy.console.render import render
-from autoremedy.console.sessions import SignedIn, utcnow
+from autoremedy.console.sessions import SignedIn
 
 INTERVAL_SECONDS: Final = 1.0
 SESSION_CHECK_EVERY: Final = 5
@@ -77,7 +77,8 @@ async def approvals_stream(request: web.Request, session: SignedIn) -> web.Strea
 
 
 async def _header(request: web.Request, session: SignedIn) -> dict[str, str]:
-    return {"header": render("_header.html", header=await views.header(request.app[CONSOLE], utcnow()))}
+    services = request.app[CONSOLE]
+    return {"header": render("_header.html", header=await views.header(services, services.clock.now()))}
 
 
 async def stream(request: web.Request, session: SignedIn, fragments: Fragments) -> web.StreamResponse:
@@ -86,11 +87,12 @@ async def stream(request: web.Request, session: SignedIn, fragments: Fragments) 
     )
     await response.prepare(request)
     stopping = request.app[STOPPING]
-    ends = min(session.expires_at, utcnow() + LONGEST_STREAM)
+    clock = request.app[CONSOLE].clock
+    ends = min(session.expires_at, clock.now() + LONGEST_STREAM)
     sent: dict[str, str] = {}
     ticks = 0
     try:
-        while not stopping.is_set() and utcnow() < ends:
+        while not stopping.is_set() and clock.now() < ends:
             if ticks and ticks % SESSION_CHECK_EVERY == 0 and not await _still_signed_in(request):
                 break  # signed out elsewhere: the reconnect lands on the sign-in check
             await _push_changes(response, await fragments(), sent, keepalive=ticks % KEEPALIVE_EVERY == 0)

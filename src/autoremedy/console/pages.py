@@ -10,7 +10,7 @@ from autoremedy.console import views
 from autoremedy.console.deps import CONSOLE
 from autoremedy.console.guard import safe_next, session_of
 from autoremedy.console.render import page
-from autoremedy.console.sessions import CSRF_FIELD, SignedIn, utcnow
+from autoremedy.console.sessions import CSRF_FIELD, SignedIn
 from autoremedy.control.credentials import Scope
 from autoremedy.models.runs import RunStatus
 
@@ -30,7 +30,7 @@ async def context(request: web.Request, session: SignedIn, active: str, **extra:
         "signed_in": session,
         "may_control": session.may(Scope.CONTROL),
         "csrf_field": CSRF_FIELD,
-        "header": await views.header(services, utcnow()),
+        "header": await views.header(services, services.clock.now()),
         "statuses": [status.value for status in RunStatus],
         **extra,
     }
@@ -86,7 +86,7 @@ async def approvals_page(request: web.Request, session: SignedIn) -> web.StreamR
 
 async def guardrails_page(request: web.Request, session: SignedIn) -> web.StreamResponse:
     services = request.app[CONSOLE]
-    now = utcnow()
+    now = services.clock.now()
     status = await services.control.status()
     ctx = await context(
         request,

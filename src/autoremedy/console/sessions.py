@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -107,7 +107,3 @@ def same_origin(request: web.Request) -> bool:
 
 def csrf_matches(session: SignedIn, given: str | None) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), session.csrf_token.encode())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

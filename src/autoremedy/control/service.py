@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.control.credentials import Principal, Scope
 from autoremedy.models import webhook
 from autoremedy.models.runs import Run
@@ -104,7 +105,7 @@ class ControlService:
         wake: Callable[[], None],
         on_denied: Callable[[Run], None],
         instance: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = SYSTEM_CLOCK.now,
         config_status: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self._store = store

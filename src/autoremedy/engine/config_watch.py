@@ -13,7 +13,6 @@ half-written set is loaded once, whole. A reload that finds a broken set keeps t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
+from autoremedy.background import BackgroundLoop
+from autoremedy.clock import SYSTEM_CLOCK
+from autoremedy.models.clock import Clock
 from autoremedy.observability import get_logger
 
 log = get_logger("autoremedy.config_watch")
@@ -69,52 +71,47 @@ class FolderWatcher:
         poll_interval: float,
         settle: float,
         on_change: Callable[[], Awaitable[object]],
+        errors: Counter,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._folders = tuple(folders)
-        self._poll = poll_interval
         self._settle = settle
         self._on_change = on_change
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._seen: Snapshot = ()
+        self._loop = BackgroundLoop("rules-watch", self._turn, poll_interval=poll_interval, errors=errors, clock=clock)
 
     async def start(self) -> asyncio.Task[None]:
         """Start watching from what the folders hold now; the task that watches."""
-        seen = await self._look()
-        self._task = asyncio.create_task(self._loop(seen), name="config-watch")
-        return self._task
+        self._seen = await self._look()
+        return self._loop.start()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._loop.task
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop()
 
     async def _look(self) -> Snapshot:
         return await asyncio.to_thread(snapshot, self._folders)
 
-    async def _sleep(self, seconds: float) -> bool:
-        """False when stopping."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-        return not self._stop.is_set()
-
-    async def _loop(self, seen: Snapshot) -> None:
-        while await self._sleep(self._poll):
-            current = await self._look()
-            if current == seen:
-                continue
-            while await self._sleep(self._settle):  # wait until the change is complete
-                again = await self._look()
-                if again == current:
-                    break
-                current = again
-            if self._stop.is_set():
-                return
-            seen = current
-            await log.ainfo("rules or playbooks changed on disk; reloading")
-            try:
-                await self._on_change()
-            except Exception:  # a reload bug must not end the watching
-                await log.aexception("reload after a file change failed")
+    async def _turn(self) -> None:
+        current = await self._look()
+        if current == self._seen:
+            return
+        while await self._loop.pause(self._settle):  # wait until the change is complete
+            again = await self._look()
+            if again == current:
+                break
+            current = again
+        if self._loop.stopping:
+            return
+        self._seen = current
+        await log.ainfo("rules or playbooks changed on disk; reloading")
+        try:
+            await self._on_change()
+        except Exception:  # a reload bug must not end the watching
+            await log.aexception("reload after a file change failed")
 
 
 @dataclass

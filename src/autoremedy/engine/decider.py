@@ -16,22 +16,24 @@ that cannot be reached is not the events' fault: their claims are left to go sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from autoremedy.background import AT_ONCE, BackgroundLoop
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.guardrails import CompiledWindow, Guard
 from autoremedy.decide.planning import Plan, Ruleset, decide
 from autoremedy.decide.redact import redact
+from autoremedy.models.clock import Clock
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.ids import RuleName, RunId
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import FINAL_STATUSES, GuardrailReason, RunStatus
-from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
 
 log = get_logger("autoremedy.decider")
@@ -65,67 +67,58 @@ class Decider:
         metrics: Metrics,
         action_mutates: Callable[[str], bool],
         settings: DecideSettings,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._rules = rules
         self._metrics = metrics
         self._action_mutates = action_mutates
         self._settings = settings
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
-        self._metrics_at = 0.0
-        self._counted_at = 0.0
+        self._clock = clock
+        self._metrics_at = -QUEUE_METRICS_EVERY
+        self._counted_at = -QUEUE_COUNT_EVERY
         self._limit = settings.batch_size
-        self._errors = LoopErrors(metrics.loop_errors, "decider")
+        self._loop = BackgroundLoop(
+            "decider", self._turn, poll_interval=settings.poll_interval, errors=metrics.loop_errors, clock=clock
+        )
         self.on_planned: Callable[[], None] = lambda: None
         """Called when a batch made runs the worker may claim (wakes the worker)."""
         self.on_outcome: Callable[[], None] = lambda: None
         """Called when a batch may have queued escalations (wakes the escalation sender)."""
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
         """Its long-lived task, for supervision: one that ends before stop() is a fault."""
-        return self._task
+        return self._loop.task
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="decider")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then stop; events still queued are decided at the next start."""
-        self._stopping = True
-        self.wake()
-        if self._task is not None:
-            await self._task
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            claimed, limit = 0, self._limit
-            try:
-                claimed = await self.decide_batch()
-                await self._queue_metrics(drained=claimed < limit)
-                self._errors.ok()
-            except StoreUnavailable as exc:
-                await log.aerror("store unavailable; will retry", error=str(exc))
-            except Exception:  # a bug must not stop deciding: counted, logged, backed off; the claims go stale
-                await self._errors.failed(log)
-            full = claimed >= limit
-            base = self._settings.batch_size
-            self._limit = min(limit * 2, base * MAX_GROWTH) if full else base
-            if full:
-                await asyncio.sleep(0)  # more wait: let the loop run what is ready, then the next batch at once
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._settings.poll_interval)
+    async def _turn(self) -> float | None:
+        """One batch; a bug raised here is counted and backed off by the loop, and its claims go stale."""
+        claimed, limit = 0, self._limit
+        try:
+            claimed = await self.decide_batch()
+            await self._queue_metrics(drained=claimed < limit)
+        except StoreUnavailable as exc:
+            await log.aerror("store unavailable; will retry", error=str(exc))
+        full = claimed >= limit
+        base = self._settings.batch_size
+        self._limit = min(limit * 2, base * MAX_GROWTH) if full else base
+        # More wait: the loop lets what is ready run, then takes the next batch at once.
+        return AT_ONCE if full else None
 
     async def decide_batch(self) -> int:
         """Claim, decide and record one batch; the number of events claimed (0: the queue is empty)."""
         started = time.perf_counter()
-        now = datetime.now(UTC)
+        now = self._clock.now()
         events = await self._store.claim_events(limit=self._limit, now=now)
         if not events:
             return 0
@@ -246,12 +239,12 @@ class Decider:
         """The queue's age and the breaker for /metrics, at most once a second; the queue depth counted exactly
         then when the queue has drained, else every QUEUE_COUNT_EVERY (other replicas decide too); in between,
         each batch takes what it claimed off the count."""
-        clock = time.monotonic()
+        clock = self._clock.monotonic()
         if clock - self._metrics_at < QUEUE_METRICS_EVERY:
             return
         self._metrics_at = clock
         oldest = await self._store.oldest_pending()
-        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        age = (self._clock.now() - oldest).total_seconds() if oldest is not None else 0.0
         self._metrics.queue_oldest_age.set(max(0.0, age))
         self._metrics.breaker_open.set(int((await self._store.breaker()).open))
         if drained or clock - self._counted_at >= QUEUE_COUNT_EVERY:

@@ -7,13 +7,12 @@ written to disk; a playbook changed since planning is refused rather than silent
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import aiohttp
@@ -21,8 +20,10 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt, wait_exponential
 
 from autoremedy.actions.base import ActionContext, ActionRegistry, ActionResult, ActionSpec, Outcome
+from autoremedy.clock import SYSTEM_CLOCK, within
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
+from autoremedy.models.clock import Clock
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
@@ -57,7 +58,9 @@ class Executor:
         metrics: Metrics,
         http: aiohttp.ClientSession,
         retry_backoff_seconds: float = 1.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._registry = registry
         self._metrics = metrics
@@ -109,7 +112,7 @@ class Executor:
 
         The steps the run's claim loaded are what the store had (what a previous owner finished is not done again);
         after the claim only this owner's fenced writes change them, so they are not read again."""
-        await _when_stored(functools.partial(self._store.update_steps, run.id, records, epoch=run.epoch))
+        await self._when_stored(functools.partial(self._store.update_steps, run.id, records, epoch=run.epoch))
 
     async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
         event = await self._store.get_event(run.event_id)
@@ -129,7 +132,7 @@ class Executor:
     ) -> tuple[StepRecord, ActionResult]:
         """Runs the step after recording its start, with `ended` (the previous step's end) in the same write;
         returns its end record, not yet written (the caller writes it with what comes next)."""
-        started = datetime.now(UTC)
+        started = self._clock.now()
         record = StepRecord(
             index=planned.index,
             name=planned.name,
@@ -148,7 +151,7 @@ class Executor:
             update={
                 "attempts": attempts,
                 "outcome": outcome,
-                "finished_at": datetime.now(UTC),
+                "finished_at": self._clock.now(),
                 "error": None if outcome is StepOutcome.DONE else redact_text(result.message),
                 "result": redact({"message": result.message, **result.data}),
             }
@@ -182,7 +185,7 @@ class Executor:
         async def attempt() -> ActionResult:
             nonlocal count
             count += 1
-            deadline = asyncio.get_running_loop().time() + limit
+            deadline = self._clock.monotonic() + limit
             context = ActionContext(
                 run_id=run.id,
                 operation_id=f"{run.id}.{planned.index}",
@@ -193,34 +196,34 @@ class Executor:
                 log=log,
                 waited_until=run.wait_until,
                 alert_resolved_at=functools.partial(self._store.resolution_of, run.event_id),
+                clock=self._clock,
             )
-            return await _one_attempt(spec, inputs, context, limit_seconds=limit)
+            return await _one_attempt(spec, inputs, context, limit_seconds=limit, clock=self._clock)
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(planned.retries + 1),
             wait=wait_exponential(multiplier=self._backoff, max=60),
             retry=retry_if_result(lambda result: result.outcome is Outcome.RETRY),
             retry_error_callback=_last_result,
+            sleep=self._clock.sleep,
         )
         result: ActionResult = await retrying(attempt)
         return result, count
 
-
-async def _when_stored(call: Callable[[], Awaitable[T]]) -> T:
-    while True:
-        try:
-            return await call()
-        except StoreUnavailable as exc:
-            await log.awarning("store unavailable during a run; retrying", error=str(exc))
-            await asyncio.sleep(STORE_RETRY_SECONDS)
+    async def _when_stored(self, call: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await call()
+            except StoreUnavailable as exc:
+                await log.awarning("store unavailable during a run; retrying", error=str(exc))
+                await self._clock.sleep(STORE_RETRY_SECONDS)
 
 
 async def _one_attempt(
-    spec: ActionSpec, inputs: object, context: ActionContext, *, limit_seconds: float
+    spec: ActionSpec, inputs: object, context: ActionContext, *, limit_seconds: float, clock: Clock
 ) -> ActionResult:
     try:
-        async with asyncio.timeout(limit_seconds):
-            return await spec.run(inputs, context)
+        return await within(clock, limit_seconds, spec.run(inputs, context))
     except TimeoutError:
         return ActionResult.retry(f"timed out after {limit_seconds:g}s")
     except Exception as exc:  # an action's bug must fail its step, not the daemon

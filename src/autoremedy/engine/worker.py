@@ -21,11 +21,14 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from autoremedy.background import BackgroundLoop
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor, RunVerdict
+from autoremedy.models.clock import Clock
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import GuardrailReason, Run, RunStatus
-from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import AuditEntry, RunTakenOver, Store, StoreUnavailable
 
 log = get_logger("autoremedy.worker")
@@ -70,97 +73,82 @@ class Worker:
         concurrency: int,
         poll_interval: float,
         upkeep: Upkeep | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._executor = executor
         self._rules = rules
         self._metrics = metrics
         self._slots = concurrency
-        self._poll = poll_interval
         self._upkeep = upkeep or Upkeep()
+        self._clock = clock
         self._last_upkeep = datetime.min.replace(tzinfo=UTC)
-        self._last_prune = datetime.now(UTC)  # not at start: a restart loop should not prune every time
-        self._wakeup = asyncio.Event()
+        self._last_prune = clock.now()  # not at start: a restart loop should not prune every time
         self._store_ok = asyncio.Event()
         """Set by a heartbeat that reached the store: after an outage, nothing is claimed before it."""
         self.on_outcome: Callable[[], None] = lambda: None
         """Called after a run's outcome is recorded (wakes the escalation sender)."""
-        self._stopping = False
         self._active: dict[str, Lease] = {}
         self._claims = 0
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._errors = LoopErrors(metrics.loop_errors, "worker")
+        errors = metrics.loop_errors
+        self._loop = BackgroundLoop("worker", self._turn, poll_interval=poll_interval, errors=errors, clock=clock)
+        self._beat = BackgroundLoop(
+            "heartbeat", self._beat_turn, poll_interval=self._upkeep.heartbeat_interval.total_seconds(),
+            errors=errors, clock=clock,
+        )  # fmt: skip
+
+    @property
+    def _stopping(self) -> bool:
+        return self._loop.stopping
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     def start(self) -> None:
         self._store_ok.set()
-        self._tasks = {
-            "worker": asyncio.create_task(self._loop(), name="worker"),
-            "heartbeat": asyncio.create_task(self._heartbeats(), name="heartbeat"),
-        }
+        self._loop.start()
+        self._beat.start()
 
     @property
     def tasks(self) -> dict[str, asyncio.Task[None]]:
         """The worker's long-lived tasks by name, for supervision: one that ends before stop() is a fault."""
-        return dict(self._tasks)
+        loops = (self._loop, self._beat)
+        return {loop.name: loop.task for loop in loops if loop.task is not None}
 
     async def stop(self, *, grace: float) -> None:
         """Stop claiming; give running runs `grace` seconds, then interrupt them with a reason."""
-        self._stopping = True
-        self.wake()
-        loop_task = self._tasks.get("worker")
-        if loop_task is not None:
-            await asyncio.wait([loop_task])
+        await self._loop.stop()
         if self._active:
             await asyncio.wait([lease.task for lease in self._active.values()], timeout=grace)
         for lease in list(self._active.values()):
             lease.task.cancel()
         if self._active:
             await asyncio.wait([lease.task for lease in self._active.values()])
-        heartbeat = self._tasks.get("heartbeat")
-        if heartbeat is not None:  # after the runs: they stay owned while they finish
-            heartbeat.cancel()
-            await asyncio.wait([heartbeat])
+        await self._beat.stop(grace=0)  # after the runs: they stay owned while they finish
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            self._wakeup.clear()
-            try:
-                await self._store_ok.wait()  # after an outage, the heartbeat reaches the store first
-                await self._start_planned()
-                await self._housekeeping()
-                self._errors.ok()
-            except StoreUnavailable as exc:
-                self._store_ok.clear()
-                await log.aerror("store unavailable; will retry", error=str(exc))
-            except Exception:  # a bug in one turn must not stop the queue: counted, logged, backed off
-                await self._errors.failed(log)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+    async def _turn(self) -> None:
+        try:
+            await self._store_ok.wait()  # after an outage, the heartbeat reaches the store first
+            await self._start_planned()
+            await self._housekeeping()
+        except StoreUnavailable as exc:
+            self._store_ok.clear()
+            await log.aerror("store unavailable; will retry", error=str(exc))
 
     # -- ownership: heartbeats and fencing ---------------------------------------------------------------------
 
-    async def _heartbeats(self) -> None:
-        interval = self._upkeep.heartbeat_interval.total_seconds()
-        errors = LoopErrors(self._metrics.loop_errors, "heartbeat")
-        while True:
-            pause = interval
-            try:
-                await self._heartbeat()
-                errors.ok()
-            except StoreUnavailable as exc:
-                self._store_ok.clear()
-                pause = min(interval, STORE_RETRY_SECONDS)
-                await log.awarning("heartbeat failed: store unavailable", error=str(exc))
-            except Exception:
-                await errors.failed(log)
-            await asyncio.sleep(pause)
+    async def _beat_turn(self) -> float | None:
+        try:
+            await self._heartbeat()
+        except StoreUnavailable as exc:
+            self._store_ok.clear()
+            await log.awarning("heartbeat failed: store unavailable", error=str(exc))
+            return min(self._upkeep.heartbeat_interval.total_seconds(), STORE_RETRY_SECONDS)
+        return None
 
     async def _heartbeat(self) -> None:
         before = self._claims
-        owned = await self._store.heartbeat(now=datetime.now(UTC))
+        owned = await self._store.heartbeat(now=self._clock.now())
         if not self._store_ok.is_set():
             self._store_ok.set()
             self.wake()
@@ -180,11 +168,11 @@ class Worker:
         await log.awarning("run taken over by another instance; stopped here", epoch=run.epoch)
         entry = AuditEntry("run_lost", message, run.id, run.fingerprint, data={"epoch": run.epoch})
         with contextlib.suppress(StoreUnavailable):
-            await self._store.record_audit([entry], now=datetime.now(UTC))
+            await self._store.record_audit([entry], now=self._clock.now())
 
     async def _housekeeping(self) -> None:
         """Now and then: expire approvals, requeue or interrupt what dead instances left, and prune old records."""
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if now - self._last_upkeep < self._upkeep.heartbeat_interval:
             return
         self._last_upkeep = now
@@ -203,7 +191,7 @@ class Worker:
             await log.ainfo("pruned records past retention", **pruned)
 
     async def _expire_approvals(self) -> None:
-        for run_id in await self._store.expire_approvals(now=datetime.now(UTC)):
+        for run_id in await self._store.expire_approvals(now=self._clock.now()):
             self._metrics.guardrail_blocks.labels(GuardrailReason.APPROVAL_EXPIRED).inc()
             self._metrics.runs.labels(RunStatus.SKIPPED.value).inc()
             await log.awarning("approval expired", run_id=run_id)
@@ -215,7 +203,7 @@ class Worker:
         # waits its turn behind the webhooks' group commits, so one claim per run kept runs waiting.
         while not self._stopping and len(self._active) < self._slots:
             free = self._slots - len(self._active)
-            runs = await self._store.claim_runs(limit=free, now=datetime.now(UTC))
+            runs = await self._store.claim_runs(limit=free, now=self._clock.now())
             for run in runs:
                 self._claims += 1
                 task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
@@ -281,7 +269,7 @@ class Worker:
                 if self._stopping:
                     raise
                 await log.awarning("could not record the run's outcome; retrying", error=str(exc))
-                await asyncio.sleep(STORE_RETRY_SECONDS)
+                await self._clock.sleep(STORE_RETRY_SECONDS)
 
     async def _record_outcome(self, run: Run, verdict: RunVerdict) -> None:
         """The outcome, fenced; a store that refuses it (a data error, a bug) still gets the run failed."""
@@ -295,7 +283,7 @@ class Worker:
             await self._write_outcome(run, RunVerdict(RunStatus.FAILED, reason, Trigger.RUN_FAILED))
 
     async def _write_outcome(self, run: Run, verdict: RunVerdict) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if verdict.status is RunStatus.WAITING and verdict.wait_until is not None:
             await self._store.suspend_run(
                 run.id, reason=verdict.reason, wait_until=verdict.wait_until, now=now, epoch=run.epoch

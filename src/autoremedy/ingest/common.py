@@ -9,9 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.settings import Settings
 from autoremedy.control.credentials import Principal
 from autoremedy.control.service import ControlService
+from autoremedy.models.clock import Clock
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import Run
 from autoremedy.observability import Metrics
@@ -42,6 +44,8 @@ class Services:
     """The loaded rules by name, as they are now (the web console shows their matchers and limits)."""
     verifies: Callable[[str], bool] = lambda action: False
     """Whether an action checks that a remediation worked (ActionSpec.verifies), for the console's run page."""
+    clock: Clock = SYSTEM_CLOCK
+    """Where the HTTP, chat and console code read the time (the Slack replay window, sessions, audit records)."""
 
 
 SERVICES = web.AppKey("services", Services)

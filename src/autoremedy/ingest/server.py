@@ -80,6 +80,7 @@ def chat_services(services: Services) -> ChatServices:
         committer=services.committer,
         metrics=services.metrics,
         match_rules=services.match_rules,
+        clock=services.clock,
     )
 
 

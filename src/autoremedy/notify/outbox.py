@@ -14,18 +14,20 @@ PagerDuty and Opsgenie need no lookup: they deduplicate by the alert's dedup key
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from autoremedy.background import BackgroundLoop
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.settings import EscalationSettings
 from autoremedy.decide.escalation import About, EscalationPolicy, channels_for, notification
+from autoremedy.models.clock import Clock
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.notifications import Notification, SendOutcome, SendResult
 from autoremedy.notify.base import Channel
-from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import ClaimedDelivery, Escalation, Store, StoreUnavailable
 
 log = get_logger("autoremedy.notify")
@@ -52,49 +54,41 @@ class Outbox:
         settings: EscalationSettings,
         metrics: Metrics,
         poll_interval: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._channels = channels
         self._policy = policy
         self._settings = settings
         self._metrics = metrics
-        self._poll = poll_interval
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._clock = clock
+        self._loop = BackgroundLoop(
+            "outbox", self._turn, poll_interval=poll_interval, errors=metrics.loop_errors, clock=clock
+        )
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="outbox")
+        self._loop.start()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        return self._task
+        return self._loop.task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])  # a task that died earlier was reported then; not raised again here
+        await self._loop.stop(grace=0)
         for channel in self._channels.values():
             await channel.close()
 
-    async def _loop(self) -> None:
-        errors = LoopErrors(self._metrics.loop_errors, "outbox")
-        while True:
-            self._wakeup.clear()
-            try:
-                await self.run_once()
-                errors.ok()
-            except StoreUnavailable as exc:
-                await log.aerror("store unavailable; escalations wait in the outbox", error=str(exc))
-            except Exception:  # a bug in one turn must not stop escalations: counted, logged, backed off
-                await errors.failed(log)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+    async def _turn(self) -> None:
+        try:
+            await self.run_once()
+        except StoreUnavailable as exc:
+            await log.aerror("store unavailable; escalations wait in the outbox", error=str(exc))
 
     async def run_once(self) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if not await self._store.outbox_has_work(now=now):  # a read: most wake-ups find nothing to send
             return
         policy = self._policy()
@@ -140,7 +134,7 @@ class Outbox:
             "attempt": delivery.attempts,
         }
         if result.outcome is SendOutcome.SENT:
-            await self._store.delivery_sent(delivery.id, reference=result.reference, now=datetime.now(UTC))
+            await self._store.delivery_sent(delivery.id, reference=result.reference, now=self._clock.now())
             self._metrics.escalations_sent.labels(delivery.channel, delivery.escalation.kind).inc()
             await log.ainfo("escalation sent", **fields)
             return
@@ -151,7 +145,7 @@ class Outbox:
             await log.aerror("escalation refused by the channel; given up", error=error, **fields)
             return
         wait = self._backoff(delivery.attempts, result.retry_after)
-        await self._store.delivery_retry(delivery.id, error=error, next_attempt_at=datetime.now(UTC) + wait)
+        await self._store.delivery_retry(delivery.id, error=error, next_attempt_at=self._clock.now() + wait)
         await log.aerror("escalation not delivered; will retry", error=error, retry_in=wait.total_seconds(), **fields)
 
     def _backoff(self, attempts: int, retry_after: float | None) -> timedelta:

@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.text import ellipsize, one_line, scrub
 from autoremedy.models.notifications import SendOutcome, SendResult, StepLine
 
@@ -97,7 +98,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+    return max((when - (now or SYSTEM_CLOCK.now())).total_seconds(), 0.0)
 
 
 def outcome_of(status: int) -> SendOutcome:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
+from autoremedy.background import AT_ONCE, BackgroundLoop
 from autoremedy.models.events import NewEvent
-from autoremedy.observability import LoopErrors, Metrics, get_logger
+from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import InsertOutcome, RefusedEvents, StoreDataError
 
 log = get_logger("autoremedy.groupcommit")
@@ -27,24 +28,23 @@ _Pending = tuple[Sequence[NewEvent], asyncio.Future[list[InsertOutcome]]]
 class GroupCommitter:
     def __init__(self, write: WriteBatch, *, max_events: int = 2000, metrics: Metrics | None = None) -> None:
         self._write = write
-        self._errors = LoopErrors((metrics or Metrics()).loop_errors, "group-commit")
         self._max_events = max_events
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        # No poll: a turn waits for the next webhook itself, and the one after it follows at once.
+        errors = (metrics or Metrics()).loop_errors
+        self._loop = BackgroundLoop("group-commit", self._turn, poll_interval=0, errors=errors)
         self.on_commit: Callable[[int], None] = lambda stored: None
         """Called after each commit with how many new (not duplicate) events it stored."""
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="group-commit")
+        self._loop.start()
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        return self._task
+        return self._loop.task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])  # a task that died earlier was reported then; not raised again here
+        await self._loop.stop(grace=0)
 
     @property
     def waiting(self) -> int:
@@ -55,19 +55,18 @@ class GroupCommitter:
         await self._queue.put((events, future))
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            size = len(batch[0][0])
-            while size < self._max_events and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                size += len(batch[-1][0])
-            try:
-                await self._commit(batch)
-                self._errors.ok()
-            except Exception as exc:  # a bug here must not leave webhooks waiting forever nor stop the writer
-                _fail(batch, exc)
-                await self._errors.failed(log)
+    async def _turn(self) -> float:
+        batch = [await self._queue.get()]
+        size = len(batch[0][0])
+        while size < self._max_events and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+            size += len(batch[-1][0])
+        try:
+            await self._commit(batch)
+        except Exception as exc:  # a bug here must not leave webhooks waiting forever; the loop counts it
+            _fail(batch, exc)
+            raise
+        return AT_ONCE
 
     async def _commit(self, batch: list[_Pending]) -> None:
         events = [event for pending_events, _ in batch for event in pending_events]

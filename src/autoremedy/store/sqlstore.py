@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.guardrails import BreakerState, Guard
 from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.ids import RuleName, RunId
@@ -286,7 +287,7 @@ class SqlStore(ConsoleStoreMixin, ABC):
     async def pauses(self) -> list[Pause]:
         async with self._read() as tx:
             rows = await tx.rows("list_pauses")
-        return [Pause(r["scope"], r["actor"], r["reason"], time_of(r["at"]) or _now()) for r in rows]
+        return [Pause(r["scope"], r["actor"], r["reason"], time_of(r["at"]) or SYSTEM_CLOCK.now()) for r in rows]
 
     async def breaker(self) -> BreakerState:
         async with self._read() as tx:
@@ -363,7 +364,3 @@ class SqlStore(ConsoleStoreMixin, ABC):
         """Delete finished runs, their steps, sent escalations, done events and audit entries older than `before`."""
         async with self._write() as tx:
             return {name.removeprefix("prune_"): await tx.run(name, before=before) for name in PRUNE_STEPS}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -198,7 +196,7 @@ class KubernetesActions:
         template_meta = obj.get("spec", {}).get("template", {}).get("metadata", {}) or {}
         if (template_meta.get("annotations") or {}).get(RESTART_MARK) == ctx.operation_id:
             return ActionResult.done("already restarted by this step")
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         annotations = {RESTARTED_AT: now, RESTART_MARK: ctx.operation_id}
         patch = {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
@@ -315,7 +313,6 @@ class KubernetesActions:
         )
 
     async def _wait_rollout(self, inputs: WaitRolloutInputs, ctx: ActionContext) -> ActionResult:
-        loop = asyncio.get_running_loop()
         interval = inputs.interval.total_seconds()
         while True:
             obj = await self._workloads.read(inputs.kind, inputs.namespace, inputs.name)
@@ -327,13 +324,13 @@ class KubernetesActions:
                 )
             if ctx.dry_run:
                 return ActionResult.done(f"dry run: rollout not complete now ({where}); would wait for it")
-            if loop.time() + interval >= ctx.deadline - 0.05:
+            if ctx.clock.monotonic() + interval >= ctx.deadline - 0.05:
                 return ActionResult.give_up(
                     f"rollout of {inputs.kind} {inputs.namespace}/{inputs.name} not "
                     f"complete within the step timeout: {where}",
                     status=obj.get("status"),
                 )
-            await asyncio.sleep(interval)
+            await ctx.clock.sleep(interval)
 
     # -- shared -------------------------------------------------------------------------------------------
 

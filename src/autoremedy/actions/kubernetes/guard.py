@@ -6,7 +6,6 @@ timeouts and connection errors are tried again, re-reading first, until the step
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -58,7 +57,6 @@ def target_problem(namespace: str, names: dict[str, str], policy: NamespacePolic
 
 async def with_retries(ctx: ActionContext, work: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
     """Run work (which reads, decides and writes) again after retryable errors, within the step's deadline."""
-    loop = asyncio.get_running_loop()
     backoff = _FIRST_BACKOFF
     while True:
         try:
@@ -67,10 +65,10 @@ async def with_retries(ctx: ActionContext, work: Callable[[], Awaitable[ActionRe
             verdict = verdict_for(exc)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             verdict = ActionResult.retry(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}")
-        if verdict.outcome != "retry" or loop.time() + backoff + _MARGIN >= ctx.deadline:
+        if verdict.outcome != "retry" or ctx.clock.monotonic() + backoff + _MARGIN >= ctx.deadline:
             return verdict
         await ctx.log.adebug("kubernetes call will be retried", reason=verdict.message, backoff=backoff)
-        await asyncio.sleep(backoff)
+        await ctx.clock.sleep(backoff)
         backoff = min(backoff * 2, _MAX_BACKOFF)
 
 

@@ -1,0 +1,124 @@
+"""The executor on a manual clock over a real SQLite store: retries and their backoff, timeouts, WAIT, resuming,
+and fencing. Time moves only when the test moves it; nothing here sleeps for time to pass."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from autoremedy.actions.base import ActionResult
+from autoremedy.engine.executor import RunVerdict
+from autoremedy.models.runs import RunStatus, StepOutcome
+from autoremedy.store.base import RunTakenOver
+from tests.support.engine_parts import Engine, engine_parts
+
+
+def _step(key: str, **extra: object) -> dict[str, object]:
+    return {"action": "test.script", "name": key, "with": {"key": key}, **extra}
+
+
+async def _start(engine: Engine, alertname: str) -> asyncio.Task[RunVerdict]:
+    run = await engine.claimed_run(alertname)
+    return asyncio.create_task(engine.executor.execute(run, engine.ruleset))
+
+
+def _again(ctx: object) -> ActionResult:
+    return ActionResult.retry("not yet")
+
+
+async def test_a_step_that_asks_to_retry_is_tried_again_after_a_backoff_that_doubles(tmp_path: Path) -> None:
+    playbooks = [{"name": "flaky", "target": "t", "steps": [_step("flaky", retries=3)]}]
+    async with engine_parts(tmp_path, playbooks, retry_backoff=2.0) as engine:
+        engine.script.answer("flaky", _again, _again, lambda ctx: ActionResult.done("fixed"))
+        task = await _start(engine, "flaky")
+        await engine.clock.sleeping(2.0)  # the first attempt said retry: backing off, on the clock
+        assert engine.script.calls == {"flaky": 1}
+        await engine.clock.advance(1.9)
+        assert engine.script.calls == {"flaky": 1} and engine.clock.pending() == [2.0]
+        await engine.clock.advance(0.1)
+        await engine.clock.sleeping(4.0)  # the second backoff is twice as long
+        assert engine.script.calls == {"flaky": 2}
+        await engine.clock.advance(3.9)
+        assert engine.script.calls == {"flaky": 2}
+        await engine.clock.advance(0.1)
+        verdict = await task
+        assert engine.script.calls == {"flaky": 3}
+        assert (verdict.status, verdict.reason) == (RunStatus.SUCCEEDED, "all steps done")
+        (run,) = await engine.store.list_runs(status=None, limit=1)
+        stored = await engine.store.get_run(run.id)
+        assert stored is not None and stored.steps[0].attempts == 3 and stored.steps[0].outcome is StepOutcome.DONE
+
+
+async def test_retries_used_up_fail_the_step_and_abort_the_run_with_the_last_reason(tmp_path: Path) -> None:
+    playbooks = [{"name": "broken", "target": "t", "steps": [_step("broken", retries=1), _step("after")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        engine.script.answer("broken", lambda ctx: ActionResult.retry("still down"))
+        task = await _start(engine, "broken")
+        await engine.clock.sleeping(1.0)
+        await engine.clock.advance(1.0)
+        verdict = await task
+        assert verdict.status is RunStatus.FAILED
+        assert verdict.reason == "step broken failed: still down"
+        assert verdict.escalation == "run_failed"
+        assert engine.script.calls == {"broken": 2}  # the step after an aborting failure never ran
+
+
+async def test_an_attempt_past_its_timeout_is_cancelled_and_counts_as_a_retry(tmp_path: Path) -> None:
+    playbooks = [{"name": "slow", "target": "t", "steps": [_step("slow", timeout="10s", retries=1)]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        engine.script.hang = asyncio.Event()  # never set: every attempt runs until it is timed out
+        task = await _start(engine, "slow")
+        await engine.clock.sleeping(10.0)  # the attempt's timeout
+        await engine.clock.advance(9.9)
+        assert not task.done() and engine.script.calls == {"slow": 1}
+        await engine.clock.advance(0.1)  # timed out: the backoff (1s) starts
+        await engine.clock.sleeping(1.0)
+        await engine.clock.advance(1.0)
+        await engine.clock.sleeping(10.0)  # the second attempt's timeout
+        assert engine.script.calls == {"slow": 2}
+        await engine.clock.advance(10.0)
+        verdict = await task
+        assert verdict.status is RunStatus.FAILED
+        assert verdict.reason == "step slow failed: timed out after 10s"
+
+
+async def test_a_step_that_says_wait_returns_a_waiting_verdict_with_its_deadline(tmp_path: Path) -> None:
+    playbooks = [{"name": "settle", "target": "t", "steps": [_step("settle"), _step("after")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        until = engine.clock.now() + timedelta(minutes=5)
+        engine.script.answer("settle", lambda ctx: ActionResult.wait("waiting for the alert to resolve", until=until))
+        verdict = await (await _start(engine, "settle"))
+        assert (verdict.status, verdict.wait_until) == (RunStatus.WAITING, until)
+        assert engine.script.calls == {"settle": 1}  # the next step waits with the run
+
+
+async def test_a_resumed_run_skips_the_steps_it_finished_before(tmp_path: Path) -> None:
+    playbooks = [{"name": "two", "target": "t", "steps": [_step("first"), _step("second", timeout="10s")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("two")
+        engine.script.hang, engine.script.hang_only = asyncio.Event(), {"second"}
+        task = asyncio.create_task(engine.executor.execute(run, engine.ruleset))
+        await engine.clock.sleeping(10.0)  # in the second step, under its timeout
+        task.cancel()  # the daemon stops mid-step
+        await asyncio.gather(task, return_exceptions=True)
+        stopped = await engine.store.get_run(run.id)
+        assert stopped is not None and [s.outcome for s in stopped.steps] == [StepOutcome.DONE, StepOutcome.PENDING]
+        engine.script.hang = None
+        verdict = await engine.executor.execute(run, engine.ruleset)  # resumed from its recorded steps
+        assert verdict.status is RunStatus.SUCCEEDED
+        assert engine.script.calls == {"first": 1, "second": 2}  # the finished step did not run again
+
+
+async def test_a_run_taken_over_by_another_instance_is_refused_before_its_next_step(tmp_path: Path) -> None:
+    playbooks = [{"name": "fenced", "target": "t", "steps": [_step("first"), _step("second")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("fenced")
+        stale = run.model_copy(update={"epoch": run.epoch - 1})  # what an instance holds after a takeover
+        with pytest.raises(RunTakenOver):
+            await engine.executor.execute(stale, engine.ruleset)
+        assert engine.script.calls == {}  # nothing ran under a stale claim
+        assert (await engine.executor.execute(run, engine.ruleset)).status is RunStatus.SUCCEEDED
+        assert engine.script.calls == {"first": 1, "second": 1}
