@@ -175,6 +175,7 @@ class Replay:
         self._now: datetime | None = None
         self._decided = 0
         self._decide = DecideMemo(ruleset)
+        self._mutates: dict[tuple[str, ...], bool] = {}
 
     def step(self, event: ReplayEvent) -> StepOutcome:
         """Decide one event at `event.at`, as the worker and `store/decisions.py` do."""
@@ -205,6 +206,14 @@ class Replay:
             breaker=breaker,
         )
 
+    def _plan_mutates(self, plan: Plan) -> bool:
+        """A step of the plan changes something (asked once per list of actions: plans repeat)."""
+        actions = tuple(step.action for step in plan.steps)
+        found = self._mutates.get(actions)
+        if found is None:
+            found = self._mutates[actions] = any(self.action_mutates(action) for action in actions)
+        return found
+
     def _paused_scope(self, rule: str) -> str | None:
         if "all" in self.paused:
             return "all"
@@ -218,7 +227,7 @@ class Replay:
         run_id = f"replay-{self._decided}"
         if plan.error is not None:
             return SimulatedRun(run_id, plan, event.fingerprint, now, RunStatus.FAILED, None, now), breaker
-        mutates = any(self.action_mutates(step.action) for step in plan.steps)
+        mutates = self._plan_mutates(plan)
         facts = self.facts(plan.rule, plan.target, guard, breaker)
         verdict, breaker = guard.verdict(plan.rule, facts, mutates=mutates)
         status = status_for(verdict.decision)

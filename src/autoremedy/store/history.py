@@ -28,7 +28,8 @@ class History:
 
 
 def history_of(events: list[Row], runs: list[Row]) -> History:
-    history = History(events=[_event(row) for row in events])
+    labels: dict[str, dict[str, str]] = {}  # few label sets, many events: each is parsed once
+    history = History(events=[_event(row, labels) for row in events])
     for row in runs:
         history.runs[int(row["event_id"])].append(
             RecordedRun(
@@ -43,12 +44,15 @@ def history_of(events: list[Row], runs: list[Row]) -> History:
     return history
 
 
-def _event(row: Row) -> ReplayEvent:
+def _event(row: Row, labels: dict[str, dict[str, str]]) -> ReplayEvent:
     received = time_of(row["received_at"])
     assert received is not None
+    parsed = labels.get(row["labels"])
+    if parsed is None:
+        parsed = labels[row["labels"]] = json.loads(row["labels"])
     view: dict[str, Any] = {  # as NewEvent.template_view names it, built without a model per row (100k rows)
         "status": row["status"],
-        "labels": json.loads(row["labels"]),
+        "labels": parsed,
         "annotations": json.loads(row["annotations"]),
         "startsAt": row["starts_at"],
         "endsAt": row["ends_at"],

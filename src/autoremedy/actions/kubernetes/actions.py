@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from autoremedy.actions.base import ActionContext, ActionResult, ActionSpec, Permission
 from autoremedy.actions.kubernetes.client import KubeClient
-from autoremedy.actions.kubernetes.guard import dry_run_arg, target_problem, with_retries
+from autoremedy.actions.kubernetes.guard import api_exception, dry_run_arg, target_problem, with_retries
 from autoremedy.actions.kubernetes.inputs import (
     DeletePodInputs,
     PatchServiceSelectorInputs,
@@ -220,7 +218,7 @@ class KubernetesActions:
             pod = await self._client.as_dict(
                 await core.read_namespaced_pod(inputs.name, inputs.namespace, _request_timeout=timeout)
             )
-        except ApiException as exc:
+        except api_exception() as exc:
             if exc.status == 404:  # the end state a delete wants; also what a repeated step finds
                 return ActionResult.done(f"pod {inputs.namespace}/{inputs.name} is already gone")
             raise

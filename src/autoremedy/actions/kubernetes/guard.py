@@ -10,14 +10,16 @@ import json
 from collections.abc import Awaitable, Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from autoremedy.actions.base import ActionContext, ActionResult
 from autoremedy.config.settings import NamespacePolicy
 from autoremedy.decide.kubernetes import name_problem, namespace_problem
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio.client.exceptions import ApiException
 
 RBAC_HINT = "grant it in the autoremedy ClusterRole (deploy/kubernetes/base/rbac.yaml)"
 _FIRST_BACKOFF = 0.1
@@ -55,13 +57,22 @@ def target_problem(namespace: str, names: dict[str, str], policy: NamespacePolic
     return problem
 
 
+def api_exception() -> type[ApiException]:
+    """kubernetes-asyncio's error, imported when an `except` clause asks for it (Python evaluates the clause only
+    while an exception is being matched): importing the package takes about half a second, which commands that
+    never call the API (`validate`, `test`, `backtest`) should not pay."""
+    from kubernetes_asyncio.client.exceptions import ApiException  # noqa: PLC0415 (on first use)
+
+    return ApiException
+
+
 async def with_retries(ctx: ActionContext, work: Callable[[], Awaitable[ActionResult]]) -> ActionResult:
     """Run work (which reads, decides and writes) again after retryable errors, within the step's deadline."""
     backoff = _FIRST_BACKOFF
     while True:
         try:
             return await work()
-        except ApiException as exc:
+        except api_exception() as exc:
             verdict = verdict_for(exc)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             verdict = ActionResult.retry(f"Kubernetes API unreachable: {type(exc).__name__}: {exc}")
