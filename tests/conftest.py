@@ -1,6 +1,8 @@
 pytest_plugins = [
     "tests.support.fixtures",
-    "tests.support.saas",
+    "tests.support.slack",
+    "tests.support.pagerduty",
+    "tests.support.opsgenie",
     "tests.support.postgres",
     "tests.support.crowdsec",
 ]

@@ -29,7 +29,7 @@ from autoremedy.store.base import (
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
 from autoremedy.store.sqlstore import SqlStore
-from tests.integration.conftest import fresh_database
+from tests.support.inprocess import fresh_database
 from tests.support.postgres import PostgresServer
 
 NOW = datetime(2026, 11, 26, 22, 15, tzinfo=UTC)

@@ -1,39 +1,29 @@
-"""An in-process daemon on a free loopback port, with its own config, rules, playbooks and SQLite file."""
+"""An in-process daemon on a free loopback port, with its own config, rules, playbooks and SQLite file, and the
+payloads, token and small rules/playbooks the tests that drive it share. The `start_daemon` and `shared_postgres`
+fixtures that use these helpers are in tests/integration/conftest.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
-
 from autoremedy.app import Daemon
 from autoremedy.config.settings import load_settings
 from tests.support.daemon import write_daemon_config
-from tests.support.postgres import PostgresServer, start_postgres
-
-
-# Copies of ../shared/fixtures/alertmanager-0.25 (bodies a real Alertmanager 0.25 sent), kept in the repo.
-@pytest.fixture(scope="session")
-def shared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the session (initdb costs about a second); tests take a fresh database each."""
-    server = asyncio.run(start_postgres(tmp_path_factory.mktemp("shared-postgres")))
-    try:
-        yield server
-    finally:
-        server.stop("immediate")
+from tests.support.postgres import PostgresServer
 
 
 async def fresh_database(server: PostgresServer) -> str:
+    """A new, empty database on ``server`` (one per test, so tests sharing the server never see each other's rows)."""
     return await server.create_database(f"t_{uuid.uuid4().hex[:12]}")
 
 
+# Copies of ../shared/fixtures/alertmanager-0.25 (bodies a real Alertmanager 0.25 sent), kept in the repo.
 FIXTURES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = "test-token"
 TOKEN_NAME = "test"
@@ -86,31 +76,22 @@ def write_config(
 StartDaemon = Callable[..., Awaitable[RunningDaemon]]
 
 
-@pytest.fixture
-async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
-    started: list[RunningDaemon] = []
+async def start_in_process(
+    root: Path, *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> RunningDaemon:
+    """Write a config under ``root`` and start a `Daemon` on this event loop; the caller stops it (`stop_in_process`)."""
+    config_path = write_config(root, rules=rules, playbooks=playbooks, extra=extra)
+    settings = load_settings(config_path)
+    daemon = Daemon(settings)
+    await daemon.start()
+    host, port = settings.server.host_port
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return RunningDaemon(daemon, f"http://{host}:{port}", aiohttp.ClientSession(), headers, config_path)
 
-    async def start(
-        *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
-    ) -> RunningDaemon:
-        root = tmp_path / f"daemon{len(started)}"
-        config_path = write_config(root, rules=rules, playbooks=playbooks, extra=extra)
-        settings = load_settings(config_path)
-        daemon = Daemon(settings)
-        await daemon.start()
-        host, port = settings.server.host_port
-        running = RunningDaemon(
-            daemon, f"http://{host}:{port}", aiohttp.ClientSession(), {"Authorization": f"Bearer {TOKEN}"}, config_path
-        )
-        started.append(running)
-        return running
 
-    try:
-        yield start
-    finally:
-        for running in started:
-            await running.http.close()
-            await running.daemon.stop()
+async def stop_in_process(running: RunningDaemon) -> None:
+    await running.http.close()
+    await running.daemon.stop()
 
 
 LOG_PLAYBOOK = {

@@ -1,23 +1,8 @@
-"""Local fakes of the SaaS services autoremedy escalates to: Slack (Web API), PagerDuty (Events API v2) and
-Opsgenie (Alert API v2). Tests never reach the real services; these fakes check what the real ones check.
+"""A local fake of the Slack Web API (and Socket Mode) that autoremedy posts to and takes commands from.
 
-Each fake binds 127.0.0.1 port 0 (``_LocalServer``), runs on the test's event loop, logs every request it
-answered in ``requests`` (with the status and body it answered), keeps the state a test asserts on, and can
-be told to fail the next call(s) the way the real service fails (``fail_next``; Slack also ``error_next``).
-
-- ``FakeSlack``: ``AsyncWebClient(token=fake.token, base_url=f"{fake.url}/api/")`` talks to it.
-  Implements ``chat.postMessage`` (incl. ``thread_ts`` replies), ``chat.update`` and ``auth.test``.
-- ``FakePagerDuty``: ``POST {fake.url}/v2/enqueue``; tracks incidents by ``dedup_key``.
-- ``FakeOpsgenie``: ``POST {fake.url}/v2/alerts``, ``POST {fake.url}/v2/alerts/{id}/close?identifierType=...``
-  and ``GET {fake.url}/v2/alerts/requests/{requestId}``; de-duplicates open alerts by alias.
-
-Fixtures ``fake_slack``, ``fake_pagerduty`` and ``fake_opsgenie`` (function scope, stopped at teardown) are
-defined at the bottom under the function names ``fake_*_fixture``: a test module gets them by importing those
-names (``from tests.support.saas import fake_slack_fixture  # noqa: F401``), or every test gets them once
-``"tests.support.saas"`` is listed in the root conftest's ``pytest_plugins``.
-
-Where a real error text was not documented, the fake's wording is its own; tests should assert on status
-codes, ``error`` codes and field names, not on those sentences.
+``AsyncWebClient(token=fake.token, base_url=f"{fake.url}/api/")`` talks to it. Implements ``chat.postMessage``
+(incl. ``thread_ts`` replies), ``chat.update`` and ``auth.test``; blocks are checked as Slack checks them.
+The ``fake_slack`` fixture (function scope, stopped at teardown) is registered by the root conftest.
 """
 
 from __future__ import annotations
@@ -35,142 +20,12 @@ import pytest
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from .procs import wait_for
-from .receiver import RecordedRequest, _LocalServer
+from .fakeservice import FakeService, Reply, SaaSRequest, parse_json, retry_after_headers
 
-#: Default credentials of the fakes (any syntactically valid values would do).
+#: Default credentials of the fake (any syntactically valid values would do).
 SLACK_BOT_TOKEN: Final = "xoxb-1000000000-2000000000-fakeSlackBotToken0"
 SLACK_APP_TOKEN: Final = "xapp-1-A0FAKEAPP-3000000000-fakeSlackAppToken0"
-PAGERDUTY_ROUTING_KEY: Final = "0123456789abcdef0123456789abcdef"
-OPSGENIE_API_KEY: Final = "8c5e1b7a-3f2d-4c6e-9a0b-1d2e3f4a5b6c"
 
-
-# --------------------------------------------------------------------------------------------------------
-# Shared machinery
-# --------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SaaSRequest(RecordedRequest):
-    """A request a fake received (see ``RecordedRequest``) plus what the fake answered."""
-
-    status: int = 0  # HTTP status answered
-    response: Any = None  # JSON body answered
-    args: Mapping[str, Any] = field(default_factory=dict)  # Slack: the merged method arguments (no token)
-
-
-@dataclass(frozen=True)
-class _Reply:
-    status: int
-    payload: Any
-    headers: Mapping[str, str] = field(default_factory=dict)
-    args: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Fault:
-    key: str | None  # which call it hits (Slack method, Opsgenie operation); None: the next call of any kind
-    make: Callable[[], _Reply]
-    remaining: int
-
-
-_Handler = Callable[[web.Request, bytes], Awaitable[_Reply]]
-
-
-class _FakeService(_LocalServer):
-    """Request log, fault queue and JSON answering shared by the three fakes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: Every request answered, in arrival order (faulted and rejected ones included).
-        self.requests: list[SaaSRequest] = []
-        self._faults: list[_Fault] = []
-
-    # -- faults ----------------------------------------------------------------------------------------
-
-    def _add_fault(self, key: str | None, make: Callable[[], _Reply], times: int) -> None:
-        if times < 1:
-            raise ValueError("times must be >= 1")
-        self._faults.append(_Fault(key, make, times))
-
-    def _take_fault(self, key: str) -> _Reply | None:
-        for fault in self._faults:
-            if fault.key is None or fault.key == key:
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self._faults.remove(fault)
-                return fault.make()
-        return None
-
-    @property
-    def pending_faults(self) -> int:
-        """How many injected failures have not been served yet."""
-        return sum(f.remaining for f in self._faults)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    # -- request log -----------------------------------------------------------------------------------
-
-    def requests_to(self, path: str, method: str | None = None) -> list[SaaSRequest]:
-        return [r for r in self.requests if r.path == path and (method is None or r.method == method)]
-
-    async def wait_for_requests(
-        self, count: int = 1, *, path: str | None = None, deadline_s: float = 10.0
-    ) -> list[SaaSRequest]:
-        """Wait until at least ``count`` requests (to ``path``, if given) were answered; return them."""
-
-        def matching() -> list[SaaSRequest]:
-            return [r for r in self.requests if path is None or r.path == path]
-
-        await wait_for(
-            lambda: len(matching()) >= count,
-            timeout=deadline_s,
-            message=lambda: f"{count} request(s) to {path or 'any path'} expected, got {len(matching())}",
-        )
-        return matching()
-
-    # -- plumbing --------------------------------------------------------------------------------------
-
-    def _wrap(self, handler: _Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def wrapped(request: web.Request) -> web.Response:
-            body = await request.read()
-            reply = await handler(request, body)
-            self.requests.append(
-                SaaSRequest(
-                    method=request.method,
-                    path=request.path,
-                    query=MultiDictProxy(MultiDict(request.query)),
-                    headers=CIMultiDictProxy(CIMultiDict(request.headers)),
-                    body=body,
-                    json=_parse_json(body),
-                    received_at=time.monotonic(),
-                    status=reply.status,
-                    response=reply.payload,
-                    args=reply.args,
-                )
-            )
-            return web.json_response(reply.payload, status=reply.status, headers=dict(reply.headers))
-
-        return wrapped
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body:
-        return None
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
-
-
-def _retry_after_headers(retry_after: int | None) -> dict[str, str]:
-    return {} if retry_after is None else {"Retry-After": str(retry_after)}
-
-
-# --------------------------------------------------------------------------------------------------------
-# Slack
-# --------------------------------------------------------------------------------------------------------
 
 
 class _SlackError(Exception):
@@ -339,7 +194,7 @@ def _parse_attachments(raw: Any) -> list[Any] | None:
     return attachments
 
 
-class FakeSlack(_FakeService):
+class FakeSlack(FakeService):
     """The Slack Web API methods autoremedy calls, at ``POST /api/{method}``.
 
     Authentication: ``Authorization: Bearer <token>`` (or, for form-encoded bodies, a ``token`` field, which
@@ -424,16 +279,16 @@ class FakeSlack(_FakeService):
         "internal_error"}`` without Retry-After.
         """
 
-        def make() -> _Reply:
+        def make() -> Reply:
             if status == 429:
-                return _Reply(429, {"ok": False, "error": "ratelimited"}, _retry_after_headers(retry_after))
-            return _Reply(status, {"ok": False, "error": "internal_error"})
+                return Reply(429, {"ok": False, "error": "ratelimited"}, retry_after_headers(retry_after))
+            return Reply(status, {"ok": False, "error": "internal_error"})
 
         self._add_fault(method, make, times)
 
     def error_next(self, method: str, error: str, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with HTTP 200 ``{"ok": false, "error": error}``."""
-        self._add_fault(method, lambda: _Reply(200, {"ok": False, "error": error}), times)
+        self._add_fault(method, lambda: Reply(200, {"ok": False, "error": error}), times)
 
     # -- HTTP ------------------------------------------------------------------------------------------
 
@@ -505,12 +360,12 @@ class FakeSlack(_FakeService):
         await self.drop_sockets()
         await super().stop()
 
-    async def _response(self, request: web.Request, body: bytes) -> _Reply:
+    async def _response(self, request: web.Request, body: bytes) -> Reply:
         # Slack answers a response_url post with a plain "ok"; JSON is close enough for the client.
         del request, body
-        return _Reply(200, {"ok": True})
+        return Reply(200, {"ok": True})
 
-    async def _handle(self, request: web.Request, body: bytes) -> _Reply:
+    async def _handle(self, request: web.Request, body: bytes) -> Reply:
         method = request.match_info["method"]
         fault = self._take_fault(method)
         if fault is not None:
@@ -524,9 +379,9 @@ class FakeSlack(_FakeService):
             implementation = self._methods.get(method)
             if implementation is None:
                 raise _SlackError("unknown_method", req_method=method)
-            return _Reply(200, {"ok": True, **implementation(args)}, args=args)
+            return Reply(200, {"ok": True, **implementation(args)}, args=args)
         except _SlackError as exc:
-            return _Reply(200, {"ok": False, "error": exc.error, **exc.extra}, args=args)
+            return Reply(200, {"ok": False, "error": exc.error, **exc.extra}, args=args)
 
     def _authenticate(self, request: web.Request, form_token: str | None, *, expected: str | None = None) -> None:
         header = request.headers.get("Authorization")
@@ -666,530 +521,10 @@ def _slack_args(request: web.Request, body: bytes) -> tuple[dict[str, Any], str 
     return args, form_token
 
 
-# --------------------------------------------------------------------------------------------------------
-# PagerDuty
-# --------------------------------------------------------------------------------------------------------
-
-_PD_ACTIONS: Final = ("trigger", "acknowledge", "resolve")
-_PD_SEVERITIES: Final = ("critical", "error", "warning", "info")
-_PD_DEDUP_KEY_MAX: Final = 255
-_PD_SUMMARY_MAX: Final = 1024
-
-IncidentStatus = Literal["triggered", "acknowledged", "resolved"]
-
-
-@dataclass
-class PagerDutyIncident:
-    """An alert PagerDuty opened for a trigger; later events with its ``dedup_key`` apply to it while open."""
-
-    dedup_key: str
-    summary: str
-    source: str
-    severity: str
-    status: IncidentStatus = "triggered"
-    trigger_count: int = 1  # the opening trigger plus repeats
-    events: list[dict[str, Any]] = field(default_factory=list)  # every event applied to it, in order
-
-    @property
-    def is_open(self) -> bool:
-        return self.status != "resolved"
-
-    @property
-    def repeats(self) -> int:
-        """Triggers that were de-duplicated into this incident."""
-        return self.trigger_count - 1
-
-
-def _pd_payload_errors(payload: Any) -> list[str]:
-    if not isinstance(payload, dict):
-        return ["'payload' is missing or not an object"]
-    errors: list[str] = []
-    summary, source, severity = payload.get("summary"), payload.get("source"), payload.get("severity")
-    if not isinstance(summary, str) or not summary.strip():
-        errors.append("'payload.summary' is missing or blank")
-    elif len(summary) > _PD_SUMMARY_MAX:
-        errors.append(f"'payload.summary' is too long (maximum is {_PD_SUMMARY_MAX} characters)")
-    if not isinstance(source, str) or not source.strip():
-        errors.append("'payload.source' is missing or blank")
-    if severity not in _PD_SEVERITIES:
-        errors.append(f"'payload.severity' is invalid (must be one of {', '.join(_PD_SEVERITIES)})")
-    return errors
-
-
-def _pd_dedup_key_errors(dedup_key: Any, *, required: bool) -> list[str]:
-    if dedup_key is None or dedup_key == "":
-        return ["'dedup_key' is missing or blank"] if required else []
-    if not isinstance(dedup_key, str):
-        return ["'dedup_key' must be a string"]
-    if len(dedup_key) > _PD_DEDUP_KEY_MAX:
-        return [f"'dedup_key' is too long (maximum is {_PD_DEDUP_KEY_MAX} characters)"]
-    return []
-
-
-class FakePagerDuty(_FakeService):
-    """PagerDuty Events API v2 at ``POST /v2/enqueue``.
-
-    Accepted events answer 202 ``{"status": "success", "message": "Event processed", "dedup_key": ...}``;
-    invalid ones 400 ``{"status": "invalid event", "message": "Event object is invalid", "errors": [...]}``;
-    a body that is not a JSON object (or not sent as ``application/json``) 400 ``{"status": "Unrecognized
-    object", "message": "Event object format is unrecognized", "errors": [...]}``.
-
-    A trigger whose ``dedup_key`` has an open incident is applied to it (``trigger_count`` + 1), not a new
-    incident; a trigger without ``dedup_key`` gets a generated one (always a new incident). acknowledge and
-    resolve need a ``dedup_key``; with no open incident for it they are accepted (202) and dropped.
-    """
-
-    def __init__(self, routing_key: str = PAGERDUTY_ROUTING_KEY) -> None:
-        if len(routing_key) != 32 or not (routing_key.isascii() and routing_key.isalnum()):
-            raise ValueError("an Events API v2 routing key is 32 alphanumeric characters")
-        super().__init__()
-        self.routing_key = routing_key
-        #: Every incident ever opened, in order (resolved ones stay here).
-        self.incidents: list[PagerDutyIncident] = []
-        #: Every accepted event (202), in order, dropped ones included.
-        self.events: list[dict[str, Any]] = []
-        #: Accepted acknowledge/resolve events that matched no open incident.
-        self.dropped: list[dict[str, Any]] = []
-        self._open: dict[str, PagerDutyIncident] = {}
-
-    @property
-    def enqueue_url(self) -> str:
-        return f"{self.url}/v2/enqueue"
-
-    @property
-    def open_incidents(self) -> dict[str, PagerDutyIncident]:
-        """Open (triggered or acknowledged) incidents by dedup_key."""
-        return dict(self._open)
-
-    def incident(self, dedup_key: str) -> PagerDutyIncident:
-        """The most recent incident opened with ``dedup_key``."""
-        for incident in reversed(self.incidents):
-            if incident.dedup_key == dedup_key:
-                return incident
-        raise KeyError(dedup_key)
-
-    def fail_next(self, status: int = 500, *, retry_after: int | None = None, times: int = 1, body: Any = None) -> None:
-        """Answer the next ``times`` events with HTTP ``status`` (429, 500, 400, ...) and apply nothing.
-
-        PagerDuty documents no Retry-After on 429 (retry "after some time"), so none is sent unless
-        ``retry_after`` is given.
-        """
-        payload = body if body is not None else _pd_fault_body(status)
-        self._add_fault(None, lambda: _Reply(status, payload, _retry_after_headers(retry_after)), times)
-
-    def _build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/v2/enqueue", self._wrap(self._handle))
-        return app
-
-    async def _handle(self, request: web.Request, body: bytes) -> _Reply:
-        fault = self._take_fault("enqueue")
-        if fault is not None:
-            return fault
-        event = _parse_json(body) if request.content_type == "application/json" else None
-        if not isinstance(event, dict):
-            why = (
-                "JSON parse error"
-                if request.content_type == "application/json"
-                else "Content-Type must be application/json"
-            )
-            return _Reply(
-                400,
-                {"status": "Unrecognized object", "message": "Event object format is unrecognized", "errors": [why]},
-            )
-        errors = self._event_errors(event)
-        if errors:
-            return _Reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors})
-        dedup_key = self._apply(event)
-        return _Reply(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
-
-    def _event_errors(self, event: dict[str, Any]) -> list[str]:
-        errors = self._routing_key_errors(event.get("routing_key"))
-        action = event.get("event_action")
-        if action not in _PD_ACTIONS:
-            errors.append(f"'event_action' is missing or invalid (must be one of {', '.join(_PD_ACTIONS)})")
-        errors += _pd_dedup_key_errors(event.get("dedup_key"), required=action in ("acknowledge", "resolve"))
-        if action == "trigger":
-            errors += _pd_payload_errors(event.get("payload"))
-        return errors
-
-    def _routing_key_errors(self, key: Any) -> list[str]:
-        if not isinstance(key, str) or not key:
-            return ["'routing_key' is missing or blank"]
-        errors: list[str] = []
-        if len(key) != 32:
-            errors.append("Length of 'routing_key' is incorrect (should be 32 characters)")
-        if not (key.isascii() and key.isalnum()):
-            errors.append("'routing_key' cannot contain non-alphanumeric characters.")
-        if not errors and key != self.routing_key:
-            errors.append("Invalid routing key")
-        return errors
-
-    def _apply(self, event: dict[str, Any]) -> str:
-        self.events.append(event)
-        action: str = event["event_action"]
-        dedup_key: str = event.get("dedup_key") or uuid.uuid4().hex
-        incident = self._open.get(dedup_key)
-        if action == "trigger":
-            if incident is None:
-                payload = event["payload"]
-                incident = PagerDutyIncident(dedup_key, payload["summary"], payload["source"], payload["severity"])
-                self.incidents.append(incident)
-                self._open[dedup_key] = incident
-            else:
-                incident.trigger_count += 1
-        elif incident is None:
-            self.dropped.append(event)
-            return dedup_key
-        elif action == "acknowledge":
-            incident.status = "acknowledged"
-        else:
-            incident.status = "resolved"
-            del self._open[dedup_key]
-        incident.events.append(event)
-        return dedup_key
-
-
-def _pd_fault_body(status: int) -> dict[str, Any]:
-    if status == 429:
-        return {"status": "throttle event", "message": "Too many API calls at a time."}
-    if status == 400:
-        return {"status": "invalid event", "message": "Event object is invalid", "errors": ["injected fault"]}
-    return {"status": "error", "message": "Internal Server Error"}
-
-
-# --------------------------------------------------------------------------------------------------------
-# Opsgenie
-# --------------------------------------------------------------------------------------------------------
-
-_OG_STRING_LIMITS: Final[Mapping[str, int]] = {
-    "message": 130,
-    "alias": 512,
-    "description": 15000,
-    "entity": 512,
-    "source": 100,
-    "user": 100,
-    "note": 25000,
-}
-_OG_CLOSE_FIELDS: Final = ("user", "source", "note")
-_OG_PRIORITIES: Final = ("P1", "P2", "P3", "P4", "P5")
-_OG_IDENTIFIER_TYPES: Final = ("id", "alias", "tiny")
-_OG_NOT_PROCESSABLE: Final = "Request body is not processable. Please check the errors."
-_OG_RECIPIENT_TYPES: Final = frozenset({"team", "user", "escalation", "schedule"})
-
-AlertStatus = Literal["open", "closed"]
-
-
-@dataclass
-class OpsgenieAlert:
-    """An alert; creates with the alias of an open alert are de-duplicated into it (``count`` + 1)."""
-
-    id: str
-    tiny_id: str
-    alias: str  # the client's alias, or the alert id when none was given (so it never de-duplicates)
-    message: str
-    priority: str
-    description: str | None = None
-    tags: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    entity: str | None = None
-    source: str | None = None
-    status: AlertStatus = "open"
-    count: int = 1
-    payloads: list[dict[str, Any]] = field(default_factory=list)  # every create body that landed here
-    close_payload: dict[str, Any] | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == "open"
-
-
-def _og_string_errors(body: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    for name in names:
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            errors[name] = "should be a string"
-        elif len(value) > _OG_STRING_LIMITS[name]:
-            errors[name] = f"{name} can not be longer than {_OG_STRING_LIMITS[name]} characters"
-    return errors
-
-
-def _og_string_list_errors(body: Mapping[str, Any], name: str, *, max_items: int, max_len: int) -> dict[str, str]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return {name: "should be a list of strings"}
-    if len(value) > max_items:
-        return {name: f"can not have more than {max_items} items"}
-    if any(len(v) > max_len for v in value):
-        return {name: f"items can not be longer than {max_len} characters"}
-    return {}
-
-
-def _og_recipient_errors(body: Mapping[str, Any], name: str) -> dict[str, str]:
-    value = body.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, list):
-        return {name: "should be a list"}
-    for i, item in enumerate(value):
-        if not isinstance(item, dict) or item.get("type") not in _OG_RECIPIENT_TYPES:
-            return {f"{name}[{i}]": f"type should be one of [{', '.join(sorted(_OG_RECIPIENT_TYPES))}]"}
-        if not (item.get("id") or item.get("name") or item.get("username")):
-            return {f"{name}[{i}]": "id or name should be provided"}
-    return {}
-
-
-def _og_create_errors(body: Mapping[str, Any]) -> dict[str, str]:
-    message = body.get("message")
-    errors: dict[str, str] = {}
-    if not isinstance(message, str) or not message.strip():
-        errors["message"] = "Message can not be empty."
-    errors |= {k: v for k, v in _og_string_errors(body, _OG_STRING_LIMITS).items() if k not in errors}
-    priority = body.get("priority")
-    if priority is not None and priority not in _OG_PRIORITIES:
-        errors["priority"] = f"should be one of [ {', '.join(_OG_PRIORITIES)} ]"
-    details = body.get("details")
-    if details is not None and (
-        not isinstance(details, dict) or any(isinstance(v, dict | list) for v in details.values())
-    ):
-        errors["details"] = "should be a map of key-value pairs"
-    errors |= _og_string_list_errors(body, "tags", max_items=20, max_len=50)
-    errors |= _og_string_list_errors(body, "actions", max_items=10, max_len=50)
-    errors |= _og_recipient_errors(body, "responders")
-    errors |= _og_recipient_errors(body, "visibleTo")
-    return errors
-
-
-class FakeOpsgenie(_FakeService):
-    """Opsgenie Alert API v2: create, close and request status.
-
-    Every request needs ``Authorization: GenieKey <api_key>`` (else 401 ``{"message": "Could not
-    authenticate", "took": ..., "requestId": ...}``). Valid create/close requests answer 202 ``{"result":
-    "Request will be processed", "took": ..., "requestId": ...}`` and are processed at once; as in Opsgenie,
-    a close of an alert that does not exist is still a 202 whose request status (``GET
-    /v2/alerts/requests/{requestId}``) says ``"isSuccess": false, "status": "Alert does not exist"``.
-    Semantic errors answer 422 ``{"message": "Request body is not processable. ...", "errors": {field: why},
-    ...}``, unparsable JSON 400, a body not sent as ``application/json`` 415.
-    """
-
-    def __init__(self, api_key: str = OPSGENIE_API_KEY) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.integration_id = str(uuid.uuid4())
-        #: Every alert ever created, in order (closed ones stay here).
-        self.alerts: list[OpsgenieAlert] = []
-        #: Outcome of every accepted create/close request, by requestId.
-        self.request_statuses: dict[str, dict[str, Any]] = {}
-        self._open: dict[str, OpsgenieAlert] = {}
-
-    @property
-    def alerts_url(self) -> str:
-        return f"{self.url}/v2/alerts"
-
-    @property
-    def open_alerts(self) -> dict[str, OpsgenieAlert]:
-        """Open alerts by alias."""
-        return dict(self._open)
-
-    def alert(self, alias: str) -> OpsgenieAlert:
-        """The most recent alert with ``alias``."""
-        for alert in reversed(self.alerts):
-            if alert.alias == alias:
-                return alert
-        raise KeyError(alias)
-
-    def fail_next(
-        self,
-        status: int = 500,
-        *,
-        operation: Literal["create", "close", "status"] | None = None,
-        retry_after: int | None = None,
-        times: int = 1,
-        body: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Answer the next ``times`` requests (of ``operation``, else of any kind) with HTTP ``status``
-        (429, 500, 422, ...) and process nothing. ``Retry-After`` only if ``retry_after`` is given."""
-
-        def make() -> _Reply:
-            payload: dict[str, Any] = dict(body) if body is not None else _og_fault_body(status)
-            payload |= {"took": 0.001, "requestId": str(uuid.uuid4())}
-            return _Reply(status, payload, _retry_after_headers(retry_after))
-
-        self._add_fault(operation, make, times)
-
-    # -- HTTP ------------------------------------------------------------------------------------------
-
-    def _build_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/v2/alerts", self._wrap(self._create))
-        app.router.add_post("/v2/alerts/{identifier}/close", self._wrap(self._close))
-        app.router.add_get("/v2/alerts/requests/{request_id}", self._wrap(self._request_status))
-        app.router.add_route("*", "/{tail:.*}", self._wrap(self._not_found))
-        return app
-
-    async def _create(self, request: web.Request, body: bytes) -> _Reply:
-        started = time.perf_counter()
-        rejection = self._take_fault("create") or self._auth_rejection(request, started)
-        if rejection is not None:
-            return rejection
-        parsed = self._json_body(request, body, started, required=True)
-        if isinstance(parsed, _Reply):
-            return parsed
-        errors = _og_create_errors(parsed)
-        if errors:
-            return self._answer(422, started, message=_OG_NOT_PROCESSABLE, errors=errors)
-        request_id = str(uuid.uuid4())
-        self.request_statuses[request_id] = self._apply_create(parsed)
-        return self._answer(202, started, request_id, result="Request will be processed")
-
-    async def _close(self, request: web.Request, body: bytes) -> _Reply:
-        started = time.perf_counter()
-        rejection = self._take_fault("close") or self._auth_rejection(request, started)
-        if rejection is not None:
-            return rejection
-        identifier_type = request.query.get("identifierType", "id")
-        if identifier_type not in _OG_IDENTIFIER_TYPES:
-            errors = {"identifierType": f"should be one of [{', '.join(_OG_IDENTIFIER_TYPES)}]"}
-            return self._answer(422, started, message=_OG_NOT_PROCESSABLE, errors=errors)
-        parsed = self._json_body(request, body, started, required=False)
-        if isinstance(parsed, _Reply):
-            return parsed
-        errors = _og_string_errors(parsed, _OG_CLOSE_FIELDS)
-        if errors:
-            return self._answer(422, started, message=_OG_NOT_PROCESSABLE, errors=errors)
-        request_id = str(uuid.uuid4())
-        identifier = request.match_info["identifier"]
-        self.request_statuses[request_id] = self._apply_close(identifier, identifier_type, parsed)
-        return self._answer(202, started, request_id, result="Request will be processed")
-
-    async def _request_status(self, request: web.Request, body: bytes) -> _Reply:
-        del body
-        started = time.perf_counter()
-        rejection = self._take_fault("status") or self._auth_rejection(request, started)
-        if rejection is not None:
-            return rejection
-        status = self.request_statuses.get(request.match_info["request_id"])
-        if status is None:
-            return self._answer(404, started, message="Request not found. It might not be processed, yet.")
-        return self._answer(200, started, data=status)
-
-    async def _not_found(self, request: web.Request, body: bytes) -> _Reply:
-        del request, body
-        return self._answer(404, time.perf_counter(), message="Resource or handler not found")
-
-    # -- helpers ---------------------------------------------------------------------------------------
-
-    def _answer(self, status: int, started: float, request_id: str | None = None, **fields: Any) -> _Reply:
-        took = round(time.perf_counter() - started, 3)
-        return _Reply(status, {**fields, "took": took, "requestId": request_id or str(uuid.uuid4())})
-
-    def _auth_rejection(self, request: web.Request, started: float) -> _Reply | None:
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        if scheme == "GenieKey" and key.strip() == self.api_key:
-            return None
-        return self._answer(401, started, message="Could not authenticate")
-
-    def _json_body(
-        self, request: web.Request, body: bytes, started: float, *, required: bool
-    ) -> dict[str, Any] | _Reply:
-        if not body and not required:
-            return {}
-        if request.content_type != "application/json":
-            return self._answer(415, started, message="Content-Type must be application/json")
-        parsed = _parse_json(body)
-        if not isinstance(parsed, dict):
-            return self._answer(400, started, message="Request body is not a valid JSON object")
-        return parsed
-
-    def _apply_create(self, body: dict[str, Any]) -> dict[str, Any]:
-        alias: str | None = body.get("alias") or None
-        existing = self._open.get(alias) if alias else None
-        if existing is not None:
-            existing.count += 1
-            existing.payloads.append(body)
-            return self._status_record("Create", True, "Alert is deduplicated", existing)
-        alert_id = str(uuid.uuid4())
-        alert = OpsgenieAlert(
-            id=alert_id,
-            tiny_id=str(len(self.alerts) + 1),
-            alias=alias or alert_id,
-            message=body["message"],
-            priority=body.get("priority") or "P3",
-            description=body.get("description"),
-            tags=list(body.get("tags") or []),
-            details=dict(body.get("details") or {}),
-            entity=body.get("entity"),
-            source=body.get("source"),
-            payloads=[body],
-        )
-        self.alerts.append(alert)
-        self._open[alert.alias] = alert
-        return self._status_record("Create", True, "Created alert", alert)
-
-    def _apply_close(self, identifier: str, identifier_type: str, body: dict[str, Any]) -> dict[str, Any]:
-        alert = self._find(identifier, identifier_type)
-        if alert is None:
-            return self._status_record("Close", False, "Alert does not exist", None)
-        if not alert.is_open:
-            return self._status_record("Close", False, "Alert is already closed", alert)
-        alert.status = "closed"
-        alert.close_payload = body
-        del self._open[alert.alias]
-        return self._status_record("Close", True, "Closed alert", alert)
-
-    def _find(self, identifier: str, identifier_type: str) -> OpsgenieAlert | None:
-        if identifier_type == "alias":
-            return self._open.get(identifier)
-        attribute = "id" if identifier_type == "id" else "tiny_id"
-        return next((a for a in self.alerts if getattr(a, attribute) == identifier), None)
-
-    def _status_record(self, action: str, success: bool, status: str, alert: OpsgenieAlert | None) -> dict[str, Any]:
-        return {
-            "success": success,
-            "action": action,
-            "processedAt": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "integrationId": self.integration_id,
-            "isSuccess": success,
-            "status": status,
-            "alertId": alert.id if alert else "",
-            "alias": alert.alias if alert else "",
-        }
-
-
-def _og_fault_body(status: int) -> dict[str, Any]:
-    if status == 422:
-        return {"message": _OG_NOT_PROCESSABLE, "errors": {"fault": "injected"}}
-    if status == 429:
-        return {"message": "Too many requests"}
-    return {"message": "Internal Server Error"}
-
-
-# --------------------------------------------------------------------------------------------------------
-# Fixtures
-# --------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(name="fake_slack")
 async def fake_slack_fixture() -> AsyncIterator[FakeSlack]:
     """A started ``FakeSlack`` with the default bot token (stopped at teardown)."""
     async with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture(name="fake_pagerduty")
-async def fake_pagerduty_fixture() -> AsyncIterator[FakePagerDuty]:
-    """A started ``FakePagerDuty`` with the default routing key (stopped at teardown)."""
-    async with FakePagerDuty() as server:
-        yield server
-
-
-@pytest.fixture(name="fake_opsgenie")
-async def fake_opsgenie_fixture() -> AsyncIterator[FakeOpsgenie]:
-    """A started ``FakeOpsgenie`` with the default API key (stopped at teardown)."""
-    async with FakeOpsgenie() as server:
         yield server
