@@ -1,11 +1,7 @@
-"""Pytest fixtures for end-to-end tests; loaded with ``pytest_plugins = ["tests.support.fixtures"]``.
-
-- ``receiver``: a started ``RecordingReceiver`` (stopped at teardown).
-- ``gauge_exporter``: a started ``GaugeExporter`` (stopped at teardown).
-- ``prom_stack``: ``await prom_stack(webhook_url=..., rules_yaml=..., scrape_targets=[...])`` starts
-  Alertmanager + Prometheus in the test's ``tmp_path`` and returns a ``PromStack``; every stack started is
-  stopped at teardown, pass or fail. When the test failed, the services' log tails are printed to the
-  teardown's captured stderr.
+"""Fixtures every level shares: the local fakes (Slack, PagerDuty, Opsgenie), real PostgreSQL and CrowdSec, the
+recording receiver and gauge exporter, Prometheus + Alertmanager stacks and daemons run as processes. Each is
+stopped at teardown, pass or fail; when the test failed, the services' log tails go to the teardown's captured
+stderr. The helpers and fakes themselves live in tests/support/ (see its README.md).
 """
 
 from __future__ import annotations
@@ -14,28 +10,19 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
-from .daemon import DaemonProcesses
-from .prometheus import STARTUP_TIMEOUT_S, PromStack, start_stack
-from .receiver import GaugeExporter, RecordingReceiver
+from tests.support.crowdsec import CrowdSecLapi, start_crowdsec
+from tests.support.daemon import DaemonProcesses
+from tests.support.opsgenie import FakeOpsgenie
+from tests.support.pagerduty import FakePagerDuty
+from tests.support.postgres import PostgresPair, PostgresServer, start_postgres, start_replica
+from tests.support.prometheus import STARTUP_TIMEOUT_S, PromStack, PromStackFactory, start_stack
+from tests.support.receiver import GaugeExporter, RecordingReceiver
+from tests.support.slack import FakeSlack
 
 _REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
-
-
-class PromStackFactory(Protocol):
-    async def __call__(
-        self,
-        *,
-        webhook_url: str,
-        rules_yaml: str,
-        scrape_targets: Sequence[str] = (),
-        bearer_token: str | None = None,
-        basic_auth: tuple[str, str] | None = None,
-        deadline_s: float = STARTUP_TIMEOUT_S,
-    ) -> PromStack: ...
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -111,3 +98,72 @@ def daemon_processes(request: pytest.FixtureRequest) -> Iterator[DaemonProcesses
         processes.stop_all()
         if _test_failed(request.node):
             sys.stderr.write(processes.log_tails())
+
+
+@pytest.fixture(name="fake_slack")
+async def fake_slack_fixture() -> AsyncIterator[FakeSlack]:
+    """A started ``FakeSlack`` with the default bot token (stopped at teardown)."""
+    async with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture(name="fake_pagerduty")
+async def fake_pagerduty_fixture() -> AsyncIterator[FakePagerDuty]:
+    """A started ``FakePagerDuty`` with the default routing key (stopped at teardown)."""
+    async with FakePagerDuty() as server:
+        yield server
+
+
+@pytest.fixture(name="fake_opsgenie")
+async def fake_opsgenie_fixture() -> AsyncIterator[FakeOpsgenie]:
+    """A started ``FakeOpsgenie`` with the default API key (stopped at teardown)."""
+    async with FakeOpsgenie() as server:
+        yield server
+
+
+def _teardown(request: pytest.FixtureRequest, failed_before: int, servers: Sequence[PostgresServer]) -> None:
+    """Stop every server (last started first); print their log tails if the test failed."""
+    if request.session.testsfailed > failed_before:
+        for server in servers:
+            print(f"--- {server.name} ({server.root}) ---\n{server.log_tail()}", file=sys.stderr)
+    with contextlib.ExitStack() as cleanup:
+        for server in servers:
+            cleanup.callback(server.stop, "immediate")
+
+
+@pytest.fixture(name="postgres")
+async def postgres_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PostgresServer]:
+    """A started PostgreSQL 15 primary in ``tmp_path/pg``; stopped (immediate) at teardown."""
+    failed_before = request.session.testsfailed
+    server = await start_postgres(tmp_path)
+    try:
+        yield server
+    finally:
+        _teardown(request, failed_before, [server])
+
+
+@pytest.fixture(name="postgres_pair")
+async def postgres_pair_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PostgresPair]:
+    """A primary (``tmp_path/pg``) and a replica streaming from it (``tmp_path/replica``)."""
+    failed_before = request.session.testsfailed
+    servers: list[PostgresServer] = []
+    try:
+        servers.append(await start_postgres(tmp_path))
+        servers.append(await start_replica(servers[0], tmp_path))
+        yield PostgresPair(servers[0], servers[1])
+    finally:
+        _teardown(request, failed_before, servers)
+
+
+@pytest.fixture(name="crowdsec")
+async def crowdsec_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CrowdSecLapi]:
+    """``crowdsec``: a started LAPI in ``tmp_path/crowdsec`` with a watcher and a bouncer; stopped at teardown
+    (its log tail printed if the test failed). Start-up takes ~0.25 s, so it is function-scoped."""
+    failed_before = request.session.testsfailed
+    lapi = await start_crowdsec(tmp_path / "crowdsec")
+    try:
+        yield lapi
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(f"--- crowdsec ({lapi.proc.log_path}) ---\n{lapi.log_tail()}", file=sys.stderr)
+        lapi.stop()

@@ -33,7 +33,9 @@ async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     async def start(
         *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
     ) -> RunningDaemon:
-        running = await start_in_process(tmp_path / f"daemon{len(started)}", rules=rules, playbooks=playbooks, extra=extra)
+        running = await start_in_process(
+            tmp_path / f"daemon{len(started)}", rules=rules, playbooks=playbooks, extra=extra
+        )
         started.append(running)
         return running
 

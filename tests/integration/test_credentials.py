@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from autoremedy.ingest.server import api_routes
-from tests.support.inprocess import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.integration.test_chatops import chatops_config, slash
+from tests.support.inprocess import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.rawhttp import raw_request
 from tests.support.slack import FakeSlack

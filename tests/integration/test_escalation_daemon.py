@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tests.support.inprocess import RunningDaemon, StartDaemon, fixture_payload
-from tests.support.ports import free_port
-from tests.support.procs import wait_for
 from tests.support.opsgenie import OPSGENIE_API_KEY, FakeOpsgenie
 from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
+from tests.support.ports import free_port
+from tests.support.procs import wait_for
 from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 FIRING = fixture_payload("firing.json")

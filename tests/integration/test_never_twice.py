@@ -33,8 +33,8 @@ from autoremedy.store.base import NewRun, RefusedEvents
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
-from tests.support.inprocess import TOKEN, fixture_payload, write_config
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
+from tests.support.inprocess import TOKEN, fixture_payload, write_config
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver

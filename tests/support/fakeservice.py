@@ -10,21 +10,15 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
+from typing import Any
 
-import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from .procs import wait_for
 from .receiver import RecordedRequest, _LocalServer
-
-
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
 from autoremedy.app import Daemon
 from autoremedy.config.settings import load_settings
 from tests.support.daemon import write_daemon_config
@@ -79,7 +80,7 @@ StartDaemon = Callable[..., Awaitable[RunningDaemon]]
 async def start_in_process(
     root: Path, *, rules: list[dict[str, Any]], playbooks: list[dict[str, Any]], extra: dict[str, Any] | None = None
 ) -> RunningDaemon:
-    """Write a config under ``root`` and start a `Daemon` on this event loop; the caller stops it (`stop_in_process`)."""
+    """Write a config under ``root`` and start a `Daemon` on this loop; the caller stops it (`stop_in_process`)."""
     config_path = write_config(root, rules=rules, playbooks=playbooks, extra=extra)
     settings = load_settings(config_path)
     daemon = Daemon(settings)

@@ -7,20 +7,16 @@ The ``fake_opsgenie`` fixture (function scope, stopped at teardown) is registere
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
 
-import pytest
-from aiohttp import WSMsgType, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from aiohttp import web
 
-from .fakeservice import FakeService, Reply, SaaSRequest, parse_json, retry_after_headers
+from .fakeservice import FakeService, Reply, parse_json, retry_after_headers
 
 #: Default API key of the fake (any syntactically valid value would do).
 OPSGENIE_API_KEY: Final = "8c5e1b7a-3f2d-4c6e-9a0b-1d2e3f4a5b6c"
@@ -331,10 +327,3 @@ def _og_fault_body(status: int) -> dict[str, Any]:
     if status == 429:
         return {"message": "Too many requests"}
     return {"message": "Internal Server Error"}
-
-
-@pytest.fixture(name="fake_opsgenie")
-async def fake_opsgenie_fixture() -> AsyncIterator[FakeOpsgenie]:
-    """A started ``FakeOpsgenie`` with the default API key (stopped at teardown)."""
-    async with FakeOpsgenie() as server:
-        yield server

@@ -5,20 +5,13 @@ The ``fake_pagerduty`` fixture (function scope, stopped at teardown) is register
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
 
-import pytest
-from aiohttp import WSMsgType, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+from aiohttp import web
 
-from .fakeservice import FakeService, Reply, SaaSRequest, parse_json, retry_after_headers
+from .fakeservice import FakeService, Reply, parse_json, retry_after_headers
 
 #: Default routing key of the fake (any syntactically valid value would do).
 PAGERDUTY_ROUTING_KEY: Final = "0123456789abcdef0123456789abcdef"
@@ -210,10 +203,3 @@ def _pd_fault_body(status: int) -> dict[str, Any]:
     if status == 400:
         return {"status": "invalid event", "message": "Event object is invalid", "errors": ["injected fault"]}
     return {"status": "error", "message": "Internal Server Error"}
-
-
-@pytest.fixture(name="fake_pagerduty")
-async def fake_pagerduty_fixture() -> AsyncIterator[FakePagerDuty]:
-    """A started ``FakePagerDuty`` with the default routing key (stopped at teardown)."""
-    async with FakePagerDuty() as server:
-        yield server

@@ -8,24 +8,18 @@ The ``fake_slack`` fixture (function scope, stopped at teardown) is registered b
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
-import pytest
 from aiohttp import WSMsgType, web
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from .fakeservice import FakeService, Reply, SaaSRequest, parse_json, retry_after_headers
+from .fakeservice import FakeService, Reply, retry_after_headers
 
 #: Default credentials of the fake (any syntactically valid values would do).
 SLACK_BOT_TOKEN: Final = "xoxb-1000000000-2000000000-fakeSlackBotToken0"
 SLACK_APP_TOKEN: Final = "xapp-1-A0FAKEAPP-3000000000-fakeSlackAppToken0"
-
 
 
 class _SlackError(Exception):
@@ -519,12 +513,3 @@ def _slack_args(request: web.Request, body: bytes) -> tuple[dict[str, Any], str 
     else:  # multipart (file uploads) is not part of what autoremedy sends
         raise _SlackError("invalid_form_data")
     return args, form_token
-
-
-
-
-@pytest.fixture(name="fake_slack")
-async def fake_slack_fixture() -> AsyncIterator[FakeSlack]:
-    """A started ``FakeSlack`` with the default bot token (stopped at teardown)."""
-    async with FakeSlack() as server:
-        yield server
