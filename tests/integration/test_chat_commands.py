@@ -22,6 +22,7 @@ from autoremedy.observability import Metrics
 from autoremedy.store.base import AuditRecord
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.sqlite import SQLiteStore
+from tests.support.clock import ManualClock
 from tests.support.daemon import write_daemon_config
 from tests.support.records import NOW, decide, event, new_run, stored
 from tests.support.slack import SLACK_BOT_TOKEN
@@ -86,7 +87,7 @@ async def chat(tmp_path: Path) -> AsyncIterator[Chat]:
         assert labels["alertname"] == MANUAL_ALERTNAME
         return manual_rules.get(labels[PLAYBOOK_LABEL], [])
 
-    services = ChatServices(settings, store, control, committer, metrics, match_rules)
+    services = ChatServices(settings, store, control, committer, metrics, match_rules, clock=ManualClock(NOW))
     try:
         yield Chat(Chatops(services), store, manual_rules)
     finally:
@@ -119,7 +120,7 @@ async def test_an_unknown_command_is_refused_and_named(chat: Chat) -> None:
     answer = await chat.chatops.command(Caller("U0ADMIN", CHANNEL), "reboot everything")
     assert not answer.allowed and "unknown command `reboot`" in answer.text
     (record,) = await chat.audit()
-    assert record.actor == "slack:U0ADMIN" and record.data["allowed"] is False
+    assert record.actor == "slack:U0ADMIN" and record.data["allowed"] is False and record.at == NOW
     assert record.data["command"] == "/autoremedy reboot everything"
 
 
@@ -225,6 +226,7 @@ async def test_a_manual_run_is_an_alert_the_rules_decide(chat: Chat) -> None:
     assert await chat.store.pending_events() == 1
     (alert,) = await chat.store.claim_events(limit=10, now=NOW)
     assert alert.fingerprint == answer.fingerprint and alert.labels["app"] == "web"
+    assert alert.starts_at.startswith("2026-11-26T22:15")  # the chat services' clock, not the wall clock
     assert alert.labels["alertname"] == MANUAL_ALERTNAME and alert.labels[PLAYBOOK_LABEL] == "note"
 
 
