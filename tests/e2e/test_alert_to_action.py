@@ -14,9 +14,8 @@ import aiohttp
 import pytest
 
 from tests.support.daemon import TOKEN, DaemonProcess, DaemonProcesses, write_daemon_config
-from tests.support.fixtures import PromStackFactory
 from tests.support.procs import wait_for
-from tests.support.prometheus import demo_down_rules
+from tests.support.prometheus import PromStackFactory, demo_down_rules
 from tests.support.receiver import GaugeExporter, RecordingReceiver
 
 DEADLINE_S = 30.0

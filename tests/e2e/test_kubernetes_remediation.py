@@ -16,8 +16,8 @@ import pytest
 from tests.support.daemon import TOKEN, DaemonProcesses, write_daemon_config
 from tests.support.fakekube import REVISION, FakeKubeApiServer
 from tests.support.fakekube.manifests import NS, deployment
-from tests.support.fixtures import PromStackFactory
 from tests.support.procs import wait_for
+from tests.support.prometheus import PromStackFactory
 from tests.support.receiver import GaugeExporter
 
 RULES = """

@@ -21,9 +21,9 @@ import yaml
 from tests.support.daemon import TOKEN, DaemonProcess, DaemonProcesses, write_daemon_config
 from tests.support.fakekube import FakeKubeApiServer
 from tests.support.fakekube.manifests import NS
-from tests.support.fixtures import PromStackFactory
 from tests.support.postgres import PostgresPair
 from tests.support.procs import wait_for
+from tests.support.prometheus import PromStackFactory
 from tests.support.receiver import GaugeExporter
 
 REPO = Path(__file__).resolve().parents[2]

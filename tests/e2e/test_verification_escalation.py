@@ -14,14 +14,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.integration.conftest import fixture_payload
 from tests.support.daemon import TOKEN, DaemonProcess, DaemonProcesses, write_daemon_config
-from tests.support.fixtures import PromStackFactory
+from tests.support.inprocess import fixture_payload
+from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
 from tests.support.ports import free_port
 from tests.support.procs import wait_for
-from tests.support.prometheus import demo_down_rules
+from tests.support.prometheus import PromStackFactory, demo_down_rules
 from tests.support.receiver import GaugeExporter
-from tests.support.saas import PAGERDUTY_ROUTING_KEY, SLACK_BOT_TOKEN, FakePagerDuty, FakeSlack
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 LABELS = {"namespace": "shop", "app": "checkout"}
 RULES = demo_down_rules(runbook_url="https://runbooks.example/checkout")

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from autoremedy.cli import main
-from tests.integration.conftest import fixture_payload, fresh_database
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
+from tests.support.inprocess import fixture_payload, fresh_database
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 

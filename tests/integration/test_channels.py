@@ -32,15 +32,10 @@ from autoremedy.notify.opsgenie import OpsgenieChannel
 from autoremedy.notify.pagerduty import PagerDutyChannel
 from autoremedy.notify.render import error_text, fit_key, parse_retry_after
 from autoremedy.notify.slack import SlackChannel
+from tests.support.opsgenie import OPSGENIE_API_KEY, FakeOpsgenie
+from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
 from tests.support.ports import free_port
-from tests.support.saas import (
-    OPSGENIE_API_KEY,
-    PAGERDUTY_ROUTING_KEY,
-    SLACK_BOT_TOKEN,
-    FakeOpsgenie,
-    FakePagerDuty,
-    FakeSlack,
-)
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 CHANNEL_ID = "C0ALERTS"
 TIMEOUT = 5.0

@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 import pytest
 
 from autoremedy.chatops.rights import COMMANDS, MANUAL, ROLES
-from tests.integration.conftest import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import LOG_PLAYBOOK, TOKEN, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.rawhttp import raw_request
-from tests.support.saas import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakeSlack, SlackMessage
+from tests.support.slack import SLACK_APP_TOKEN, SLACK_BOT_TOKEN, FakeSlack, SlackMessage
 
 SECRET = "8f742231b10e8888abcd99b1c2d3e4f5"
 FIRING = fixture_payload("firing.json")

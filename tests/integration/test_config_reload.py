@@ -13,8 +13,8 @@ import aiohttp
 import yaml
 
 from autoremedy.cli import main
-from tests.integration.conftest import fixture_payload
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
+from tests.support.inprocess import fixture_payload
 from tests.support.procs import wait_for
 
 FIRING = fixture_payload("firing.json")  # alertname DemoAppDown

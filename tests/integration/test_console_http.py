@@ -15,7 +15,7 @@ import pytest
 
 from autoremedy.console.sessions import COOKIE, key_hash
 from autoremedy.store.base import ConsoleSession
-from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 
 CONTROL = "control-token-0123456789"

@@ -14,7 +14,7 @@ from autoremedy.control.service import REQUESTER_LABEL, ControlService, Forbidde
 from autoremedy.models.runs import Run, RunStatus
 from autoremedy.store.base import NotAwaitingApproval
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.test_store_contract import NOW, decide, event, new_run, stored
+from tests.support.records import NOW, decide, event, new_run, stored
 
 OPS = Principal("token:ops-cli", frozenset({Scope.READ, Scope.CONTROL}))
 LEAD = Principal("token:oncall-lead", frozenset({Scope.READ, Scope.CONTROL}))

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from autoremedy.ingest.server import api_routes
-from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.integration.test_chatops import chatops_config, slash
+from tests.support.inprocess import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.rawhttp import raw_request
-from tests.support.saas import FakeSlack
+from tests.support.slack import FakeSlack
 
 FIRING = fixture_payload("firing.json")
 INGEST, READ, OPS, LEAD, LEGACY = "t-ingest-1", "t-read-2", "t-ops-3", "t-lead-4", "t-legacy-5"

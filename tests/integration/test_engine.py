@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from autoremedy.models.events import EventState
-from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import DEMO_RULE, LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.ports import free_port
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver

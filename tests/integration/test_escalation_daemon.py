@@ -8,17 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import RunningDaemon, StartDaemon, fixture_payload
+from tests.support.opsgenie import OPSGENIE_API_KEY, FakeOpsgenie
+from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
 from tests.support.ports import free_port
 from tests.support.procs import wait_for
-from tests.support.saas import (
-    OPSGENIE_API_KEY,
-    PAGERDUTY_ROUTING_KEY,
-    SLACK_BOT_TOKEN,
-    FakeOpsgenie,
-    FakePagerDuty,
-    FakeSlack,
-)
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 FIRING = fixture_payload("firing.json")
 RESOLVED = fixture_payload("resolved.json")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import LOG_PLAYBOOK, RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver
 

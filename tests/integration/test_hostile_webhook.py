@@ -30,7 +30,7 @@ from autoremedy.ingest.server import build_app
 from autoremedy.observability import Metrics
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.conftest import (
+from tests.support.inprocess import (
     DEMO_RULE,
     JSON_BODY,
     LOG_PLAYBOOK,

@@ -15,10 +15,10 @@ import pytest
 import structlog
 
 from autoremedy.observability import configure_logging
-from tests.integration.conftest import RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver
-from tests.support.saas import SLACK_BOT_TOKEN, FakeSlack
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 FAST = {"engine": {"retry_backoff": "10ms", "poll_interval": "50ms"}}
 RULE = {"name": "demo", "matchers": ['alertname="DemoAppDown"'], "playbook": "call", "on": "firing"}

@@ -33,12 +33,12 @@ from autoremedy.store.base import NewRun, RefusedEvents
 from autoremedy.store.groupcommit import GroupCommitter
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.conftest import TOKEN, fixture_payload, write_config
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
+from tests.support.inprocess import TOKEN, fixture_payload, write_config
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver
-from tests.support.saas import SLACK_BOT_TOKEN, FakeSlack
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 from tests.support.tcpproxy import CuttableProxy
 
 FIRING = fixture_payload("firing.json")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from autoremedy.ingest.server import is_local_host
-from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, StartDaemon
+from tests.support.inprocess import DEMO_RULE, LOG_PLAYBOOK, StartDaemon
 
 NO_CREDENTIALS = {"server": {"auth": {}}}
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from autoremedy.decide.templating import render_text
-from tests.integration.conftest import RunningDaemon, StartDaemon, fixture_payload
+from tests.support.inprocess import RunningDaemon, StartDaemon, fixture_payload
 from tests.support.procs import ManagedProcess, wait_for
 from tests.support.prometheus import prometheus_query, start_prometheus
 from tests.support.receiver import GaugeExporter
-from tests.support.saas import SLACK_BOT_TOKEN, FakeSlack
+from tests.support.slack import SLACK_BOT_TOKEN, FakeSlack
 
 pytestmark = pytest.mark.e2e
 

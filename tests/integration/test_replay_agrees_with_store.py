@@ -25,7 +25,7 @@ from autoremedy.models.runs import RunStatus
 from autoremedy.store.base import NewRun, NewStep, Store
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.conftest import fresh_database
+from tests.support.inprocess import fresh_database
 from tests.support.postgres import PostgresServer
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.conftest import fixture_payload
 from tests.support.daemon import DaemonProcess, DaemonProcesses, write_daemon_config
+from tests.support.inprocess import fixture_payload
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver

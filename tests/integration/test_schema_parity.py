@@ -15,7 +15,7 @@ import pytest
 from autoremedy.store.migrations import RENUMBERED, migrations
 from autoremedy.store.postgres import PostgresStore
 from autoremedy.store.sqlite import SQLiteStore
-from tests.integration.conftest import fresh_database
+from tests.support.inprocess import fresh_database
 from tests.support.postgres import PostgresServer
 
 # The one place the dialects differ on purpose: SQLite keeps times as ISO-8601 text and has one integer type.

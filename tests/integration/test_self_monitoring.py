@@ -20,11 +20,11 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import RunningDaemon, StartDaemon
+from tests.support.inprocess import RunningDaemon, StartDaemon
+from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
 from tests.support.ports import free_port
 from tests.support.procs import ManagedProcess, wait_for
 from tests.support.prometheus import _binary
-from tests.support.saas import PAGERDUTY_ROUTING_KEY, FakePagerDuty
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPET = ROOT / "deploy" / "alertmanager" / "autoremedy-receiver.yaml"

@@ -17,9 +17,9 @@ from urllib.parse import urlencode, urlsplit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import LOG_PLAYBOOK, StartDaemon, fixture_payload
 from tests.integration.test_chatops import USERS, chatops_config, rule, sign
-from tests.support.saas import FakeSlack
+from tests.support.inprocess import LOG_PLAYBOOK, StartDaemon, fixture_payload
+from tests.support.slack import FakeSlack
 
 FIRING = fixture_payload("firing.json")
 PATHS = st.sampled_from(["/slack/commands", "/slack/interactions"])

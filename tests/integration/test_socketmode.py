@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from autoremedy.chatops.socketmode import FAILED, SocketMode
 from tests.support.procs import wait_for
-from tests.support.saas import SLACK_APP_TOKEN, FakeSlack
+from tests.support.slack import SLACK_APP_TOKEN, FakeSlack
 
 
 class Broken(Exception):

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from autoremedy.models.events import EventState
-from tests.integration.conftest import RunningDaemon, StartDaemon, fixture_payload, fresh_database
+from tests.support.inprocess import RunningDaemon, StartDaemon, fixture_payload, fresh_database
 from tests.support.postgres import PostgresServer
 from tests.support.procs import wait_for
 from tests.support.receiver import RecordingReceiver

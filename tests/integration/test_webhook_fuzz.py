@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from autoremedy.app import Daemon
 from autoremedy.config.settings import Settings, load_settings
-from tests.integration.conftest import DEMO_RULE, LOG_PLAYBOOK, TOKEN, fixture_payload, fresh_database, write_config
+from tests.support.inprocess import DEMO_RULE, LOG_PLAYBOOK, TOKEN, fixture_payload, fresh_database, write_config
 from tests.support.postgres import PostgresServer
 
 FIRING = fixture_payload("firing.json")

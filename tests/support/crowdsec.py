@@ -28,15 +28,12 @@ import json
 import os
 import secrets
 import shutil
-import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
 from .ports import free_port
@@ -306,28 +303,11 @@ async def start_crowdsec(
     )
 
 
-@pytest.fixture(name="crowdsec")
-async def crowdsec_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CrowdSecLapi]:
-    """``crowdsec``: a started LAPI in ``tmp_path/crowdsec`` with a watcher and a bouncer; stopped at teardown
-    (its log tail printed if the test failed). Start-up takes ~0.25 s, so it is function-scoped. Import it as
-    ``from tests.support.crowdsec import crowdsec_fixture`` (with a noqa for F401; the other name avoids ruff's
-    F811 on every test parameter named ``crowdsec``)."""
-    failed_before = request.session.testsfailed
-    lapi = await start_crowdsec(tmp_path / "crowdsec")
-    try:
-        yield lapi
-    finally:
-        if request.session.testsfailed > failed_before:
-            print(f"--- crowdsec ({lapi.proc.log_path}) ---\n{lapi.log_tail()}", file=sys.stderr)
-        lapi.stop()
-
-
 __all__ = [
     "USER_AGENT",
     "CrowdSecLapi",
     "ban_alert",
     "crowdsec_config",
-    "crowdsec_fixture",
     "run_cscli",
     "start_crowdsec",
 ]

@@ -35,14 +35,12 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import asyncpg
-import pytest
 
 from .ports import free_port
 from .procs import ManagedProcess, ProcessNotReady, wait_for
@@ -431,58 +429,15 @@ async def start_replica(
     return replica
 
 
-# --------------------------------------------------------------------------------------------------------
-# Fixtures ``postgres`` and ``postgres_pair``. The functions have other names so that a test module can import
-# them (``from tests.support.postgres import postgres_fixture``, with a noqa for F401) without ruff flagging
-# every test parameter named ``postgres`` as a redefinition (F811).
-# --------------------------------------------------------------------------------------------------------
-
-
 class PostgresPair(NamedTuple):
     primary: PostgresServer
     replica: PostgresServer
-
-
-def _teardown(request: pytest.FixtureRequest, failed_before: int, servers: Sequence[PostgresServer]) -> None:
-    """Stop every server (last started first); print their log tails if the test failed."""
-    if request.session.testsfailed > failed_before:
-        for server in servers:
-            print(f"--- {server.name} ({server.root}) ---\n{server.log_tail()}", file=sys.stderr)
-    with contextlib.ExitStack() as cleanup:
-        for server in servers:
-            cleanup.callback(server.stop, "immediate")
-
-
-@pytest.fixture(name="postgres")
-async def postgres_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PostgresServer]:
-    """A started PostgreSQL 15 primary in ``tmp_path/pg``; stopped (immediate) at teardown."""
-    failed_before = request.session.testsfailed
-    server = await start_postgres(tmp_path)
-    try:
-        yield server
-    finally:
-        _teardown(request, failed_before, [server])
-
-
-@pytest.fixture(name="postgres_pair")
-async def postgres_pair_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PostgresPair]:
-    """A primary (``tmp_path/pg``) and a replica streaming from it (``tmp_path/replica``)."""
-    failed_before = request.session.testsfailed
-    servers: list[PostgresServer] = []
-    try:
-        servers.append(await start_postgres(tmp_path))
-        servers.append(await start_replica(servers[0], tmp_path))
-        yield PostgresPair(servers[0], servers[1])
-    finally:
-        _teardown(request, failed_before, servers)
 
 
 __all__ = [
     "PostgresPair",
     "PostgresServer",
     "pg_bin",
-    "postgres_fixture",
-    "postgres_pair_fixture",
     "start_postgres",
     "start_replica",
 ]

@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -444,3 +444,18 @@ groups:
         annotations:
           summary: "{{{{ $labels.app }}}} unhealthy"{runbook}
 """
+
+
+class PromStackFactory(Protocol):
+    """The `prom_stack` fixture: starts Alertmanager + Prometheus in the test's tmp_path; stopped at teardown."""
+
+    async def __call__(
+        self,
+        *,
+        webhook_url: str,
+        rules_yaml: str,
+        scrape_targets: Sequence[str] = (),
+        bearer_token: str | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        deadline_s: float = STARTUP_TIMEOUT_S,
+    ) -> PromStack: ...

@@ -17,7 +17,9 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.models.blocks import DividerBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.support.saas import OPSGENIE_API_KEY, PAGERDUTY_ROUTING_KEY, FakeOpsgenie, FakePagerDuty, FakeSlack
+from tests.support.opsgenie import OPSGENIE_API_KEY, FakeOpsgenie
+from tests.support.pagerduty import PAGERDUTY_ROUTING_KEY, FakePagerDuty
+from tests.support.slack import FakeSlack
 
 TS = re.compile(r"^\d{10}\.\d{6}$")
 

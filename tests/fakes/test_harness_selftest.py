@@ -16,9 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.fixtures import PromStackFactory
 from tests.support.procs import ManagedProcess, ProcessNotReady, wait_for
-from tests.support.prometheus import demo_down_rules
+from tests.support.prometheus import PromStackFactory, demo_down_rules
 from tests.support.receiver import GaugeExporter, RecordedRequest, RecordingReceiver
 
 DEADLINE_S = 30.0
