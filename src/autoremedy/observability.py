@@ -93,7 +93,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._declare_ingest(self.registry)
+        self._declare_decisions(self.registry)
+        self._declare_runs(self.registry)
+        self._declare_escalation(self.registry)
+        self._declare_config(self.registry)
+        self._declare_loops(self.registry)
+
+    def _declare_ingest(self, r: CollectorRegistry) -> None:
         self.alerts_received = Counter(
             "autoremedy_alerts_received_total",
             "Alerts received in webhooks, by alert status",
@@ -108,35 +115,21 @@ class Metrics:
         self.webhook_responses = Counter(
             "autoremedy_webhook_responses_total", "Webhook answers by HTTP status code", ["code"], registry=r
         )
-        self.runs = Counter("autoremedy_runs_total", "Runs that reached a final status", ["status"], registry=r)
-        self.runs_active = Gauge("autoremedy_runs_active", "Runs executing now", registry=r)
-        self.step_duration = Histogram(
-            "autoremedy_step_duration_seconds",
-            "Step durations, all attempts",
-            ["action", "outcome"],
+        self.webhook_duration = Histogram(
+            "autoremedy_webhook_duration_seconds",
+            "Alertmanager webhook requests, from the handler's start to its answer (the commit included)",
             registry=r,
-            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
-        )
-        self.guardrail_blocks = Counter(
-            "autoremedy_guardrail_blocks_total",
-            "Runs a guardrail skipped, deferred, delayed or held",
-            ["reason"],
-            registry=r,
-        )
-        self.escalations_sent = Counter(
-            "autoremedy_escalations_sent_total",
-            "Escalations delivered, by channel and kind",
-            ["channel", "kind"],
-            registry=r,
-        )
-        self.escalation_failures = Counter(
-            "autoremedy_escalation_failures_total",
-            "Failed escalation sends by channel and outcome (retry, give_up)",
-            ["channel", "outcome"],
-            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.queue_depth = Gauge("autoremedy_queue_depth", "Stored alert events not yet processed", registry=r)
         self.backlog = Backlog(self.queue_depth)
+        self.queue_oldest_age = Gauge(
+            "autoremedy_queue_oldest_age_seconds",
+            "Age of the oldest stored alert event still waiting to be decided; 0 when none waits",
+            registry=r,
+        )
+
+    def _declare_decisions(self, r: CollectorRegistry) -> None:
         self.events_decided = Counter(
             "autoremedy_events_decided_total",
             "Alert events decided, by outcome: runs (a rule matched), no_rule_matched, dead_lettered",
@@ -160,22 +153,44 @@ class Metrics:
             registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
-        self.queue_oldest_age = Gauge(
-            "autoremedy_queue_oldest_age_seconds",
-            "Age of the oldest stored alert event still waiting to be decided; 0 when none waits",
+
+    def _declare_runs(self, r: CollectorRegistry) -> None:
+        self.runs = Counter("autoremedy_runs_total", "Runs that reached a final status", ["status"], registry=r)
+        self.runs_active = Gauge("autoremedy_runs_active", "Runs executing now", registry=r)
+        self.runs_lost = Counter(
+            "autoremedy_runs_lost_total",
+            "Runs this instance stopped executing because another instance took them over (a heartbeat gap)",
+            registry=r,
+        )
+        self.step_duration = Histogram(
+            "autoremedy_step_duration_seconds",
+            "Step durations, all attempts",
+            ["action", "outcome"],
+            registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300),
+        )
+        self.guardrail_blocks = Counter(
+            "autoremedy_guardrail_blocks_total",
+            "Runs a guardrail skipped, deferred, delayed or held",
+            ["reason"],
             registry=r,
         )
         self.breaker_open = Gauge(
             "autoremedy_breaker_open", "1 while the global circuit breaker is open, else 0", registry=r
         )
-        self.webhook_duration = Histogram(
-            "autoremedy_webhook_duration_seconds",
-            "Alertmanager webhook requests, from the handler's start to its answer (the commit included)",
+
+    def _declare_escalation(self, r: CollectorRegistry) -> None:
+        self.escalations_sent = Counter(
+            "autoremedy_escalations_sent_total",
+            "Escalations delivered, by channel and kind",
+            ["channel", "kind"],
             registry=r,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
-        self.config_reloads = Counter(
-            "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
+        self.escalation_failures = Counter(
+            "autoremedy_escalation_failures_total",
+            "Failed escalation sends by channel and outcome (retry, give_up)",
+            ["channel", "outcome"],
+            registry=r,
         )
         self.chatops_failures = Counter(
             "autoremedy_chatops_failures_total",
@@ -183,16 +198,10 @@ class Metrics:
             ["transport"],
             registry=r,
         )
-        self.loop_errors = Counter(
-            "autoremedy_loop_errors_total",
-            "Unexpected errors caught in a long-lived loop (worker, heartbeat, outbox, group-commit), by loop",
-            ["loop"],
-            registry=r,
-        )
-        self.runs_lost = Counter(
-            "autoremedy_runs_lost_total",
-            "Runs this instance stopped executing because another instance took them over (a heartbeat gap)",
-            registry=r,
+
+    def _declare_config(self, r: CollectorRegistry) -> None:
+        self.config_reloads = Counter(
+            "autoremedy_config_reloads_total", "Rule and playbook reloads by result", ["result"], registry=r
         )
         self.config_last_reload_success = Gauge(
             "autoremedy_config_last_reload_success",
@@ -202,5 +211,13 @@ class Metrics:
         self.config_last_reload_success_time = Gauge(
             "autoremedy_config_last_reload_success_timestamp_seconds",
             "When rules and playbooks were last loaded successfully",
+            registry=r,
+        )
+
+    def _declare_loops(self, r: CollectorRegistry) -> None:
+        self.loop_errors = Counter(
+            "autoremedy_loop_errors_total",
+            "Unexpected errors caught in a long-lived loop (worker, heartbeat, outbox, group-commit), by loop",
+            ["loop"],
             registry=r,
         )

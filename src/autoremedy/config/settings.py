@@ -1,435 +1,76 @@
 """The daemon's configuration: one YAML file, secrets overridable from the environment.
 
-Every key is declared here with its default; an unknown key is an error naming the file and the key. Environment
+Every key is declared with its default (the sections live in the settings_* modules beside this one and are
+re-exported here); an unknown key is an error naming the file and the key. Environment
 variables `AUTOREMEDY_<SECTION>__<KEY>` (e.g. `AUTOREMEDY_SERVER__AUTH__BEARER_TOKENS='["s3cret"]'`) override the
 file, so tokens need not be written into it.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autoremedy.config.errors import problems_from_validation
 from autoremedy.config.integrations import CrowdSecSettings, DatabaseSettings
+from autoremedy.config.settings_base import _API_PRINCIPALS, DEFAULT_PORT, ScopeName
+from autoremedy.config.settings_engine import EngineSettings, KubernetesSettings, NamespacePolicy, StoreSettings
+from autoremedy.config.settings_escalation import (
+    ChatopsSettings,
+    ChatopsSlackSettings,
+    ChatRole,
+    EscalationSettings,
+    NotifySettings,
+    OpsgenieSettings,
+    PagerDutySettings,
+    SlackSettings,
+)
+from autoremedy.config.settings_runtime import (
+    HttpSettings,
+    LoggingSettings,
+    PrometheusSettings,
+    RulesWatchSettings,
+    SecretSource,
+)
+from autoremedy.config.settings_server import ApiToken, ApiUser, AuthSettings, ServerSettings, UiSettings
 from autoremedy.config.yamlfile import FileProblems, LoadedYaml, Problem, load_yaml_file
 from autoremedy.decide.guardrails import compile_window
-from autoremedy.models.durations import Duration
 from autoremedy.models.guardrails import GuardrailSettings
-from autoremedy.models.webhook import WebhookLimits
 
-DEFAULT_PORT = 9095
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-ScopeName = Literal["ingest", "read", "control"]
-_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-
-
-class ApiToken(_Section):
-    """A named bearer token with its scopes; its `name` is what the audit log records (as `token:<name>`)."""
-
-    name: str = Field(description="who holds it, recorded in the audit log as `token:<name>` (e.g. ops-cli)")
-    token: SecretStr | None = Field(default=None, description="the token; or token_file, or the env override")
-    token_file: Path | None = Field(default=None, description="a file holding the token (e.g. a mounted Secret)")
-    scopes: list[ScopeName] = Field(
-        min_length=1, description="what it may do: ingest (POST alerts), read (runs, status), control (approve...)"
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_simple(cls, name: str) -> str:
-        if not _CREDENTIAL_NAME.match(name):
-            raise ValueError(f"token name {name!r}: 1-64 of letters, digits, `_.@-`, starting with a letter or digit")
-        return name
-
-    @field_validator("token")
-    @classmethod
-    def _token_not_empty(cls, token: SecretStr | None) -> SecretStr | None:
-        if token is not None and not token.get_secret_value().strip():
-            raise ValueError("a token must not be empty")
-        return token
-
-
-class ApiUser(_Section):
-    """An HTTP basic-auth user with scopes (a person signing in to the console, say); recorded as `basic:<name>`."""
-
-    name: str = Field(description="the user name, recorded in the audit log as `basic:<name>`")
-    password: SecretStr | None = Field(default=None, description="the password; or password_file, or the env")
-    password_file: Path | None = Field(default=None, description="a file holding the password")
-    scopes: list[ScopeName] = Field(min_length=1, description="what the user may do: ingest, read, control")
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_simple(cls, name: str) -> str:
-        if not _CREDENTIAL_NAME.match(name):
-            raise ValueError(f"user name {name!r}: 1-64 of letters, digits, `_.@-`, starting with a letter or digit")
-        return name
-
-    @field_validator("password")
-    @classmethod
-    def _password_not_empty(cls, password: SecretStr | None) -> SecretStr | None:
-        if password is not None and not password.get_secret_value():
-            raise ValueError("a password must not be empty")
-        return password
-
-
-class AuthSettings(_Section):
-    bearer_tokens: list[SecretStr] = Field(
-        default_factory=list, description="legacy `Authorization: Bearer` tokens: scopes ingest and read"
-    )
-    basic_users: dict[str, SecretStr] = Field(
-        default_factory=dict, description="legacy HTTP basic auth, user to password: scopes ingest and read"
-    )
-    tokens: list[ApiToken] = Field(
-        default_factory=list, description="named bearer tokens with scopes (ingest, read, control)"
-    )
-    users: list[ApiUser] = Field(default_factory=list, description="HTTP basic-auth users with scopes")
-    allow_anonymous: bool = Field(
-        default=False,
-        description="serve without credentials on a non-loopback address (anonymous callers get ingest and read)",
-    )
-    protect_metrics: bool = Field(default=False, description="GET /metrics needs a credential with the read scope")
-
-    @property
-    def has_credentials(self) -> bool:
-        return bool(self.bearer_tokens or self.basic_users or self.tokens or self.users)
-
-    @field_validator("bearer_tokens")
-    @classmethod
-    def _tokens_not_empty(cls, tokens: list[SecretStr]) -> list[SecretStr]:
-        if any(not token.get_secret_value().strip() for token in tokens):
-            raise ValueError("a bearer token must not be empty")
-        return tokens
-
-    @field_validator("basic_users")
-    @classmethod
-    def _users_not_empty(cls, users: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        if any(not user.strip() or not password.get_secret_value() for user, password in users.items()):
-            raise ValueError("a basic auth user needs a name and a non-empty password")
-        return users
-
-    @field_validator("tokens")
-    @classmethod
-    def _token_names_unique(cls, tokens: list[ApiToken]) -> list[ApiToken]:
-        names = [token.name for token in tokens]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"token names must be unique: {', '.join(duplicates)} appear more than once")
-        for token in tokens:
-            if (token.token is None) == (token.token_file is None):
-                raise ValueError(f"token {token.name!r}: set exactly one of token and token_file")
-        return tokens
-
-    @field_validator("users")
-    @classmethod
-    def _user_names_unique(cls, users: list[ApiUser]) -> list[ApiUser]:
-        names = [user.name for user in users]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"user names must be unique: {', '.join(duplicates)} appear more than once")
-        for user in users:
-            if (user.password is None) == (user.password_file is None):
-                raise ValueError(f"user {user.name!r}: set exactly one of password and password_file")
-        return users
-
-    @model_validator(mode="after")
-    def _one_user_one_entry(self) -> AuthSettings:
-        both = sorted({user.name for user in self.users} & set(self.basic_users))
-        if both:
-            raise ValueError(f"{', '.join(both)}: in both users and basic_users; keep one (users has scopes)")
-        return self
-
-
-class UiSettings(_Section):
-    enabled: bool = Field(default=True, description="serve the web console at /ui/")
-    secure_cookies: bool = Field(
-        default=False,
-        description="mark the session cookie Secure (always done when the request came over TLS); set it behind a "
-        "TLS-terminating proxy",
-    )
-    session_ttl: Duration = Field(default=timedelta(hours=12), description="a console sign-in lasts this long")
-
-    @field_validator("session_ttl")
-    @classmethod
-    def _ttl_positive(cls, ttl: timedelta) -> timedelta:
-        if ttl <= timedelta(0):
-            raise ValueError("session_ttl must be longer than zero")
-        return ttl
-
-
-class ServerSettings(_Section):
-    listen: str = Field(default=f"127.0.0.1:{DEFAULT_PORT}", description="host:port to listen on")
-    auth: AuthSettings = Field(default_factory=AuthSettings)
-    ui: UiSettings = Field(default_factory=UiSettings)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="larger webhooks get 413")
-    limits: WebhookLimits = Field(default_factory=WebhookLimits, description="per alert: bigger ones get 400")
-    header_timeout: Duration = Field(
-        default=timedelta(seconds=10),
-        gt=timedelta(0),
-        description="a connection that has not sent a request's headers this long after opening, or after the "
-        "previous response, is closed (idle keep-alive connections and slow headers)",
-    )
-    body_timeout: Duration = Field(
-        default=timedelta(seconds=30),
-        gt=timedelta(0),
-        description="a webhook body not received whole this long after its headers gets 408 (slow or stuck bodies)",
-    )
-    shutdown_grace: Duration = Field(default=timedelta(seconds=25), description="SIGTERM: time to drain runs")
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-    @field_validator("listen")
-    @classmethod
-    def _listen_is_host_port(cls, listen: str) -> str:
-        host, sep, port = listen.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"listen {listen!r} must be host:port, e.g. 127.0.0.1:{DEFAULT_PORT}")
-        return listen
-
-    def is_loopback(self) -> bool:
-        host = self.host_port[0]
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-
-class StoreSettings(_Section):
-    url: str = Field(default="sqlite:///var/autoremedy.db", description="sqlite:///path (relative to the config)")
-    synchronous: Literal["NORMAL", "FULL"] = Field(
-        default="NORMAL", description="SQLite: NORMAL survives a process crash, FULL also a power loss"
-    )
-    busy_timeout: Duration = Field(
-        default=timedelta(seconds=5), description="SQLite: how long a write waits for a lock before it fails (503)"
-    )
-    retention: Duration | None = Field(
-        default=timedelta(days=30), description="finished runs, events and audit older than this are pruned"
-    )
-    pool_size: int = Field(default=10, ge=1, le=100, description="PostgreSQL: connections per instance")
-
-
-class EngineSettings(_Section):
-    concurrency: int = Field(default=4, ge=1, le=256, description="runs executed at once")
-    max_queue_depth: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="stored alerts waiting to be decided above which webhooks get 503 (the queue is on disk)",
-    )
-    decide_batch: int = Field(
-        default=500, ge=1, le=10_000, description="alert events claimed, decided and recorded per transaction"
-    )
-    max_decision_attempts: int = Field(
-        default=3, ge=1, description="an event whose decision failed this many times is dead-lettered"
-    )
-    heartbeat_interval: Duration = Field(default=timedelta(seconds=5), description="how often runs are heartbeaten")
-    takeover_after: Duration = Field(
-        default=timedelta(seconds=30), description="a run without heartbeat this long is taken over by a replica"
-    )
-    poll_interval: Duration = Field(default=timedelta(seconds=2), description="fallback when no wake-up arrives")
-    retry_backoff: Duration = Field(
-        default=timedelta(seconds=1), description="first wait between a step's attempts; doubles up to 60s"
-    )
-
-    @model_validator(mode="after")
-    def _takeover_outlasts_heartbeats(self) -> EngineSettings:
-        # A run is taken over when its heartbeat is this old: under three intervals, one slow heartbeat (a busy
-        # store, a GC pause) hands a live run to another instance.
-        if self.takeover_after < 3 * self.heartbeat_interval:
-            raise ValueError(
-                f"takeover_after ({self.takeover_after.total_seconds():g}s) must be at least 3 x heartbeat_interval "
-                f"({3 * self.heartbeat_interval.total_seconds():g}s)"
-            )
-        return self
-
-
-class NamespacePolicy(_Section):
-    allow: list[str] = Field(default_factory=list, description="namespaces actions may touch; empty: all not denied")
-    deny: list[str] = Field(
-        default_factory=lambda: ["kube-*"], description="never touched, glob patterns; wins over allow"
-    )
-    own_namespace: str | None = Field(
-        default=None,
-        description="the daemon's own namespace, never touched; absent: read from the service account's namespace "
-        'file when running in a cluster; "" protects none',
-    )
-
-
-class KubernetesSettings(_Section):
-    kubeconfig: Path | None = Field(
-        default=None,
-        description="kubeconfig file; absent: in-cluster service account, then $KUBECONFIG, ~/.kube/config",
-    )
-    context: str | None = Field(default=None, description="kubeconfig context; absent: the current context")
-    namespaces: NamespacePolicy = Field(default_factory=NamespacePolicy)
-    request_timeout: Duration = Field(default=timedelta(seconds=10), description="per API request")
-
-
-class SlackSettings(_Section):
-    token: SecretStr | None = Field(default=None, description="bot token (xoxb-...); or token_file, or env")
-    token_file: Path | None = Field(default=None, description="a file holding the token (e.g. a mounted Secret)")
-    channel: str = Field(default="", description="channel id or name escalations are posted to")
-    base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL")
-
-
-class PagerDutySettings(_Section):
-    routing_key: SecretStr | None = Field(default=None, description="Events API v2 integration key")
-    routing_key_file: Path | None = None
-    url: str = Field(default="https://events.pagerduty.com", description="Events API base URL")
-
-
-class OpsgenieSettings(_Section):
-    api_key: SecretStr | None = Field(default=None, description="API integration key (GenieKey)")
-    api_key_file: Path | None = None
-    url: str = Field(
-        default="https://api.opsgenie.com", description="Alert API base URL (api.eu.opsgenie.com in the EU)"
-    )
-
-
-class NotifySettings(_Section):
-    slack: SlackSettings | None = None
-    pagerduty: PagerDutySettings | None = None
-    opsgenie: OpsgenieSettings | None = None
-    request_timeout: Duration = Field(default=timedelta(seconds=10), description="per request to a channel")
-
-
-class EscalationSettings(_Section):
-    default: list[Literal["slack", "pagerduty", "opsgenie"]] = Field(
-        default_factory=list, description="channels used where a rule or playbook names none"
-    )
-    by_severity: dict[str, list[Literal["slack", "pagerduty", "opsgenie"]]] = Field(
-        default_factory=dict, description="channels by the alert's severity label, before the default"
-    )
-    retry_initial: Duration = Field(default=timedelta(seconds=1), description="first wait after a failed send")
-    retry_max: Duration = Field(default=timedelta(minutes=10), description="longest wait between sends")
-
-
-ChatRole = Literal["viewer", "operator", "approver", "admin"]
-_API_PRINCIPALS = ("token:", "basic:")
-_SLACK_ID = re.compile(r"^[UWCG][A-Z0-9]{2,}$")
-
-
-def _check_slack_ids(ids: list[str], where: str) -> None:
-    for slack_id in ids:
-        if slack_id.startswith("S"):
-            raise ValueError(
-                f"{where}: {slack_id!r} is a user group; groups are not resolved (that needs a usergroups API "
-                "call per command), list its members' user ids (U...) or a channel id (C...) instead"
-            )
-        if not _SLACK_ID.match(slack_id):
-            raise ValueError(f"{where}: {slack_id!r} is not a Slack user id (U..., W...) or channel id (C..., G...)")
-
-
-class ChatopsSlackSettings(_Section):
-    signing_secret: SecretStr | None = Field(
-        default=None, description="the Slack app's signing secret (Basic Information); or signing_secret_file, or env"
-    )
-    signing_secret_file: Path | None = Field(default=None, description="a file holding the signing secret")
-    app_token: SecretStr | None = Field(
-        default=None, description="app-level token (xapp-...): when set, Socket Mode is used instead of HTTP"
-    )
-    app_token_file: Path | None = Field(default=None, description="a file holding the app-level token")
-
-    @property
-    def socket_mode(self) -> bool:
-        return self.app_token is not None
-
-
-class ChatopsSettings(_Section):
-    slack: ChatopsSlackSettings | None = Field(
-        default=None, description="serve POST /slack/commands and /slack/interactions (bot token: notify.slack)"
-    )
-    roles: dict[str, ChatRole] = Field(
-        default_factory=dict,
-        description="Slack user id (U..., W...) or channel id (C..., G...) to role: viewer < operator < approver < "
-        "admin; a user gets the higher of their own role and the channel's",
-    )
-    approvers: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="playbook to who alone may approve or deny its runs, on every path: Slack user ids (U...) or "
-        "channel ids (C...), API credentials as token:<name> or basic:<user>",
-    )
-
-    @field_validator("roles")
-    @classmethod
-    def _role_ids(cls, roles: dict[str, str]) -> dict[str, str]:
-        _check_slack_ids(list(roles), "chatops.roles")
-        return roles
-
-    @field_validator("approvers")
-    @classmethod
-    def _approver_ids(cls, approvers: dict[str, list[str]]) -> dict[str, list[str]]:
-        for playbook, ids in approvers.items():
-            if not ids:
-                raise ValueError(f"chatops.approvers.{playbook}: name at least one user or channel")
-            slack_ids = [i.removeprefix("slack:") for i in ids if not i.startswith(_API_PRINCIPALS)]
-            _check_slack_ids(slack_ids, f"chatops.approvers.{playbook}")
-            for api_id in (i for i in ids if i.startswith(_API_PRINCIPALS)):
-                if not _CREDENTIAL_NAME.match(api_id.partition(":")[2]):
-                    raise ValueError(f"chatops.approvers.{playbook}: {api_id!r} names no credential")
-        return approvers
-
-
-class PrometheusSettings(_Section):
-    url: str = Field(default="http://127.0.0.1:9090", description="Prometheus base URL for verify and query steps")
-    timeout: Duration = Field(default=timedelta(seconds=10), description="per query")
-
-
-class HttpSettings(_Section):
-    """`http.request` steps: where a URL built from an alert may point."""
-
-    allowed_hosts: list[str] = Field(
-        default_factory=list,
-        description="glob patterns (e.g. `*.hooks.example.com`) a host built by a URL template may match; a host "
-        "written literally in the template needs no entry",
-    )
-    allow_link_local: bool = Field(
-        default=False,
-        description="let http.request reach link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, "
-        "fd00:ec2::254, metadata.google.internal)",
-    )
-
-
-class SecretSource(_Section):
-    """Where a `{{ secret("NAME") }}` reads its value: an environment variable or a file, exactly one."""
-
-    env: str | None = Field(default=None, description="environment variable holding the secret")
-    file: Path | None = Field(default=None, description="file holding the secret (relative to the config file)")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretSource:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("a secret reads from exactly one of env or file")
-        return self
-
-
-class RulesWatchSettings(_Section):
-    enabled: bool = Field(default=True, description="reload rules and playbooks when their files change")
-    poll_interval: Duration = Field(
-        default=timedelta(seconds=5), description="how often the folders are looked at (polling works on any volume)"
-    )
-    settle: Duration = Field(
-        default=timedelta(seconds=1), description="a change is loaded once the files were unchanged this long"
-    )
-
-
-class LoggingSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "console"] = "json"
+__all__ = [
+    "DEFAULT_PORT",
+    "ApiToken",
+    "ApiUser",
+    "AuthSettings",
+    "ChatRole",
+    "ChatopsSettings",
+    "ChatopsSlackSettings",
+    "CrowdSecSettings",
+    "DatabaseSettings",
+    "EngineSettings",
+    "EscalationSettings",
+    "HttpSettings",
+    "KubernetesSettings",
+    "LoggingSettings",
+    "NamespacePolicy",
+    "NotifySettings",
+    "OpsgenieSettings",
+    "PagerDutySettings",
+    "PrometheusSettings",
+    "RulesWatchSettings",
+    "ScopeName",
+    "SecretSource",
+    "ServerSettings",
+    "Settings",
+    "SlackSettings",
+    "StoreSettings",
+    "UiSettings",
+    "configured_channels",
+    "load_settings",
+]
 
 
 class Settings(BaseSettings):
