@@ -160,7 +160,6 @@ class Worker:
 
     async def _lost(self, run: Run) -> None:
         """Another instance took the run over: stop here, keep nothing of this instance's outcome, say so."""
-        self._metrics.runs_lost.inc()
         message = (
             f"stopped executing on this instance: another instance took the run over after a heartbeat gap "
             f"(this instance's claim, epoch {run.epoch}, is no longer current)"
@@ -169,6 +168,7 @@ class Worker:
         entry = AuditEntry("run_lost", message, run.id, run.fingerprint, data={"epoch": run.epoch})
         with contextlib.suppress(StoreUnavailable):
             await self._store.record_audit([entry], now=self._clock.now())
+        self._metrics.runs_lost.inc()  # last: whoever watches the count finds the audit entry already written
 
     async def _housekeeping(self) -> None:
         """Now and then: expire approvals, requeue or interrupt what dead instances left, and prune old records."""
