@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -152,7 +153,18 @@ def sign_in(browser: WebDriver, daemon: DaemonUnderTest, secret: str, *, user: s
     browser.find_element(By.ID, "secret").send_keys(secret)
     if user:
         browser.find_element(By.ID, "user").send_keys(user)
-    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    form = browser.find_element(By.CSS_SELECTOR, "form.login")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    def submitted() -> bool | None:
+        try:
+            form.is_displayed()
+        except StaleElementReferenceException:
+            return True  # the answer to the sign-in (a page, or a refusal) replaced the form's document
+        return None
+
+    # click() returns before the sign-in's answer arrives: a page opened now could race its redirect (and lose).
+    wait_until(submitted, message="the sign-in form was answered")
 
 
 def live(browser: WebDriver) -> None:

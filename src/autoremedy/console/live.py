@@ -92,7 +92,7 @@ async def stream(request: web.Request, session: SignedIn, fragments: Fragments) 
     sent: dict[str, str] = {}
     ticks = 0
     try:
-        while not stopping.is_set() and clock.now() < ends:
+        while not stopping.is_set() and clock.now() < ends and _connected(request):
             if ticks and ticks % SESSION_CHECK_EVERY == 0 and not await _still_signed_in(request):
                 break  # signed out elsewhere: the reconnect lands on the sign-in check
             await _push_changes(response, await fragments(), sent, keepalive=ticks % KEEPALIVE_EVERY == 0)
@@ -113,6 +113,13 @@ async def _push_changes(
             sent[name] = html
     if keepalive:  # a comment line: keeps proxies from timing the stream out, and finds a closed connection
         await response.write(b": keepalive\n\n")
+
+
+def _connected(request: web.Request) -> bool:
+    """False once the browser went away (a page left, a tab closed): the stream stops within a tick instead of
+    rendering and reading the store every second until a keep-alive write finds the connection closed."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 async def _still_signed_in(request: web.Request) -> bool:
