@@ -606,15 +606,15 @@ async def test_search_runs_filters_by_status_rule_and_target(store: Store) -> No
 
 
 async def test_status_header_reads(store: Store) -> None:
-    assert await store.oldest_pending_event() is None
+    assert await store.oldest_pending() is None
     first = await stored(store, event("f1"), now=NOW)
     await stored(store, event("f2"), now=NOW + timedelta(minutes=1))
-    assert await store.oldest_pending_event() == NOW
+    assert await store.oldest_pending() == NOW
     await store.claim_event(now=NOW)
     await decide(store, first, new_run("early", first.id, target="t/1"), now=NOW - timedelta(hours=2))
     await decide(store, first, new_run("late", first.id, target="t/2"), now=NOW)
     await decide(store, first, new_run("bad", first.id, target="t/3", status=RunStatus.FAILED), now=NOW)
-    assert await store.oldest_pending_event() == NOW + timedelta(minutes=1)
+    assert await store.oldest_pending() == NOW + timedelta(minutes=1)
     assert await store.runs_created_since(NOW - timedelta(hours=1)) == {"planned": 1, "failed": 1}
 
 

@@ -37,7 +37,7 @@ class Header:
 
 async def header(services: ConsoleServices, now: datetime) -> Header:
     status: StatusReport = await services.control.status()
-    oldest = await services.store.oldest_pending_event()
+    oldest = await services.store.oldest_pending()
     counts = await services.store.runs_created_since(now - HEADER_WINDOW)
     return Header(
         queue_depth=status.queue_depth,

@@ -264,9 +264,6 @@ class ConsoleStore(Protocol):
     async def runs_created_since(self, since: datetime) -> dict[str, int]:
         """How many runs were created since `since`, per status."""
 
-    async def oldest_pending_event(self) -> datetime | None:
-        """When the oldest alert event still waiting to be decided was received."""
-
     async def recent_activity(self, *, limit: int) -> list[EventActivity]:
         """The newest alert events, newest first, each with its runs (without steps)."""
 

@@ -62,11 +62,6 @@ class ConsoleStoreMixin(ABC):
             rows = await tx.rows("count_runs_created_since", since=since)
         return {row["status"]: int(row["n"]) for row in rows}
 
-    async def oldest_pending_event(self) -> datetime | None:
-        async with self._read() as tx:
-            row = await tx.row("oldest_pending_event")
-        return time_of(row["received_at"]) if row is not None else None
-
     async def recent_activity(self, *, limit: int) -> list[EventActivity]:
         async with self._read() as tx:
             events = await tx.rows("recent_events", limit=limit)

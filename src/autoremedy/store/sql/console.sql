@@ -33,9 +33,6 @@ ORDER BY run_id, idx;
 -- name: count_runs_created_since
 SELECT status, count(*) AS n FROM runs WHERE created_at >= :since GROUP BY status;
 
--- name: oldest_pending_event
-SELECT min(received_at) AS received_at FROM events WHERE state IN ('pending', 'processing');
-
 -- name: recent_events
 SELECT * FROM events ORDER BY id DESC LIMIT :limit;
 
