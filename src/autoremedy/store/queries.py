@@ -51,7 +51,11 @@ def _fill(name: str, sql: str, fragments: dict[str, str], dialect: str) -> str:
 def load_queries(dialect: str) -> dict[str, str]:
     queries: dict[str, str] = {}
     for shared in sorted(entry.name for entry in sql_dir().iterdir() if entry.name.endswith(".sql")):
-        queries.update(_parse(sql_dir().joinpath(shared).read_text("utf-8"))[0])
+        found = _parse(sql_dir().joinpath(shared).read_text("utf-8"))[0]
+        twice = sorted(found.keys() & queries.keys())
+        if twice:  # only a dialect's own file may replace a shared query; two shared ones would shadow silently
+            raise KeyError(f"{shared}: queries already defined in another shared file: {', '.join(twice)}")
+        queries.update(found)
     overrides = sql_dir().joinpath(dialect, "queries.sql")
     own, fragments = _parse(overrides.read_text("utf-8") if overrides.is_file() else "")
     queries.update(own)
