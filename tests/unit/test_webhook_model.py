@@ -9,10 +9,19 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoremedy.ingest.offload import collector_paused
 from autoremedy.models.events import events_from_payload
-from autoremedy.models.webhook import MAX_PROBLEMS, InvalidWebhook, WebhookLimits, parse_webhook
+from autoremedy.models.webhook import (
+    FINGERPRINT_RULE,
+    MAX_PROBLEMS,
+    InvalidWebhook,
+    WebhookLimits,
+    _alert_by_alert,
+    parse_webhook,
+)
 
 FIRING: dict[str, Any] = {
     "version": "4",
@@ -131,3 +140,40 @@ def test_the_labels_of_manual_runs_are_refused_from_a_webhook(label: str, value:
     parsed = parse_webhook(body_with(labels=labels), WebhookLimits())
     assert parsed.payload.alerts == []
     assert [p.field for p in parsed.problems] == [f"alerts.0.labels.{label}"]
+
+
+# -- a valid small body is validated in one call; whatever that call takes, alert by alert would take too ---------
+
+_TEXTS = st.text(alphabet=st.sampled_from(["a", "Z", "0", " ", "é", "\x00", "\t", "\n", "\r", "\x1b", "\x7f", "\x85"]))
+_ALERTS = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from(["firing", "resolved", "burning"]),
+        "labels": st.dictionaries(
+            st.one_of(_TEXTS, st.sampled_from(["autoremedy_requested_by", "autoremedy_playbook", "alertname"])),
+            _TEXTS,
+            max_size=4,
+        ),
+        "annotations": st.dictionaries(_TEXTS, _TEXTS, max_size=3),
+        "startsAt": st.sampled_from(["2026-11-26T22:15:01Z", "9999-12-31T23:59:59-12:00", "not a time"]),
+        "fingerprint": st.sampled_from(["2211ebba9d7bd2f0", "abc", "", "a-b", "x" * 129]),
+    }
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(alerts=st.lists(_ALERTS, min_size=1, max_size=4))
+def test_a_body_validated_in_one_call_keeps_and_refuses_what_alert_by_alert_would(alerts: list[dict[str, Any]]) -> None:
+    limits = WebhookLimits(labels_per_alert=3, label_name_length=3, value_length=4)
+    body = json.dumps({**FIRING, "alerts": alerts}).encode()
+    at_once, one_by_one = parse_webhook(body, limits), _alert_by_alert(body, limits)
+    assert at_once.positions == one_by_one.positions
+    assert [a.model_dump() for a in at_once.payload.alerts] == [a.model_dump() for a in one_by_one.payload.alerts]
+    assert at_once.problems == one_by_one.problems
+
+
+def test_a_refused_string_is_named_in_words_without_its_value() -> None:
+    problems = parse_webhook(body_with(labels={"job": "secret\x1bvalue"}, fingerprint="a-b"), WebhookLimits()).problems
+    assert [(p.field, p.message) for p in problems] == [
+        ("alerts.0.labels.job", "Value error, control character U+001B at position 6"),
+        ("alerts.0.fingerprint", f"Value error, {FINGERPRINT_RULE}"),
+    ]
