@@ -74,6 +74,22 @@ async def test_duplicate_key_is_counted_not_stored(store: Store) -> None:
     assert await store.pending_events() == 3
 
 
+async def test_a_large_batch_with_repeats_gives_each_delivery_its_own_outcome_in_order(store: Store) -> None:
+    (before,) = await store.insert_events([event("seen")], now=NOW)
+    names = [f"n{i}" for i in range(150)]  # more rows than one statement holds, in uneven pieces
+    batch = [event(name) for name in names] + [event("n7"), event("seen"), event("n149"), event("n7")]
+    outcomes = await store.insert_events(batch, now=NOW)
+    assert [o.duplicate for o in outcomes] == [False] * 150 + [True] * 4
+    ids = {name: o.event_id for name, o in zip(names, outcomes, strict=False)}
+    assert len(set(ids.values())) == 150 and before.event_id not in ids.values()
+    assert [o.event_id for o in outcomes[150:]] == [ids["n7"], before.event_id, ids["n149"], ids["n7"]]
+    deliveries = {name: (await store.get_event(ids[name])) for name in ("n0", "n7", "n149")}
+    assert {name: e.deliveries for name, e in deliveries.items() if e is not None} == {"n0": 1, "n7": 3, "n149": 2}
+    seen = await store.get_event(before.event_id)
+    assert seen is not None and seen.deliveries == 2
+    assert await store.pending_events() == 151
+
+
 async def test_events_are_claimed_once_in_arrival_order(store: Store) -> None:
     ids = [o.event_id for o in await store.insert_events([event("a"), event("b")], now=NOW)]
     first, second, none = (

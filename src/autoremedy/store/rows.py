@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-from autoremedy.models.events import AlertEvent
+from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.models.notifications import NotificationKind, Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.store.base import AuditRecord, DeadEvent, Escalation
@@ -33,6 +33,26 @@ def labels_json(mapping: Mapping[str, str]) -> str:
     return to_json(dict(sorted(mapping.items()))).decode()
 
 
+EventKey = tuple[str, str, str]
+"""An event's dedupe key: fingerprint, status, startsAt."""
+
+
+def event_key(event: NewEvent) -> EventKey:
+    return (event.fingerprint, event.status, event.starts_at)
+
+
+def fold_duplicates(events: Sequence[NewEvent]) -> tuple[dict[EventKey, int], dict[EventKey, int]]:
+    """First index and count of each key in a batch: one row per key in one INSERT (a statement may not insert
+    and then update the same row on PostgreSQL, and SQLite does not say in which order it returns the rows)."""
+    first: dict[EventKey, int] = {}
+    counts: dict[EventKey, int] = {}
+    for index, event in enumerate(events):
+        key = event_key(event)
+        first.setdefault(key, index)
+        counts[key] = counts.get(key, 0) + 1
+    return first, counts
+
+
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
@@ -47,8 +67,8 @@ def event_from_row(row: Row) -> AlertEvent:
             "status": row["status"],
             "starts_at": row["starts_at"],
             "ends_at": row["ends_at"],
-            "labels": _json(row["labels"]),
-            "annotations": _json(row["annotations"]),
+            "labels": from_json(row["labels"]),
+            "annotations": from_json(row["annotations"]),
             "generator_url": row["generator_url"],
             "receiver": row["receiver"],
             "external_url": row["external_url"],

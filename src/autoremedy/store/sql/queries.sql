@@ -2,15 +2,6 @@
 -- Parameters are written :name (SQLite's style); the PostgreSQL backend turns them into $n. A backend may override
 -- a query in its own folder (sql/<dialect>/queries.sql), e.g. to add FOR UPDATE SKIP LOCKED.
 
--- name: insert_event
-INSERT INTO events (fingerprint, status, starts_at, ends_at, labels, annotations, generator_url, receiver,
-                    external_url, group_key, received_at, last_received_at)
-VALUES (:fingerprint, :status, :starts_at, :ends_at, :labels, :annotations, :generator_url, :receiver,
-        :external_url, :group_key, :now, :now)
-ON CONFLICT (fingerprint, status, starts_at)
-DO UPDATE SET deliveries = deliveries + 1, last_received_at = excluded.last_received_at
-RETURNING id, deliveries;
-
 -- name: claim_events
 -- The oldest pending events, up to :limit, for one decision batch (RETURNING's order is not guaranteed: the
 -- caller sorts by id).
