@@ -6,7 +6,7 @@ what simulate prints is what the daemon would do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -99,8 +99,16 @@ def matching_rules(ruleset: Ruleset, labels: Mapping[str, str], status: str) -> 
 
 
 def decide(ruleset: Ruleset, alert: Mapping[str, Any], *, dry_run: bool) -> list[Plan]:
-    """Every plan an alert leads to; `alert` is the event's template view. An alert labelled
-    `autoremedy_dry_run="true"` (a manual run asked as a dry run) is rehearsed whatever the rule says."""
+    """Every plan an alert leads to; `alert` is the event's template view."""
+    return plans_for(ruleset, matching_rules(ruleset, alert["labels"], alert["status"]), alert, dry_run=dry_run)
+
+
+def plans_for(
+    ruleset: Ruleset, matched: Sequence[CompiledRule], alert: Mapping[str, Any], *, dry_run: bool
+) -> list[Plan]:
+    """The plans of the rules that matched (`matching_rules`): the decider asks for them only when one did, so a
+    storm's unmatched alerts cost no template view. An alert labelled `autoremedy_dry_run="true"` (a manual run
+    asked as a dry run) is rehearsed whatever the rule says."""
     plans = [
         plan_for(
             compiled.rule,
@@ -109,7 +117,7 @@ def decide(ruleset: Ruleset, alert: Mapping[str, Any], *, dry_run: bool) -> list
             dry_run=dry_run,
             templating=ruleset.templating,
         )
-        for compiled in matching_rules(ruleset, alert["labels"], alert["status"])
+        for compiled in matched
     ]
     if alert["labels"].get(DRY_RUN_LABEL) == "true":  # only ever turns a dry run on: a label cannot make one real
         plans = [replace(plan, dry_run=True) for plan in plans]

@@ -25,7 +25,7 @@ from datetime import datetime
 from autoremedy.background import AT_ONCE, BackgroundLoop
 from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.guardrails import CompiledWindow, Guard
-from autoremedy.decide.planning import Plan, Ruleset, decide
+from autoremedy.decide.planning import Plan, Ruleset, matching_rules, plans_for
 from autoremedy.decide.redact import redact
 from autoremedy.models.clock import Clock
 from autoremedy.models.events import AlertEvent
@@ -146,7 +146,8 @@ class Decider:
             labels=event.labels,
             now=now,
         )
-        plans = decide(ruleset, event.template_view(), dry_run=self._settings.dry_run)
+        matched = matching_rules(ruleset, event.labels, event.status)
+        plans = plans_for(ruleset, matched, event.template_view(), dry_run=self._settings.dry_run) if matched else []
         runs = [_new_run(event, plan, mutates=self._mutates(plan)) for plan in plans]
         audit = [_failure_audit(event, run) for run in runs if run.status is RunStatus.FAILED]
         return EventDecision(event, runs, audit, guard)

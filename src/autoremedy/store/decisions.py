@@ -12,6 +12,7 @@ written and the facts are read again.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,15 +91,28 @@ class _Batch:
 # -- facts ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class _Unwritten:
-    """A run decided in this batch, not yet written: the facts count it as if it were."""
+    """The runs decided in this batch and not yet written, which the facts count as if they were; indexed, since
+    a storm in which every alert acts puts a thousand runs in one batch and each asks about the ones before."""
 
-    id: str
-    rule: str
-    target: str
-    created_at: datetime
-    mutates: bool
+    def __init__(self) -> None:
+        self.on_target: dict[str, str] = {}
+        """The latest run on each target."""
+        self.times: dict[tuple[str, str], list[datetime]] = {}
+        """When each rule's runs on each target were created, oldest first."""
+        self.mutating: list[datetime] = []
+        """When the runs that count for the breaker were created, oldest first."""
+
+    def add(self, run: NewRun, now: datetime) -> None:
+        self.on_target[run.target] = run.id
+        self.times.setdefault((run.rule, run.target), []).append(now)
+        if run.mutates:
+            self.mutating.append(now)
+
+    def clear(self) -> None:
+        self.on_target.clear()
+        self.times.clear()
+        self.mutating.clear()
 
 
 class _Facts:
@@ -110,7 +124,7 @@ class _Facts:
         self._active: dict[str, str | None] = {}
         self._times: dict[tuple[str, str, datetime], list[datetime]] = {}
         self._counts: dict[datetime, int] = {}
-        self._unwritten: list[_Unwritten] = []
+        self._unwritten = _Unwritten()
 
     def forget(self) -> None:
         """The store changed under the facts (the batch's runs written, a resolution applied): read again."""
@@ -122,7 +136,7 @@ class _Facts:
 
     def decided(self, run: NewRun, status: RunStatus, now: datetime) -> None:
         if status not in FINAL_AT_ONCE:  # it holds its target and counts towards cooldowns, budgets, the breaker
-            self._unwritten.append(_Unwritten(run.id, run.rule, run.target, now, run.mutates))
+            self._unwritten.add(run, now)
 
     async def for_run(self, run: NewRun, guard: Guard, breaker: BreakerState) -> GuardFacts:
         history_since, breaker_since = guard.history_since(run.rule), guard.breaker_since(breaker)
@@ -141,9 +155,8 @@ class _Facts:
         return self._paused[rule]
 
     async def _active_run(self, target: str) -> str | None:
-        for run in reversed(self._unwritten):
-            if run.target == target:
-                return run.id
+        if target in self._unwritten.on_target:
+            return self._unwritten.on_target[target]
         if target not in self._active:
             row = await self._tx.row("active_run_on_target", target=target)
             self._active[target] = row["id"] if row else None
@@ -154,14 +167,20 @@ class _Facts:
         if key not in self._times:
             rows = await self._tx.rows("counted_run_times", rule=rule, target=target, since=since)
             self._times[key] = [t for t in (time_of(row["created_at"]) for row in rows) if t is not None]
-        mine = [r.created_at for r in self._unwritten if (r.rule, r.target) == (rule, target) and r.created_at >= since]
+        mine = _since(self._unwritten.times.get((rule, target), []), since)
         return sorted([*self._times[key], *mine], reverse=True)
 
     async def _global_runs(self, since: datetime) -> int:
         if since not in self._counts:
             row = await self._tx.row("count_counted_runs", since=since)
             self._counts[since] = int(row["n"]) if row else 0
-        return self._counts[since] + sum(1 for r in self._unwritten if r.mutates and r.created_at >= since)
+        mutating = self._unwritten.mutating
+        return self._counts[since] + len(mutating) - bisect_left(mutating, since)
+
+
+def _since(times: list[datetime], since: datetime) -> list[datetime]:
+    """The times at or after `since` of a list kept oldest first."""
+    return times[bisect_left(times, since) :]
 
 
 # -- writes ---------------------------------------------------------------------------------------------------
