@@ -171,7 +171,9 @@ async def _receive(request: web.Request, services: Services) -> web.Response:
     body = await _body(request, services)
     if isinstance(body, web.Response):
         return body
-    with collector_paused(is_big(body)):  # see ingest/offload.py
+    if not is_big(body):
+        return await _parsed_and_stored(body, services)
+    with collector_paused():  # see ingest/offload.py
         return await _parsed_and_stored(body, services)
 
 
@@ -222,6 +224,8 @@ async def _body(request: web.Request, services: Services) -> bytes | web.Respons
     """The whole body, or the answer to a client that cannot send one."""
     timeout = services.settings.server.body_timeout.total_seconds()
     try:
+        if request.content.is_eof():  # all of it arrived with the headers (most webhooks): no timer to set
+            return await request.read()
         async with asyncio.timeout(timeout):
             return await request.read()
     except TimeoutError:
