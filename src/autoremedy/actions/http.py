@@ -21,7 +21,7 @@ from autoremedy.actions.base import ActionContext, ActionInputs, ActionResult, A
 from autoremedy.config.settings import HttpSettings
 from autoremedy.decide.redact import redact_text
 from autoremedy.decide.templating import ESCAPE_URL
-from autoremedy.decide.urls import is_link_local, same_origin
+from autoremedy.decide.urls import is_ip_literal, is_link_local, same_origin
 from autoremedy.models.flags import StrictFlag
 
 _BODY_EXCERPT = 1024
@@ -67,6 +67,8 @@ async def resolved_link_local(url: str) -> str | None:
     host = parts.hostname or ""
     if is_link_local(host):
         return host
+    if is_ip_literal(host):  # nothing to resolve: what it is was just answered
+        return None
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 0, type=socket.SOCK_STREAM)
     except OSError:

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -69,6 +70,7 @@ def registered_secrets() -> tuple[str, ...]:
     return tuple(_registered)
 
 
+@lru_cache(maxsize=4096)  # the same few keys, in every step's inputs and every run record
 def is_secret_key(key: str) -> bool:
     if _SECRET_PART.search(key):
         return True
@@ -104,6 +106,7 @@ def redact_text(text: str) -> str:
     return _AUTH_SCHEME.sub(lambda match: f"{match.group(1)} {REDACTED}", text)
 
 
+@lru_cache(maxsize=4096)
 def _is_secret_key_in_text(key: str) -> bool:
     """As `is_secret_key`, less the bare words `key`, `pass`, `sig` and `auth`: in prose (`key=value`, the usage of
     a chat command) they are words, not names of secrets."""

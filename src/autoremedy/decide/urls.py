@@ -52,6 +52,15 @@ def _written_authority(template: str) -> tuple[str | None, bool]:
     return authority.rpartition("@")[2].lower() or None, finished
 
 
+def is_ip_literal(host: str) -> bool:
+    """A host written as an IP address (IPv6 in brackets or not, with or without a zone)."""
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def is_link_local(address: str) -> bool:
     """A literal IP in a link-local or metadata network (an IPv4-mapped IPv6 address counts as its IPv4)."""
     try:
