@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Final
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -88,6 +89,9 @@ class Backlog:
         self._gauge.set(count)
 
 
+DECISION_OUTCOMES: Final = ("runs", "no_rule_matched", "dead_lettered")
+
+
 class Metrics:
     """One registry per daemon, so several can live in one test process."""
 
@@ -136,6 +140,8 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        for outcome in DECISION_OUTCOMES:  # from zero, so that increase() sees the first dead letter
+            self.events_decided.labels(outcome)
         self.decision_failures = Counter(
             "autoremedy_decision_failures_total",
             "Failed attempts to decide an event (each is requeued, or dead-lettered when permanent or too many)",
