@@ -125,7 +125,7 @@ async def test_allowed_hosts_let_a_template_build_the_host(
     d = await start_daemon(
         rules=[RULE],
         playbooks=[call("http://{{ alert.labels.host }}/hook")],
-        extra={**FAST, "http": {"allowed_hosts": ["127.0.0.1"]}},
+        extra={**FAST, "http": {"allowed_hosts": [f"127.0.0.1:{api.port}"]}},
     )
     await d.post_alerts(firing(host=api.host_port))
     (run,) = await finished_runs(d)
@@ -136,6 +136,23 @@ async def test_allowed_hosts_let_a_template_build_the_host(
     refused = next(run for run in runs if run["status"] == "failed")
     assert "matches no http.allowed_hosts" in refused["reason"]
     assert other.requests == []
+
+
+async def test_a_label_cannot_append_a_port_to_an_allowed_host(start_daemon: StartDaemon) -> None:
+    """`allowed_hosts: [127.0.0.1]` lets a label build that host, not choose another service on it."""
+    async with RecordingReceiver() as allowed, RecordingReceiver() as elsewhere:
+        d = await start_daemon(
+            rules=[RULE],
+            playbooks=[call(f"http://{{{{ alert.labels.host }}}}:{allowed.port}/hook")],
+            extra={**FAST, "http": {"allowed_hosts": ["127.0.0.1"]}},
+        )
+        await d.post_alerts(firing(host="127.0.0.1"))
+        await d.post_alerts(firing(host=f"127.0.0.1:{elsewhere.port}/#", app="second"))
+        runs = await finished_runs(d, 2)
+    assert sorted(run["status"] for run in runs) == ["failed", "succeeded"]
+    refused = next(run for run in runs if run["status"] == "failed")
+    assert f"port {elsewhere.port}" in refused["reason"] and "refused" in refused["reason"]
+    assert len(allowed.requests_to("/hook")) == 1 and elsewhere.requests == []
 
 
 @pytest.mark.parametrize("allow_redirects", [False, True])

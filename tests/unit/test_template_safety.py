@@ -164,7 +164,7 @@ def test_literal_authority(template: str, authority: str | None) -> None:
     assert literal_authority(template) == authority
 
 
-POLICY = UrlPolicy(allowed_hosts=("*.hooks.example.com", "api-prod.example.com"))
+POLICY = UrlPolicy(allowed_hosts=("*.hooks.example.com", "api-prod.example.com", "alt.example.com:8443"))
 
 URL_CASES = [
     pytest.param("https://api.example.com{{ p }}", "https://api.example.com/v1/x", None, id="literal-host-ok"),
@@ -183,6 +183,20 @@ URL_CASES = [
     pytest.param("https://api-{{ e }}.example.com/", "https://api-prod.example.com/", None, id="partly-allowed"),
     pytest.param("https://api-{{ e }}.example.com/", "https://api-x.example.com/", "matches no", id="partly-other"),
     pytest.param("{{ u }}", "https://internal.corp/", "matches no http.allowed_hosts", id="whole-url"),
+    # A label may build an allowed host; it may not append a port to it (another service on that host).
+    pytest.param("https://{{ h }}/x", "https://a.hooks.example.com:8443/x", "port 8443", id="glob-port-appended"),
+    pytest.param("https://api-{{ e }}.example.com/", "https://api-prod.example.com:22/", "port 22", id="partly-port"),
+    pytest.param("http://{{ s }}.hooks.example.com:8080/", "http://a.hooks.example.com:8080/", None, id="port-written"),
+    pytest.param(
+        "http://{{ s }}.hooks.example.com:8080/",
+        "http://a.hooks.example.com:9000/#.hooks.example.com:8080/",
+        "port 9000",
+        id="port-written-other-port",
+    ),
+    pytest.param("https://{{ h }}:{{ p }}/", "https://a.hooks.example.com:2375/", "port 2375", id="port-built"),
+    pytest.param("https://{{ h }}/", "https://alt.example.com:8443/", None, id="port-in-pattern"),
+    pytest.param("https://{{ h }}/", "https://alt.example.com:8444/", "port 8444", id="other-port-than-pattern"),
+    pytest.param("http://[{{ h }}]:8080/", "http://[fd00::5]:8080/", "matches no", id="ipv6-not-allowed"),
     pytest.param("http://169.254.169.254/latest/", "http://169.254.169.254/latest/", "link-local", id="metadata"),
     pytest.param("http://{{ h }}/", "http://[fd00:ec2::254]/", "link-local", id="metadata-v6"),
     pytest.param("http://{{ h }}/", "http://[::ffff:169.254.169.254]/", "link-local", id="mapped-metadata"),

@@ -16,6 +16,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 _TAG = re.compile(r"\{[{%#]")
+_WHOLE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+_PATTERN_PORT = re.compile(r"(?P<glob>.*):(?P<port>\d+)")
+_LITERAL_PORT = re.compile(r":(\d+)\Z")
 LINK_LOCAL_NETWORKS: Final = (
     ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local: AWS/GCP/Azure/OpenStack metadata, ECS task roles
     ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
@@ -27,7 +30,9 @@ METADATA_NAMES: Final = frozenset({"metadata.google.internal", "metadata.goog", 
 @dataclass(frozen=True, slots=True)
 class UrlPolicy:
     allowed_hosts: Sequence[str] = ()
-    """Glob patterns (`*.hooks.example.com`) a host built by the template may match; matched case-insensitively."""
+    """Glob patterns (`*.hooks.example.com`) a host built by the template may match; matched case-insensitively.
+    A pattern may end with a port (`hooks.example.com:8443`); without one, only the scheme's default port or a
+    port the template writes literally is allowed, so a label cannot append a port to an allowed host."""
     allow_link_local: bool = False
 
 
@@ -111,9 +116,35 @@ def _host_refusal(template: str, host: str, port: int | None, *, bracketed: bool
         return None
     if literal is not None and finished:
         return f"url host {authority} is not {literal}, the host the playbook writes: refused"
-    if any(fnmatchcase(host, pattern.lower()) for pattern in policy.allowed_hosts):
+    matching = [pattern for pattern in policy.allowed_hosts if fnmatchcase(host, _pattern_host(pattern))]
+    if not matching:
+        return f"url host {host} is built by the template and matches no http.allowed_hosts pattern: refused"
+    if port is None or port == _written_port(template) or any(port == _pattern_port(p) for p in matching):
         return None
-    return f"url host {host} is built by the template and matches no http.allowed_hosts pattern: refused"
+    return (
+        f"url port {port} is neither written in the template nor named by an http.allowed_hosts pattern "
+        f"({host}:{port}): refused"
+    )
+
+
+def _pattern_host(pattern: str) -> str:
+    found = _PATTERN_PORT.fullmatch(pattern)
+    return (found.group("glob") if found else pattern).lower()
+
+
+def _pattern_port(pattern: str) -> int | None:
+    found = _PATTERN_PORT.fullmatch(pattern)
+    return int(found.group("port")) if found else None
+
+
+def _written_port(template: str) -> int | None:
+    """The port a template writes literally at the end of the authority it builds (`http://{{ svc }}.ns:8080/`)."""
+    if "://" not in _WHOLE_TAG.sub("", template):
+        return None
+    after = _WHOLE_TAG.sub("\x00", template).split("://", 1)[1]
+    authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    found = _LITERAL_PORT.search(authority)
+    return int(found.group(1)) if found else None
 
 
 def same_origin(url: str, other: str) -> bool:
