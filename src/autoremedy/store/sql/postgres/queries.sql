@@ -18,7 +18,8 @@ DO UPDATE SET deliveries = events.deliveries + excluded.deliveries, last_receive
 RETURNING id, fingerprint, status, starts_at, (xmax = 0) AS inserted;
 
 -- name: notify_events
-SELECT pg_notify('autoremedy_events', '');
+-- The payload names the instance that committed: its own listener ignores it (its decider is already awake).
+SELECT pg_notify('autoremedy_events', :owner);
 
 -- fragment: skip_locked
 -- Claims skip rows another replica holds, so two replicas never claim the same event, run or delivery.
