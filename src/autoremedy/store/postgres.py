@@ -141,7 +141,8 @@ class PostgresStore(SqlStore):
             sql, args = _args("insert_events_batch", {"now": now, **columns})
             rows = await connection.fetch(sql, *args)
             if any(row["inserted"] for row in rows):
-                await connection.execute(*_args("notify_events", {"owner": self.owner}))
+                notify, owner = _args("notify_events", {"owner": self.owner})
+                await connection.execute(notify, *owner)
         stored = {(r["fingerprint"], r["status"], r["starts_at"]): (int(r["id"]), bool(r["inserted"])) for r in rows}
         outcomes, seen = [], set()
         for event in events:
