@@ -44,6 +44,8 @@ QUEUE_COUNT_EVERY = 10.0
 """Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
 NO_RULE = RuleName("-")
 """The rule an escalation names when deciding an event failed before any rule was known."""
+EVERY_FREE_SLOT = 1 << 30
+"""What a batch asks of the worker's free slots when it cannot tell how many runs it will leave due."""
 MAX_GROWTH = 2
 """While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
 waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
@@ -137,7 +139,7 @@ class Decider:
             except Exception as exc:  # a bug in deciding fails this event, not the batch nor the loop
                 await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
                 await self._failed(event, exc, permanent=True, rule=NO_RULE, now=now)
-        reserved = self.runner.reserve()
+        reserved = self.runner.reserve(_may_make_due(batch))
         try:
             recorded = await self._record(batch, now, reserved)
         finally:  # the slots go back to the worker whatever happened, with the runs claimed for them
@@ -274,8 +276,8 @@ class Decider:
 class Runner(Protocol):
     """What the decider needs of its instance's worker to hand it the runs a batch's transaction claimed."""
 
-    def reserve(self) -> int:
-        """Free slots, held until hand_over."""
+    def reserve(self, wanted: int) -> int:
+        """Up to `wanted` free slots, held until hand_over."""
 
     def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
         """Execute these claimed runs (each with its event when known) and give the reserved slots back."""
@@ -284,7 +286,7 @@ class Runner(Protocol):
 class _NoRunner:
     """No worker to hand runs to: none are claimed, the worker is woken for them instead."""
 
-    def reserve(self) -> int:
+    def reserve(self, wanted: int) -> int:
         return 0
 
     def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
@@ -292,6 +294,14 @@ class _NoRunner:
 
 
 _NO_RUNNER = _NoRunner()
+
+
+def _may_make_due(batch: Sequence[EventDecision]) -> int:
+    """How many runs recording the batch may leave due, at most: its planned runs (a guardrail may hold some back),
+    and for a resolved alert the waiting runs it wakes, however many."""
+    if any(item.event.status == "resolved" for item in batch):
+        return EVERY_FREE_SLOT
+    return sum(1 for item in batch for run in item.runs if run.status is RunStatus.PLANNED)
 
 
 def _may_escalate(item: EventDecision, decision: Decision) -> bool:

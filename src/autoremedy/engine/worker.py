@@ -113,13 +113,14 @@ class Worker:
         self._maybe_due = True
         self._loop.wake()
 
-    def reserve(self) -> int:
-        """The slots free now, held for the decider's next claim until `hand_over` gives them back."""
+    def reserve(self, wanted: int) -> int:
+        """Up to `wanted` of the slots free now, held for the decider's next claim until `hand_over` gives them
+        back."""
         if self._stopping or not self._store_ok.is_set():
             return 0
-        free = max(0, self._slots - len(self._active) - self._reserved)
-        self._reserved += free
-        return free
+        held = max(0, min(wanted, self._slots - len(self._active) - self._reserved))
+        self._reserved += held
+        return held
 
     def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
         """Execute runs the decider claimed for this instance in its decision transaction (their first step's
@@ -130,6 +131,8 @@ class Worker:
             self._start(run, event)
         if reserved and len(runs) >= reserved:
             self._maybe_due = True
+        if reserved and self._maybe_due:  # a claim of the worker's own may have found no slot while they were held
+            self._loop.wake()
 
     def start(self) -> None:
         self._store_ok.set()
