@@ -142,14 +142,15 @@ class Executor:
         """Runs the step after recording its start, with `ended` (the previous step's end) in the same write, unless
         the run's claim recorded it (`started`: the record as the claim wrote it); returns its end record, not yet
         written (the caller writes it with what comes next)."""
+        claimed_at = started.started_at if started is not None and not ended else None
         record = StepRecord(
             index=planned.index,
             name=planned.name,
             action=planned.action,
             inputs=redact(planned.inputs),
-            started_at=started.started_at if started is not None else self._clock.now(),
+            started_at=claimed_at or self._clock.now(),
         )
-        if started is None or started.started_at is None or ended:
+        if claimed_at is None:
             await self._record(run, [*ended, record])
         clock = time.perf_counter()
         result, attempts = await self._attempts(run, plan, planned)
