@@ -18,11 +18,12 @@ from uuid import uuid4
 
 import asyncpg
 
-from autoremedy.models.events import NewEvent
+from autoremedy.models.events import AlertEvent, NewEvent
 from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailable
 from autoremedy.store.history import History, history_of
 from autoremedy.store.migrations import pending, renumberings
 from autoremedy.store.queries import load_queries, positional
+from autoremedy.store.rows import event_from_row
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
@@ -131,6 +132,17 @@ class PostgresStore(SqlStore):
             yield PostgresTx(connection)
 
     _read = _write
+
+    # -- the decider's claim --------------------------------------------------------------------------------------
+
+    async def claim_events(self, *, limit: int, now: datetime) -> list[AlertEvent]:
+        """As every store claims them, except that the commit does not wait for the WAL flush: a claim is a lease
+        (a dead instance's claims are requeued), the decision's commit that follows flushes it too, and a claim
+        that a server crash loses leaves its events pending, to be claimed again. One fsync less per batch."""
+        async with self._transaction() as connection:
+            await connection.execute(Q["lease_commit"][0])
+            rows = await PostgresTx(connection).rows("claim_events", owner=self.owner, now=now, limit=limit)
+        return sorted((event_from_row(row) for row in rows), key=lambda event: event.id)
 
     # -- the webhook's hot path -------------------------------------------------------------------------------
 
