@@ -85,7 +85,7 @@ class Decider:
             "decider", self._turn, poll_interval=settings.poll_interval, errors=metrics.loop_errors, clock=clock
         )
         self.on_planned: Callable[[], None] = lambda: None
-        """Called when a batch made runs the worker may claim and were not all handed to it (wakes the worker)."""
+        """Called when a batch left runs due that its transaction did not claim for the worker (wakes the worker)."""
         self.runner: Runner = _NO_RUNNER
         """This instance's worker: the batch's transaction claims as many due runs as it has free slots."""
         self._claimed: list[Run] = []
@@ -146,7 +146,7 @@ class Decider:
             claimed, self._claimed = self._claimed, []
             by_id = {event.id: event for event in events}
             self.runner.hand_over([(run, by_id.get(run.event_id)) for run in claimed], reserved=reserved)
-        await self._account(recorded, unclaimed_may_wait=len(claimed) >= reserved)
+        await self._account(recorded, claimed={run.id for run in claimed})
         self._metrics.decide_batch_duration.observe(time.perf_counter() - started)
         return len(events)
 
@@ -216,21 +216,21 @@ class Decider:
 
     # -- what a batch did -------------------------------------------------------------------------------------
 
-    async def _account(self, recorded: list[tuple[EventDecision, Decision]], *, unclaimed_may_wait: bool) -> None:
-        """Metrics and logs of what the batch did; the worker woken when runs it made may wait unclaimed (its
-        transaction's claim filled every slot it had), the escalation sender when escalations may be queued."""
-        planned = escalating = False
+    async def _account(self, recorded: list[tuple[EventDecision, Decision]], *, claimed: set[str]) -> None:
+        """Metrics and logs of what the batch did; the worker woken when runs the batch left due were not claimed
+        in its transaction (no free slot for them), the escalation sender when escalations may be queued."""
+        unclaimed = escalating = False
         acted = 0
         for item, decision in recorded:
             if not (item.runs or decision.cancelled or decision.woken):
                 continue  # nothing happened that a person or the worker needs to hear about
             acted += bool(item.runs)
-            planned = planned or bool(decision.runs or decision.woken)
+            unclaimed = unclaimed or any(run_id not in claimed for run_id in _left_due(decision))
             escalating = escalating or _may_escalate(item, decision)
             await self._log_decision(item.event, decision)
         self._metrics.events_decided.labels("runs").inc(acted)
         self._metrics.events_decided.labels("no_rule_matched").inc(len(recorded) - acted)
-        if planned and unclaimed_may_wait:
+        if unclaimed:
             self.on_planned()
         if escalating:
             self.on_outcome()
@@ -294,6 +294,11 @@ class _NoRunner:
 
 
 _NO_RUNNER = _NoRunner()
+
+
+def _left_due(decision: Decision) -> list[str]:
+    """The runs recording the decision left due now: planned (allowed by the guardrails), or woken."""
+    return [run.run_id for run in decision.runs if run.status is RunStatus.PLANNED] + decision.woken
 
 
 def _may_make_due(batch: Sequence[EventDecision]) -> int:

@@ -124,13 +124,11 @@ class Worker:
 
     def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
         """Execute runs the decider claimed for this instance in its decision transaction (their first step's
-        start recorded there), and give back the `reserved` slots. A claim that filled them may have left due
-        runs unclaimed: looked for when a slot frees."""
+        start recorded there), and give back the `reserved` slots. Runs the batch left due without a slot for
+        them are the decider's to say (`wake`)."""
         self._reserved -= reserved
         for run, event in runs:
             self._start(run, event)
-        if reserved and len(runs) >= reserved:
-            self._maybe_due = True
         if reserved and self._maybe_due:  # a claim of the worker's own may have found no slot while they were held
             self._loop.wake()
 
