@@ -193,3 +193,33 @@ async def test_a_batch_hands_the_worker_as_many_runs_as_it_has_free_slots_and_th
     assert parts.script.calls == {"first": 2, "second": 2}
     for run in await store.list_runs(status=None, limit=10):
         assert (run.owner, run.epoch) == (store.owner, 1)  # each claimed once, by this instance
+
+
+async def test_the_worker_is_woken_only_for_due_runs_the_decision_could_not_hand_it(
+    instances: tuple[SqlStore, SqlStore], parts: Parts
+) -> None:
+    store, _ = instances
+    release = parts.script.hang = asyncio.Event()
+    parts.script.hang_only = {"first"}
+    deciding = decider(store, parts)
+    async with worker(store, parts, concurrency=2) as running:
+        wakes: list[str] = []
+
+        def wake() -> None:
+            wakes.append("woken")
+            running.wake()
+
+        deciding.runner, deciding.on_planned = running, wake
+        await store.insert_events([event("act")], now=parts.clock.now())
+        await deciding.decide_batch()
+        assert wakes == []  # its one run was handed over: nothing left for the worker to look for
+        await store.insert_events([event("act"), event("act")], now=parts.clock.now())
+        await deciding.decide_batch()
+        assert wakes == ["woken"]  # one slot left for two runs: the other waits for the worker's own claim
+        release.set()
+
+        async def all_succeeded() -> bool:
+            return await statuses(store) == ["succeeded"] * 3
+
+        await wait_for(all_succeeded, timeout=10, message="every run ran")
+    assert parts.script.calls == {"first": 3, "second": 3}
