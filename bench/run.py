@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 import aiohttp  # noqa: E402
 from tests.support.postgres import PostgresServer, start_postgres  # noqa: E402
 
-from bench import harness, ingest, latency, profile, report, storm  # noqa: E402
+from bench import harness, ingest, latency, pgattribution, profile, report, storm  # noqa: E402
 from bench.harness import Load, Server, Template  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -79,6 +79,12 @@ def parse_args() -> argparse.Namespace:
         "a same-run ratio",
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--pg-attribution",
+        action="store_true",
+        help="PostgreSQL latency rows: log every statement and count each transaction's shape per alert (where the "
+        "commits come from); the logging slows the server, so the latency of such a run is not a number to report",
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the generated part of the doc")
     parser.add_argument("--quick", action="store_true", help="short runs and 100,000 alerts: a smoke test")
     args = parser.parse_args()
@@ -193,6 +199,10 @@ async def latency_row(
         source=export_revision(baseline, workdir) if baseline is not None else None,
     )
     try:
+        attributing = pg is not None and args.pg_attribution
+        if attributing and pg is not None:
+            await pgattribution.enable(pg)
+        log_offset = pgattribution.log_path(pg).stat().st_size if attributing and pg is not None else 0
         before = await pg_counters(pg, dbname) if pg is not None else None
         row = await latency.measure_latency(
             server, receiver, template, rate=args.latency_rate, seconds=args.latency_seconds, warmup_s=2.0
@@ -202,6 +212,12 @@ async def latency_row(
             after = await pg_counters(pg, dbname)
             alerts = int(args.latency_rate * 2.0) + int(args.latency_rate * args.latency_seconds)
             row["postgres_per_alert"] = {name: round((after[name] - before[name]) / alerts, 1) for name in after}
+            if attributing:
+                await pgattribution.disable(pg)
+                shapes = pgattribution.transactions(pgattribution.log_path(pg), dbname=dbname, offset=log_offset)
+                row["postgres_transactions"] = pgattribution.table(shapes, alerts)
+                for line in row["postgres_transactions"]:
+                    log(f"  {line['per_alert']:>6} per alert  {line['count']:>6}  {line['transaction']}")
         if args.profile_seconds > 0:  # a separate window: the sampler's CPU does not touch the numbers above
             raw = RESULTS / f"profile-latency-{store.lower()}.txt"
             count = int(args.latency_rate * (args.profile_seconds + 1))

@@ -250,11 +250,13 @@ def wire(parts: Components) -> None:
 
     parts.base.committer.on_commit = committed
     if isinstance(parts.base.store, PostgresStore):
-        # Another replica (or this one) committed events. Only the decider is woken: it wakes the worker when
-        # it has made runs, and a run another replica decided is that replica's worker's, or found by polling.
+        # Another replica committed events (this one's own NOTIFY is ignored: its commit woke the decider). Only
+        # the decider is woken: it hands the worker the runs it made, and a run another replica decided is that
+        # replica's worker's, or found by polling.
         parts.base.store.on_notify = decider.wake
     worker.on_outcome = outbox.wake
     decider.on_planned = worker.wake
+    decider.runner = worker  # runs a batch made are claimed in its transaction for the worker's free slots
     decider.on_outcome = outbox.wake
 
 

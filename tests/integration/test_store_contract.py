@@ -13,6 +13,7 @@ import pytest
 from autoremedy.decide.guardrails import Guard
 from autoremedy.models.events import AlertEvent, EventState, NewEvent
 from autoremedy.models.guardrails import GuardrailSettings
+from autoremedy.models.notifications import Trigger
 from autoremedy.models.rules import Rule
 from autoremedy.models.runs import RunStatus, StepOutcome
 from autoremedy.store.base import (
@@ -192,6 +193,72 @@ async def test_a_run_taken_over_too_often_is_interrupted(store: Store) -> None:
     assert recovery.interrupted_runs == ["r1"]
     run = await store.get_run("r1")
     assert run is not None and (run.status, run.reason) == (RunStatus.INTERRUPTED, "taken over 3 times")
+
+
+async def test_a_claim_records_the_start_of_the_step_to_run_first_fenced_by_itself(store: Store) -> None:
+    alert = await stored(store, event())
+    await decide(store, alert, new_run("r1", alert.id))
+    run = await store.claim_run(now=NOW)
+    assert run is not None and [s.started_at for s in run.steps] == [NOW, None]
+    kept = await store.get_run("r1")
+    assert kept is not None and kept.steps == run.steps  # what the claim returns is what it recorded
+    first = run.steps[0].model_copy(update={"outcome": StepOutcome.DONE, "finished_at": NOW})
+    await store.update_steps("r1", [first], epoch=run.epoch)  # ...and the instance dies in the second step
+    later = NOW + timedelta(minutes=10)
+    become(store, "another-instance")
+    taken = await store.claim_run(now=later)
+    assert taken is not None and taken.epoch == run.epoch + 1
+    assert [(s.outcome, s.started_at) for s in taken.steps] == [(StepOutcome.DONE, NOW), (StepOutcome.PENDING, later)]
+
+
+async def test_record_and_claim_claims_due_runs_for_this_instance_in_the_decisions_transaction(store: Store) -> None:
+    alerts = [await stored(store, event(f"f{index}")) for index in range(3)]
+    await store.claim_events(limit=3, now=NOW)
+    batch = [
+        EventDecision(alert, [new_run(f"r{index}", alert.id, target=f"t/{index}")], [], guard())
+        for index, alert in enumerate(alerts)
+    ]
+    recorded = await store.record_and_claim(batch, now=NOW, limit=2)
+    assert [[r.status for r in d.runs] for d in recorded.decisions] == [[RunStatus.PLANNED]] * 3
+    assert [run.id for run in recorded.claimed] == ["r0", "r1"]  # the oldest first, up to the limit
+    for run in recorded.claimed:
+        assert (run.status, run.epoch, run.started_at) == (RunStatus.RUNNING, 1, NOW)
+        assert [s.started_at for s in run.steps] == [NOW, None]  # the first step's start, recorded with the claim
+        await store.update_steps(run.id, [run.steps[0]], epoch=run.epoch)  # fenced writes are this instance's
+    assert await store.heartbeat(now=NOW) == {"r0": 1, "r1": 1}
+    assert await store.pending_events() == 0
+    waiting = await store.get_run("r2")
+    assert waiting is not None and waiting.status is RunStatus.PLANNED  # no slot left for it: the worker's to claim
+
+
+async def test_record_and_claim_claims_nothing_when_the_batch_made_nothing_due_or_has_no_slot(store: Store) -> None:
+    older, first, second = [await stored(store, event(f"f{index}")) for index in range(3)]
+    await decide(store, older, new_run("older", older.id))  # due, but not this batch's doing
+    await store.claim_events(limit=3, now=NOW)
+    unmatched = EventDecision(first, [], [], guard())
+    assert (await store.record_and_claim([unmatched], now=NOW, limit=4)).claimed == []
+    matched = EventDecision(second, [new_run("new", second.id, target="t/new")], [], guard())
+    assert (await store.record_and_claim([matched], now=NOW, limit=0)).claimed == []
+    assert {run.status for run in await store.list_runs(status=None, limit=5)} == {RunStatus.PLANNED}
+
+
+async def test_finish_run_says_whether_it_queued_an_escalation(store: Store) -> None:
+    alert = await stored(store, event())
+    outcomes = []
+    for index, (status, trigger) in enumerate(
+        [(RunStatus.SUCCEEDED, None), (RunStatus.FAILED, Trigger.RUN_FAILED), (RunStatus.SUCCEEDED, None)]
+    ):
+        await decide(store, alert, new_run(f"r{index}", alert.id), now=NOW + timedelta(seconds=index))
+        run = await store.claim_run(now=NOW + timedelta(seconds=index))
+        assert run is not None
+        finished = await store.finish_run(run.id, status, "x", [], now=NOW, epoch=run.epoch, escalation=trigger)
+        outcomes.append(finished)
+    # A success with nothing open queues nothing; a failure escalates; the success after it resolves the failure.
+    assert outcomes == [False, True, True]
+    assert [(e.kind, e.trigger) for e in reversed(await store.escalations(limit=5))] == [
+        ("trigger", "run_failed"),
+        ("resolve", "fixed"),
+    ]
 
 
 async def test_heartbeats_keep_runs_owned(store: Store) -> None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from autoremedy.background import AT_ONCE, BackgroundLoop
 from autoremedy.clock import SYSTEM_CLOCK
@@ -32,7 +33,7 @@ from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.ids import RuleName, RunId
 from autoremedy.models.rules import Rule
-from autoremedy.models.runs import FINAL_STATUSES, GuardrailReason, RunStatus
+from autoremedy.models.runs import FINAL_STATUSES, GuardrailReason, Run, RunStatus
 from autoremedy.observability import Metrics, get_logger
 from autoremedy.store.base import AuditEntry, Decision, EventDecision, NewRun, NewStep, Store, StoreUnavailable
 
@@ -43,6 +44,8 @@ QUEUE_COUNT_EVERY = 10.0
 """Seconds between exact counts of the queue while it is not empty (a count of a million rows is not free)."""
 NO_RULE = RuleName("-")
 """The rule an escalation names when deciding an event failed before any rule was known."""
+EVERY_FREE_SLOT = 1 << 30
+"""What a batch asks of the worker's free slots when it cannot tell how many runs it will leave due."""
 MAX_GROWTH = 2
 """While a backlog lasts, batches grow up to this many times `batch_size`: under a webhook storm every await
 waits for the event loop's turn, so fewer, larger batches are what keeps deciding's share."""
@@ -82,7 +85,10 @@ class Decider:
             "decider", self._turn, poll_interval=settings.poll_interval, errors=metrics.loop_errors, clock=clock
         )
         self.on_planned: Callable[[], None] = lambda: None
-        """Called when a batch made runs the worker may claim (wakes the worker)."""
+        """Called when a batch left runs due that its transaction did not claim for the worker (wakes the worker)."""
+        self.runner: Runner = _NO_RUNNER
+        """This instance's worker: the batch's transaction claims as many due runs as it has free slots."""
+        self._claimed: list[Run] = []
         self.on_outcome: Callable[[], None] = lambda: None
         """Called when a batch may have queued escalations (wakes the escalation sender)."""
 
@@ -133,8 +139,14 @@ class Decider:
             except Exception as exc:  # a bug in deciding fails this event, not the batch nor the loop
                 await log.aexception("deciding failed", event_id=event.id, fingerprint=event.fingerprint)
                 await self._failed(event, exc, permanent=True, rule=NO_RULE, now=now)
-        recorded = await self._record(batch, now)
-        await self._account(recorded)
+        reserved = self.runner.reserve(_may_make_due(batch))
+        try:
+            recorded = await self._record(batch, now, reserved)
+        finally:  # the slots go back to the worker whatever happened, with the runs claimed for them
+            claimed, self._claimed = self._claimed, []
+            by_id = {event.id: event for event in events}
+            self.runner.hand_over([(run, by_id.get(run.event_id)) for run in claimed], reserved=reserved)
+        await self._account(recorded, claimed={run.id for run in claimed})
         self._metrics.decide_batch_duration.observe(time.perf_counter() - started)
         return len(events)
 
@@ -158,11 +170,17 @@ class Decider:
 
     # -- recording, with poison isolation ---------------------------------------------------------------------
 
-    async def _record(self, batch: list[EventDecision], now: datetime) -> list[tuple[EventDecision, Decision]]:
+    async def _record(
+        self, batch: list[EventDecision], now: datetime, slots: int
+    ) -> list[tuple[EventDecision, Decision]]:
+        """Records the batch; its transaction claims due runs for up to `slots` minus those claimed so far."""
         if not batch:
             return []
         try:
-            return list(zip(batch, await self._store.record_decisions(batch, now=now), strict=True))
+            limit = slots - len(self._claimed)
+            decisions, claimed = await self._store.record_and_claim(batch, now=now, limit=limit)
+            self._claimed.extend(claimed)
+            return list(zip(batch, decisions, strict=True))
         except Exception as exc:
             if isinstance(exc, StoreUnavailable) and not await self._reachable():
                 raise  # not the events' fault: their claims go stale and they are decided again
@@ -172,7 +190,7 @@ class Decider:
                 await self._failed(item.event, exc, permanent=_permanent(exc), rule=rule, now=now)
                 return []
             half = len(batch) // 2
-            return await self._record(batch[:half], now) + await self._record(batch[half:], now)
+            return await self._record(batch[:half], now, slots) + await self._record(batch[half:], now, slots)
 
     async def _reachable(self) -> bool:
         try:
@@ -198,19 +216,21 @@ class Decider:
 
     # -- what a batch did -------------------------------------------------------------------------------------
 
-    async def _account(self, recorded: list[tuple[EventDecision, Decision]]) -> None:
-        planned = escalating = False
+    async def _account(self, recorded: list[tuple[EventDecision, Decision]], *, claimed: set[str]) -> None:
+        """Metrics and logs of what the batch did; the worker woken when runs the batch left due were not claimed
+        in its transaction (no free slot for them), the escalation sender when escalations may be queued."""
+        unclaimed = escalating = False
         acted = 0
         for item, decision in recorded:
             if not (item.runs or decision.cancelled or decision.woken):
                 continue  # nothing happened that a person or the worker needs to hear about
             acted += bool(item.runs)
-            planned = planned or bool(decision.runs or decision.woken)
+            unclaimed = unclaimed or any(run_id not in claimed for run_id in _left_due(decision))
             escalating = escalating or _may_escalate(item, decision)
             await self._log_decision(item.event, decision)
         self._metrics.events_decided.labels("runs").inc(acted)
         self._metrics.events_decided.labels("no_rule_matched").inc(len(recorded) - acted)
-        if planned:
+        if unclaimed:
             self.on_planned()
         if escalating:
             self.on_outcome()
@@ -251,6 +271,42 @@ class Decider:
         if drained or clock - self._counted_at >= QUEUE_COUNT_EVERY:
             self._counted_at = clock
             self._metrics.backlog.set(await self._store.pending_events())
+
+
+class Runner(Protocol):
+    """What the decider needs of its instance's worker to hand it the runs a batch's transaction claimed."""
+
+    def reserve(self, wanted: int) -> int:
+        """Up to `wanted` free slots, held until hand_over."""
+
+    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+        """Execute these claimed runs (each with its event when known) and give the reserved slots back."""
+
+
+class _NoRunner:
+    """No worker to hand runs to: none are claimed, the worker is woken for them instead."""
+
+    def reserve(self, wanted: int) -> int:
+        return 0
+
+    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+        assert not runs
+
+
+_NO_RUNNER = _NoRunner()
+
+
+def _left_due(decision: Decision) -> list[str]:
+    """The runs recording the decision left due now: planned (allowed by the guardrails), or woken."""
+    return [run.run_id for run in decision.runs if run.status is RunStatus.PLANNED] + decision.woken
+
+
+def _may_make_due(batch: Sequence[EventDecision]) -> int:
+    """How many runs recording the batch may leave due, at most: its planned runs (a guardrail may hold some back),
+    and for a resolved alert the waiting runs it wakes, however many."""
+    if any(item.event.status == "resolved" for item in batch):
+        return EVERY_FREE_SLOT
+    return sum(1 for item in batch for run in item.runs if run.status is RunStatus.PLANNED)
 
 
 def _may_escalate(item: EventDecision, decision: Decision) -> bool:

@@ -7,6 +7,7 @@ written to disk; a playbook changed since planning is refused rather than silent
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -24,6 +25,7 @@ from autoremedy.clock import SYSTEM_CLOCK, within
 from autoremedy.decide.planning import Plan, PlannedStep, Ruleset, plan_for, rule_named
 from autoremedy.decide.redact import redact, redact_text
 from autoremedy.models.clock import Clock
+from autoremedy.models.events import AlertEvent
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.observability import Metrics, get_logger
@@ -67,15 +69,21 @@ class Executor:
         self._http = http
         self._backoff = retry_backoff_seconds
 
-    async def execute(self, run: Run, ruleset: Ruleset) -> RunVerdict:
+    async def execute(
+        self, run: Run, ruleset: Ruleset, *, event: AlertEvent | None = None, start_recorded: bool = False
+    ) -> RunVerdict:
         """Raises RunTakenOver as soon as the run turns out to be another instance's (this one must stop).
 
         Each step is recorded as started, fenced, before its action is called (a run taken over meanwhile stops
         there); its end is written with the next step's start, or with the run's outcome, in one transaction: a
-        crash before that write runs the step again on resume, as a crash just before a write of its own would."""
-        plan = await self._replan(run, ruleset)
+        crash before that write runs the step again on resume, as a crash just before a write of its own would.
+        `start_recorded`: `run` is as its claim returned it, which recorded the first step's start (fenced by the
+        claim), so that start is not written again. `event`: the run's alert event when the caller has it (the
+        decider that just decided it), so it is not read again."""
+        plan = await self._replan(run, ruleset, event)
         if isinstance(plan, RunVerdict):
-            return plan
+            return _unstarted(run, plan) if start_recorded else plan
+        claimed_start = start_recorded
         failed: list[str] = []
         ended: list[StepRecord] = []  # finished steps whose end is not written yet
         for planned in plan.steps:
@@ -84,8 +92,8 @@ class Executor:
             if stored is not None and stored.outcome in _FINISHED:  # resuming: this step ran before
                 failed.extend([label] if stored.outcome is StepOutcome.FAILED else [])
                 continue
-            record, result = await self._run_step(run, plan, planned, ended)
-            ended = [record]
+            record, result = await self._run_step(run, plan, planned, ended, started=stored if claimed_start else None)
+            claimed_start, ended = False, [record]
             if result.outcome is Outcome.WAIT and result.wait_until is not None:
                 return RunVerdict(RunStatus.WAITING, result.message, wait_until=result.wait_until)
             if record.outcome is StepOutcome.FAILED:
@@ -114,8 +122,9 @@ class Executor:
         after the claim only this owner's fenced writes change them, so they are not read again."""
         await self._when_stored(functools.partial(self._store.update_steps, run.id, records, epoch=run.epoch))
 
-    async def _replan(self, run: Run, ruleset: Ruleset) -> Plan | RunVerdict:
-        event = await self._store.get_event(run.event_id)
+    async def _replan(self, run: Run, ruleset: Ruleset, event: AlertEvent | None) -> Plan | RunVerdict:
+        if event is None or event.id != run.event_id:
+            event = await self._store.get_event(run.event_id)
         rule = rule_named(ruleset, run.rule)
         if event is None or rule is None:
             return RunVerdict(RunStatus.FAILED, f"rule {run.rule!r} no longer exists (removed by a reload)")
@@ -128,19 +137,21 @@ class Executor:
         return plan
 
     async def _run_step(
-        self, run: Run, plan: Plan, planned: PlannedStep, ended: list[StepRecord]
+        self, run: Run, plan: Plan, planned: PlannedStep, ended: list[StepRecord], *, started: StepRecord | None
     ) -> tuple[StepRecord, ActionResult]:
-        """Runs the step after recording its start, with `ended` (the previous step's end) in the same write;
-        returns its end record, not yet written (the caller writes it with what comes next)."""
-        started = self._clock.now()
+        """Runs the step after recording its start, with `ended` (the previous step's end) in the same write, unless
+        the run's claim recorded it (`started`: the record as the claim wrote it); returns its end record, not yet
+        written (the caller writes it with what comes next)."""
+        claimed_at = started.started_at if started is not None and not ended else None
         record = StepRecord(
             index=planned.index,
             name=planned.name,
             action=planned.action,
             inputs=redact(planned.inputs),
-            started_at=started,
+            started_at=claimed_at or self._clock.now(),
         )
-        await self._record(run, [*ended, record])
+        if claimed_at is None:
+            await self._record(run, [*ended, record])
         clock = time.perf_counter()
         result, attempts = await self._attempts(run, plan, planned)
         self._metrics.step_duration.labels(planned.action, result.outcome.value).observe(time.perf_counter() - clock)
@@ -237,6 +248,15 @@ def _attempt_limit(spec: ActionSpec, inputs: object, timeout: float) -> float:
     if isinstance(bound, timedelta):
         return max(timeout, bound.total_seconds() + 5)
     return timeout
+
+
+def _unstarted(run: Run, verdict: RunVerdict) -> RunVerdict:
+    """A run that fails before its first step (the plan could not be rendered again): the start its claim recorded
+    is taken back, so the step ends `not_run`, as it does when no start was recorded."""
+    step = next((s for s in run.steps if s.outcome not in _FINISHED), None)
+    if step is None:
+        return verdict
+    return dataclasses.replace(verdict, steps=(step.model_copy(update={"started_at": None}), *verdict.steps))
 
 
 def _dry_run_reason(failed: list[str]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +26,7 @@ from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.executor import Executor, RunVerdict
 from autoremedy.models.clock import Clock
+from autoremedy.models.events import AlertEvent
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import GuardrailReason, Run, RunStatus
 from autoremedy.observability import Metrics, get_logger
@@ -87,9 +88,15 @@ class Worker:
         self._store_ok = asyncio.Event()
         """Set by a heartbeat that reached the store: after an outage, nothing is claimed before it."""
         self.on_outcome: Callable[[], None] = lambda: None
-        """Called after a run's outcome is recorded (wakes the escalation sender)."""
+        """Called after a run's outcome queued an escalation (wakes the escalation sender)."""
         self._active: dict[str, Lease] = {}
         self._claims = 0
+        self._reserved = 0
+        """Slots the decider holds for runs it claims in its decision transaction (`reserve`, `hand_over`)."""
+        self._maybe_due = True
+        """Runs may be due that no claim has seen: set by a wake-up, cleared by a claim that left slots empty."""
+        self._looked_at = float("-inf")
+        self._poll = poll_interval
         errors = metrics.loop_errors
         self._loop = BackgroundLoop("worker", self._turn, poll_interval=poll_interval, errors=errors, clock=clock)
         self._beat = BackgroundLoop(
@@ -102,7 +109,28 @@ class Worker:
         return self._loop.stopping
 
     def wake(self) -> None:
+        """Runs may be due (the decider made some, an approval, a resumed scope): look for them now."""
+        self._maybe_due = True
         self._loop.wake()
+
+    def reserve(self, wanted: int) -> int:
+        """Up to `wanted` of the slots free now, held for the decider's next claim until `hand_over` gives them
+        back."""
+        if self._stopping or not self._store_ok.is_set():
+            return 0
+        held = max(0, min(wanted, self._slots - len(self._active) - self._reserved))
+        self._reserved += held
+        return held
+
+    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+        """Execute runs the decider claimed for this instance in its decision transaction (their first step's
+        start recorded there), and give back the `reserved` slots. Runs the batch left due without a slot for
+        them are the decider's to say (`wake`)."""
+        self._reserved -= reserved
+        for run, event in runs:
+            self._start(run, event)
+        if reserved and self._maybe_due:  # a claim of the worker's own may have found no slot while they were held
+            self._loop.wake()
 
     def start(self) -> None:
         self._store_ok.set()
@@ -200,28 +228,42 @@ class Worker:
 
     async def _start_planned(self) -> None:
         # As many runs as there are free slots in one claim, started at once: under a storm each transaction
-        # waits its turn behind the webhooks' group commits, so one claim per run kept runs waiting.
-        while not self._stopping and len(self._active) < self._slots:
-            free = self._slots - len(self._active)
-            runs = await self._store.claim_runs(limit=free, now=self._clock.now())
-            for run in runs:
-                self._claims += 1
-                task = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
-                self._active[run.id] = Lease(run, task, self._claims)
-                task.add_done_callback(functools.partial(self._run_done, run.id))
-            if len(runs) < free:
+        # waits its turn behind the webhooks' group commits, so one claim per run kept runs waiting. No claim when
+        # nothing can be due since the last one left slots empty (a slot freed by a finished run is no news), but
+        # at least once per poll interval: delayed runs come due, a dead instance's runs go stale.
+        polling = self._clock.monotonic() - self._looked_at >= self._poll
+        while not self._stopping and (self._maybe_due or polling):
+            free = self._slots - len(self._active) - self._reserved
+            if free <= 0:
                 return
+            self._maybe_due, polling = False, False
+            self._looked_at = self._clock.monotonic()
+            try:
+                runs = await self._store.claim_runs(limit=free, now=self._clock.now())
+            except StoreUnavailable:
+                self._maybe_due = True
+                raise
+            for run in runs:
+                self._start(run, None)
+            if len(runs) >= free:
+                self._maybe_due = True
+
+    def _start(self, run: Run, event: AlertEvent | None) -> None:
+        self._claims += 1
+        task = asyncio.create_task(self._execute(run, event), name=f"run-{run.id}")
+        self._active[run.id] = Lease(run, task, self._claims)
+        task.add_done_callback(functools.partial(self._run_done, run.id))
 
     def _run_done(self, run_id: str, _task: asyncio.Task[None]) -> None:
         self._active.pop(run_id, None)
-        self.wake()  # a slot is free: look for more planned runs
+        self._loop.wake()  # a slot is free: claimed from if runs may be due
 
-    async def _execute(self, run: Run) -> None:
+    async def _execute(self, run: Run, event: AlertEvent | None) -> None:
         structlog.contextvars.bind_contextvars(run_id=run.id, fingerprint=run.fingerprint)
         lease = self._active.get(run.id)  # registered before this task first runs
         self._metrics.runs_active.inc()
         try:
-            verdict = await self._executor.execute(run, self._rules())
+            verdict = await self._executor.execute(run, self._rules(), event=event, start_recorded=True)
         except RunTakenOver:
             verdict = None
         except asyncio.CancelledError:
@@ -291,7 +333,7 @@ class Worker:
             await log.ainfo("run waiting, slot freed", until=verdict.wait_until.isoformat())
             return
         audit = AuditEntry(f"run_{verdict.status.value}", verdict.reason, run.id, run.fingerprint)
-        await self._store.finish_run(
+        escalated = await self._store.finish_run(
             run.id,
             verdict.status,
             verdict.reason,
@@ -301,7 +343,8 @@ class Worker:
             escalation=verdict.escalation,
             steps=verdict.steps,
         )
-        self.on_outcome()
+        if escalated:  # the escalation sender is woken only when it has something to send
+            self.on_outcome()
 
 
 def _interrupted(run: Run) -> RunVerdict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from autoremedy.decide.guardrails import BreakerState, Guard, Verdict
 from autoremedy.models.events import AlertEvent, NewEvent
@@ -114,6 +114,13 @@ class Decision:
     """Runs of the same alert that had not started, cancelled because it resolved."""
     woken: list[str]
     """Runs waiting for this alert to resolve, now due again."""
+
+
+class Recorded(NamedTuple):
+    """A batch of decisions recorded, and the runs this instance claimed in the same transaction."""
+
+    decisions: list[Decision]
+    claimed: list[Run]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +299,12 @@ class Store(ConsoleStore, Protocol):
         time: guardrail facts read once per batch and target and kept up to date in memory, runs, steps, audit and
         escalations inserted in bulk, each event marked decided (`done` or `no_rule_matched`)."""
 
+    async def record_and_claim(self, batch: Sequence[EventDecision], *, now: datetime, limit: int) -> Recorded:
+        """record_decisions, and in the same transaction, when the batch made runs due (planned, or woken by a
+        resolution), up to `limit` due runs claimed for this instance as claim_runs claims them (the oldest first,
+        a new epoch each, the first step's start recorded): the decider hands them to its own worker, which has
+        that many free slots, without another transaction."""
+
     async def record_decision_failure(
         self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
     ) -> bool:
@@ -317,7 +330,9 @@ class Store(ConsoleStore, Protocol):
         """A planned run, or a delayed or deferred one that is due, becomes running."""
 
     async def claim_runs(self, *, limit: int, now: datetime) -> list[Run]:
-        """Up to `limit` due runs claimed in one transaction, each as claim_run claims one."""
+        """Up to `limit` due runs claimed in one transaction, each as claim_run claims one: a new epoch, its steps
+        as recorded, and the start of the step to run first (the first not finished) recorded, fenced by the
+        claim, so the executor calls that step's action without another write."""
 
     async def approve(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
     async def deny(self, run_id: RunId, *, actor: str, reason: str, now: datetime) -> Run | None: ...
@@ -368,10 +383,11 @@ class Store(ConsoleStore, Protocol):
         epoch: int,
         escalation: Trigger | None = None,
         steps: Sequence[StepRecord] = (),
-    ) -> None:
+    ) -> bool:
         """The run's outcome, with an escalation (a trigger name) queued in the same transaction when asked; a
         success resolves what earlier failures of the rule on this alert escalated. Fenced like update_step.
-        `steps`: step records written first in the same transaction (the last step's end)."""
+        `steps`: step records written first in the same transaction (the last step's end). True when an
+        escalation (or a resolve) was queued: only then has the escalation sender work."""
 
     async def suspend_run(self, run_id: RunId, *, reason: str, wait_until: datetime, now: datetime, epoch: int) -> None:
         """Fenced like update_step."""

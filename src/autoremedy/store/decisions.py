@@ -44,6 +44,11 @@ async def record_batch(tx: Tx, batch: Sequence[EventDecision], now: datetime) ->
     return decisions
 
 
+def made_due(decision: Decision) -> bool:
+    """Whether recording it left a run due to be claimed now: a new planned run, or a waiting run it woke."""
+    return bool(decision.woken) or any(run.status is RunStatus.PLANNED for run in decision.runs)
+
+
 class _Batch:
     """One batch being recorded: its facts, its unwritten rows, and the breaker as the batch leaves it."""
 

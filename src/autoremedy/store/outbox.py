@@ -34,10 +34,13 @@ async def escalate(tx: Tx, notice: Notice, now: datetime) -> None:
 
 async def resolve_escalations(
     tx: Tx, fingerprint: Fingerprint, *, rule: RuleName | None, trigger: Trigger, detail: str, now: datetime
-) -> None:
-    for row in await tx.rows("open_escalated_rules", fingerprint=fingerprint, rule=rule):
+) -> bool:
+    """A resolve for each rule whose triggers for this alert are still open; True when one was queued."""
+    rows = await tx.rows("open_escalated_rules", fingerprint=fingerprint, rule=rule)
+    for row in rows:
         notice = Notice(row["run_id"], fingerprint, row["rule"], trigger, detail, kind=NotificationKind.RESOLVE)
         await escalate(tx, notice, now)
+    return bool(rows)
 
 
 async def fan_out(tx: Tx, choose: ChooseChannels, now: datetime, limit: int) -> list[tuple[int, list[str]]]:

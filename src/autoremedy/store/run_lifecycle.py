@@ -10,12 +10,14 @@ from typing import Any, NamedTuple
 
 from autoremedy.models.ids import RunId
 from autoremedy.models.notifications import Trigger
-from autoremedy.models.runs import Run, RunStatus, StepRecord
+from autoremedy.models.runs import Run, RunStatus, StepOutcome, StepRecord
 from autoremedy.store.audit import insert_audit
 from autoremedy.store.base import AuditEntry, RunTakenOver
 from autoremedy.store.outbox import Notice, escalate, resolve_escalations
 from autoremedy.store.reads import load_run
 from autoremedy.store.tx import Tx
+
+_FINISHED = (StepOutcome.DONE, StepOutcome.FAILED)
 
 
 class Fence(NamedTuple):
@@ -61,9 +63,9 @@ async def finish_run(
     now: datetime,
     escalation: Trigger | None,
     steps: Sequence[dict[str, Any]] = (),
-) -> None:
+) -> bool:
     """The run's outcome, after the records of its last steps (`steps`, from `step_params`) in the same
-    transaction."""
+    transaction. True when an escalation was queued with it (the escalation sender has work)."""
     run_id = fence.run_id
     await record_steps(tx, fence, steps)
     brief = await tx.row("run_brief", id=run_id)
@@ -75,12 +77,13 @@ async def finish_run(
     await tx.run("close_unfinished_steps", run_id=run_id)
     await insert_audit(tx, audit, now)
     if brief is None:
-        return
+        return False
     # The outcome and what people must hear about it commit together (the outbox).
     if escalation is not None:
         await escalate(tx, Notice(run_id, brief["fingerprint"], brief["rule"], escalation, reason), now)
-    elif status is RunStatus.SUCCEEDED:
-        await resolve_escalations(
+        return True
+    if status is RunStatus.SUCCEEDED:
+        return await resolve_escalations(
             tx,
             brief["fingerprint"],
             rule=brief["rule"],
@@ -88,6 +91,7 @@ async def finish_run(
             detail="a later run of the rule succeeded",
             now=now,
         )
+    return False
 
 
 async def suspend_run(tx: Tx, fence: Fence, *, reason: str, wait_until: datetime, now: datetime) -> None:
@@ -106,7 +110,7 @@ async def suspend_run(tx: Tx, fence: Fence, *, reason: str, wait_until: datetime
 
 async def claim_runs(tx: Tx, *, owner: str, now: datetime, stale_before: datetime, limit: int) -> list[Run]:
     """Up to `limit` due runs, claimed in one statement, each with its steps as recorded (a resumed run's finished
-    steps are not run again)."""
+    steps are not run again) and the start of the step it runs first recorded (`start_first_step`)."""
     rows = await tx.rows("claim_due_runs", owner=owner, now=now, stale_before=stale_before, limit=limit)
     claimed = []
     for row in rows:
@@ -116,5 +120,18 @@ async def claim_runs(tx: Tx, *, owner: str, now: datetime, stale_before: datetim
             await insert_audit(tx, [AuditEntry("run_taken_over", message, row["id"], data=data)], now)
         run = await load_run(tx, row["id"])
         if run is not None:
-            claimed.append(run)
+            claimed.append(await start_first_step(tx, run, owner=owner, now=now))
     return sorted(claimed, key=lambda run: (run.created_at, run.id))
+
+
+async def start_first_step(tx: Tx, run: Run, *, owner: str, now: datetime) -> Run:
+    """The claim records the start of the step the executor runs first (the first one not finished), fenced by the
+    claim itself: committed before the action is called, as every step's start is, without a transaction of its
+    own. The executor, told so, does not record it again (Executor.execute's `start_recorded`)."""
+    step = next((s for s in run.steps if s.outcome not in _FINISHED), None)
+    if step is None:
+        return run
+    fence = Fence(run.id, owner, run.epoch)
+    started = StepRecord(index=step.index, name=step.name, action=step.action, inputs=step.inputs, started_at=now)
+    await record_steps(tx, fence, [step_params(fence, started)])
+    return run.model_copy(update={"steps": [started if s.index == step.index else s for s in run.steps]})

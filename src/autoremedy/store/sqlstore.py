@@ -34,6 +34,7 @@ from autoremedy.store.base import (
     NewRun,
     NotAwaitingApproval,
     Pause,
+    Recorded,
     Recovery,
 )
 from autoremedy.store.breaker import read_breaker, write_breaker
@@ -121,6 +122,20 @@ class SqlStore(ConsoleStoreMixin, ABC):
     async def record_decisions(self, batch: Sequence[EventDecision], *, now: datetime) -> list[Decision]:
         return await self._transact(lambda tx: decisions.record_batch(tx, batch, now))
 
+    async def record_and_claim(self, batch: Sequence[EventDecision], *, now: datetime, limit: int) -> Recorded:
+        stale_before = self.stale_before(now)
+
+        async def work(tx: Tx) -> Recorded:
+            decided = await decisions.record_batch(tx, batch, now)
+            if limit <= 0 or not any(decisions.made_due(decision) for decision in decided):
+                return Recorded(decided, [])
+            claimed = await run_lifecycle.claim_runs(
+                tx, owner=self.owner, now=now, stale_before=stale_before, limit=limit
+            )
+            return Recorded(decided, claimed)
+
+        return await self._transact(work)
+
     async def record_decision_failure(
         self, event: AlertEvent, error: str, *, permanent: bool, max_attempts: int, rule: RuleName, now: datetime
     ) -> bool:
@@ -180,10 +195,10 @@ class SqlStore(ConsoleStoreMixin, ABC):
         epoch: int,
         escalation: Trigger | None = None,
         steps: Sequence[StepRecord] = (),
-    ) -> None:
+    ) -> bool:
         fence = run_lifecycle.Fence(run_id, self.owner, epoch)
         params = [run_lifecycle.step_params(fence, step) for step in steps]
-        await self._transact(
+        return await self._transact(
             lambda tx: run_lifecycle.finish_run(
                 tx, fence, status, reason, audit, now=now, escalation=escalation, steps=params
             ),

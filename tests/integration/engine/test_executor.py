@@ -4,6 +4,7 @@ and fencing. Time moves only when the test moves it; nothing here sleeps for tim
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,3 +124,31 @@ async def test_a_run_taken_over_by_another_instance_is_refused_before_its_next_s
         assert engine.script.calls == {}  # nothing ran under a stale claim
         assert (await engine.executor.execute(run, engine.ruleset)).status is RunStatus.SUCCEEDED
         assert engine.script.calls == {"first": 1, "second": 1}
+
+
+async def test_a_claimed_run_whose_rule_was_removed_fails_with_its_first_step_not_run(tmp_path: Path) -> None:
+    playbooks = [{"name": "gone", "target": "t", "steps": [_step("first"), _step("second")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("gone")
+        assert run.steps[0].started_at is not None  # the claim recorded the first step's start
+        reloaded = dataclasses.replace(engine.ruleset, rules=())  # a reload removed the rule meanwhile
+        verdict = await engine.executor.execute(run, reloaded, start_recorded=True)
+        assert verdict.status is RunStatus.FAILED and "no longer exists" in verdict.reason
+        await engine.store.finish_run(run.id, verdict.status, verdict.reason, [], now=engine.clock.now(),
+                                      epoch=run.epoch, steps=verdict.steps)  # fmt: skip
+        finished = await engine.store.get_run(run.id)
+        assert finished is not None
+        # Its start taken back: the step never ran, and says so, as it did before claims recorded starts.
+        assert [(s.outcome, s.started_at) for s in finished.steps] == [(StepOutcome.NOT_RUN, None)] * 2
+        assert engine.script.calls == {}
+
+
+async def test_a_claimed_runs_first_step_is_not_written_again_and_keeps_the_claims_start(tmp_path: Path) -> None:
+    playbooks = [{"name": "once", "target": "t", "steps": [_step("only")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("once")
+        claimed_at = run.steps[0].started_at
+        await engine.clock.advance(5)
+        verdict = await engine.executor.execute(run, engine.ruleset, start_recorded=True)
+        (ended,) = verdict.steps
+        assert (ended.outcome, ended.started_at) == (StepOutcome.DONE, claimed_at)

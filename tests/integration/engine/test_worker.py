@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from autoremedy.actions.base import ActionResult
 from autoremedy.engine.worker import Upkeep, Worker
 from autoremedy.models.runs import RunStatus
 from autoremedy.store.sqlite import SQLiteStore
@@ -108,3 +109,28 @@ async def test_a_run_another_instance_took_over_is_cancelled_here_at_the_next_he
 
 def _lost(engine: Engine) -> float | None:
     return engine.metrics.registry.get_sample_value("autoremedy_runs_lost_total")
+
+
+async def test_the_escalation_sender_is_woken_by_an_outcome_only_when_it_queued_an_escalation(tmp_path: Path) -> None:
+    playbooks = [
+        {"name": "fine", "target": "fine", "steps": [{"action": "test.script", "with": {"key": "fine"}}]},
+        {"name": "broken", "target": "broken", "steps": [{"action": "test.script", "with": {"key": "broken"}}]},
+    ]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        engine.script.answer("broken", lambda ctx: ActionResult.give_up("refused"))
+        async with _worker(engine, concurrency=1) as worker:
+            wakes: list[str] = []
+            worker.on_outcome = lambda: wakes.append("woken")
+
+            async def finished(status: str) -> bool:
+                return status in await _statuses(engine)
+
+            await engine.planned_runs("fine")
+            worker.wake()
+            await wait_for(lambda: finished("succeeded"), timeout=10, message="the run succeeded")
+            assert wakes == []  # a success with nothing to resolve queued nothing: the sender sleeps on
+            await engine.planned_runs("broken")
+            worker.wake()
+            await wait_for(lambda: finished("failed"), timeout=10, message="the run failed")
+            assert wakes == ["woken"]  # run_failed is queued: the sender is told
+        assert [e.trigger for e in await engine.store.escalations(limit=5)] == ["run_failed"]

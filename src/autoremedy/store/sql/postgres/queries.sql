@@ -17,8 +17,13 @@ ON CONFLICT (fingerprint, status, starts_at)
 DO UPDATE SET deliveries = events.deliveries + excluded.deliveries, last_received_at = excluded.last_received_at
 RETURNING id, fingerprint, status, starts_at, (xmax = 0) AS inserted;
 
+-- name: lease_commit
+-- A transaction that only takes a lease (the decider's claim of events) commits without waiting for the WAL flush.
+SET LOCAL synchronous_commit TO OFF;
+
 -- name: notify_events
-SELECT pg_notify('autoremedy_events', '');
+-- The payload names the instance that committed: its own listener ignores it (its decider is already awake).
+SELECT pg_notify('autoremedy_events', :owner);
 
 -- fragment: skip_locked
 -- Claims skip rows another replica holds, so two replicas never claim the same event, run or delivery.
