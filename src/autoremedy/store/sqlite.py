@@ -43,6 +43,10 @@ _DATA_ERRORS = (
 )
 
 
+WAL_CHECKPOINT_PAGES = 10_000
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 class SQLiteTx:
     def __init__(self, store: SQLiteStore, pool: ThreadPoolExecutor, db: sqlite3.Connection) -> None:
         self._store, self._pool, self._db = store, pool, db
@@ -144,6 +148,14 @@ class SQLiteStore(SqlStore):
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         db.execute("PRAGMA foreign_keys=ON")
+        # A checkpoint (copying the WAL into the database file, and an fsync of it) runs inside the commit that
+        # crosses the threshold, on the one writer, while the webhooks' group commits wait. SQLite's default of
+        # 1,000 pages (4 MB) made a 10,000-alert storm checkpoint two or three times; 10,000 pages (40 MB) rewrite
+        # the hot pages (indexes, the breaker row) once per 40 MB instead, and the storm ran 14% faster
+        # (docs/benchmarks.md). The WAL file is cut back to 64 MB after a checkpoint.
+        db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        db.execute("PRAGMA temp_store=MEMORY")  # the sort of a claim's candidates: no temporary file
         return db
 
     async def close(self) -> None:
