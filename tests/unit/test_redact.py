@@ -298,3 +298,15 @@ def test_a_kept_link_query_still_masks_secret_looking_parameters() -> None:
     url = "http://prometheus:9090/graph?g0.expr=up&access_token=abcd1234&g0.tab=1&flag"
     expected = f"http://prometheus:9090/graph?g0.expr=up&access_token={REDACTED}&g0.tab=1&flag"
     assert redact_url(url, keep_query=True) == expected
+
+
+def test_a_secret_registered_after_a_text_was_redacted_is_masked_in_it_next_time() -> None:
+    before = registered_secrets()
+    text = "POST https://hooks.example.com/x answered 200 for rotated-value-1234"
+    try:
+        register_secrets([])
+        assert redact_text(text) == text  # remembered as it was
+        register_secrets(["rotated-value-1234"])
+        assert redact_text(text) == f"POST https://hooks.example.com/x answered 200 for {REDACTED}"
+    finally:
+        register_secrets(before)

@@ -56,6 +56,7 @@ def register_secrets(secrets: Iterable[str]) -> None:
     """The daemon's configured secret values, masked literally from now on (replaces any earlier set)."""
     found = {form for secret in secrets if len(secret) >= MIN_SECRET_LENGTH for form in _written_forms(secret)}
     _registered[:] = sorted(found, key=len, reverse=True)  # longest first: a secret inside another
+    _redact_short.cache_clear()  # what was remembered was masked for the secrets before
 
 
 def _written_forms(secret: str) -> set[str]:
@@ -94,9 +95,23 @@ def _masked(value: Any) -> Any:
     return value if isinstance(value, bool) else REDACTED
 
 
+SHORT_TEXT: Final = 512
+"""Texts up to this long are remembered with their redaction: a run's messages repeat (`POST <url> answered 200`)
+and each redaction runs a dozen patterns; longer ones (response excerpts) are redacted afresh."""
+
+
 def redact_text(text: str) -> str:
     """Free text with configured secrets, URL credentials and query values, opaque path segments and
     `Authorization`-style credentials masked."""
+    return _redact_short(text) if len(text) <= SHORT_TEXT else _redact(text)
+
+
+@lru_cache(maxsize=4096)
+def _redact_short(text: str) -> str:
+    return _redact(text)
+
+
+def _redact(text: str) -> str:
     if "://" in text:
         text = _URL.sub(lambda match: redact_url(match.group(0)), text)
     text = _mask_secret_pairs(text)

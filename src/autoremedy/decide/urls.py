@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -29,7 +29,7 @@ METADATA_NAMES: Final = frozenset({"metadata.google.internal", "metadata.goog", 
 
 @dataclass(frozen=True, slots=True)
 class UrlPolicy:
-    allowed_hosts: Sequence[str] = ()
+    allowed_hosts: tuple[str, ...] = ()
     """Glob patterns (`*.hooks.example.com`) a host built by the template may match; matched case-insensitively.
     A pattern may end with a port (`hooks.example.com:8443`); without one, only the scheme's default port or a
     port the template writes literally is allowed, so a label cannot append a port to an allowed host."""
@@ -87,6 +87,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return ip.ipv4_mapped or ip.sixtofour
 
 
+@lru_cache(maxsize=4096)  # every run of a playbook asks about the same URLs, at decision and at execution
 def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
     """Why `rendered` (from `template`) must not be called, or None."""
     try:

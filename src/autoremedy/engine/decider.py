@@ -28,6 +28,7 @@ from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.guardrails import CompiledWindow, Guard
 from autoremedy.decide.planning import Plan, Ruleset, matching_rules, plans_for
 from autoremedy.decide.redact import redact
+from autoremedy.engine.executor import Prepared
 from autoremedy.models.clock import Clock
 from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
@@ -89,6 +90,8 @@ class Decider:
         self.runner: Runner = _NO_RUNNER
         """This instance's worker: the batch's transaction claims as many due runs as it has free slots."""
         self._claimed: list[Run] = []
+        self._plans: dict[str, Plan] = {}
+        """The plans this batch rendered, by run: handed to the worker with the runs it claims."""
         self.on_outcome: Callable[[], None] = lambda: None
         """Called when a batch may have queued escalations (wakes the escalation sender)."""
 
@@ -145,7 +148,9 @@ class Decider:
         finally:  # the slots go back to the worker whatever happened, with the runs claimed for them
             claimed, self._claimed = self._claimed, []
             by_id = {event.id: event for event in events}
-            self.runner.hand_over([(run, by_id.get(run.event_id)) for run in claimed], reserved=reserved)
+            plans, self._plans = self._plans, {}
+            prepared = [(run, Prepared(by_id.get(run.event_id), plans.get(run.id))) for run in claimed]
+            self.runner.hand_over(prepared, reserved=reserved)
         await self._account(recorded, claimed={run.id for run in claimed})
         self._metrics.decide_batch_duration.observe(time.perf_counter() - started)
         return len(events)
@@ -161,6 +166,7 @@ class Decider:
         matched = matching_rules(ruleset, event.labels, event.status)
         plans = plans_for(ruleset, matched, event.template_view(), dry_run=self._settings.dry_run) if matched else []
         runs = [_new_run(event, plan, mutates=self._mutates(plan)) for plan in plans]
+        self._plans.update((run.id, plan) for run, plan in zip(runs, plans, strict=True) if plan.error is None)
         audit = [_failure_audit(event, run) for run in runs if run.status is RunStatus.FAILED]
         return EventDecision(event, runs, audit, guard)
 
@@ -279,8 +285,8 @@ class Runner(Protocol):
     def reserve(self, wanted: int) -> int:
         """Up to `wanted` free slots, held until hand_over."""
 
-    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
-        """Execute these claimed runs (each with its event when known) and give the reserved slots back."""
+    def hand_over(self, runs: Sequence[tuple[Run, Prepared]], *, reserved: int) -> None:
+        """Execute these claimed runs (each with what the decider has for it) and give the reserved slots back."""
 
 
 class _NoRunner:
@@ -289,7 +295,7 @@ class _NoRunner:
     def reserve(self, wanted: int) -> int:
         return 0
 
-    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+    def hand_over(self, runs: Sequence[tuple[Run, Prepared]], *, reserved: int) -> None:
         assert not runs
 
 

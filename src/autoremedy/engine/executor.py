@@ -51,6 +51,18 @@ class RunVerdict:
     """Step records not yet written (the last step's end): the outcome is written with them, in one transaction."""
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the decider already has for a run it hands to its worker: the alert event and the plan it rendered
+    for the run, moments ago, with the ruleset it decided by."""
+
+    event: AlertEvent | None = None
+    plan: Plan | None = None
+
+
+NOTHING_PREPARED = Prepared()
+
+
 class Executor:
     def __init__(
         self,
@@ -70,7 +82,7 @@ class Executor:
         self._backoff = retry_backoff_seconds
 
     async def execute(
-        self, run: Run, ruleset: Ruleset, *, event: AlertEvent | None = None, start_recorded: bool = False
+        self, run: Run, ruleset: Ruleset, *, prepared: Prepared = NOTHING_PREPARED, start_recorded: bool = False
     ) -> RunVerdict:
         """Raises RunTakenOver as soon as the run turns out to be another instance's (this one must stop).
 
@@ -78,9 +90,9 @@ class Executor:
         there); its end is written with the next step's start, or with the run's outcome, in one transaction: a
         crash before that write runs the step again on resume, as a crash just before a write of its own would.
         `start_recorded`: `run` is as its claim returned it, which recorded the first step's start (fenced by the
-        claim), so that start is not written again. `event`: the run's alert event when the caller has it (the
-        decider that just decided it), so it is not read again."""
-        plan = await self._replan(run, ruleset, event)
+        claim), so that start is not written again. `prepared`: what the decider that just decided the run has for
+        it (its event, the plan it rendered), so the event is not read and the playbook not rendered again."""
+        plan = _prepared_plan(run, prepared.plan) or await self._replan(run, ruleset, prepared.event)
         if isinstance(plan, RunVerdict):
             return _unstarted(run, plan) if start_recorded else plan
         claimed_start = start_recorded
@@ -248,6 +260,13 @@ def _attempt_limit(spec: ActionSpec, inputs: object, timeout: float) -> float:
     if isinstance(bound, timedelta):
         return max(timeout, bound.total_seconds() + 5)
     return timeout
+
+
+def _prepared_plan(run: Run, plan: Plan | None) -> Plan | None:
+    """The decider's plan when it is this run's (rule, playbook and steps as recorded), else None: render again."""
+    if plan is None or plan.error is not None or (plan.rule, plan.playbook) != (run.rule, run.playbook):
+        return None
+    return plan if [s.action for s in plan.steps] == [s.action for s in run.steps] else None
 
 
 def _unstarted(run: Run, verdict: RunVerdict) -> RunVerdict:

@@ -24,9 +24,8 @@ import structlog
 from autoremedy.background import BackgroundLoop
 from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.decide.planning import Ruleset
-from autoremedy.engine.executor import Executor, RunVerdict
+from autoremedy.engine.executor import NOTHING_PREPARED, Executor, Prepared, RunVerdict
 from autoremedy.models.clock import Clock
-from autoremedy.models.events import AlertEvent
 from autoremedy.models.notifications import Trigger
 from autoremedy.models.runs import GuardrailReason, Run, RunStatus
 from autoremedy.observability import Metrics, get_logger
@@ -122,13 +121,13 @@ class Worker:
         self._reserved += held
         return held
 
-    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+    def hand_over(self, runs: Sequence[tuple[Run, Prepared]], *, reserved: int) -> None:
         """Execute runs the decider claimed for this instance in its decision transaction (their first step's
         start recorded there), and give back the `reserved` slots. Runs the batch left due without a slot for
         them are the decider's to say (`wake`)."""
         self._reserved -= reserved
-        for run, event in runs:
-            self._start(run, event)
+        for run, prepared in runs:
+            self._start(run, prepared)
         if reserved and self._maybe_due:  # a claim of the worker's own may have found no slot while they were held
             self._loop.wake()
 
@@ -244,13 +243,13 @@ class Worker:
                 self._maybe_due = True
                 raise
             for run in runs:
-                self._start(run, None)
+                self._start(run, NOTHING_PREPARED)
             if len(runs) >= free:
                 self._maybe_due = True
 
-    def _start(self, run: Run, event: AlertEvent | None) -> None:
+    def _start(self, run: Run, prepared: Prepared) -> None:
         self._claims += 1
-        task = asyncio.create_task(self._execute(run, event), name=f"run-{run.id}")
+        task = asyncio.create_task(self._execute(run, prepared), name=f"run-{run.id}")
         self._active[run.id] = Lease(run, task, self._claims)
         task.add_done_callback(functools.partial(self._run_done, run.id))
 
@@ -258,12 +257,12 @@ class Worker:
         self._active.pop(run_id, None)
         self._loop.wake()  # a slot is free: claimed from if runs may be due
 
-    async def _execute(self, run: Run, event: AlertEvent | None) -> None:
+    async def _execute(self, run: Run, prepared: Prepared) -> None:
         structlog.contextvars.bind_contextvars(run_id=run.id, fingerprint=run.fingerprint)
         lease = self._active.get(run.id)  # registered before this task first runs
         self._metrics.runs_active.inc()
         try:
-            verdict = await self._executor.execute(run, self._rules(), event=event, start_recorded=True)
+            verdict = await self._executor.execute(run, self._rules(), prepared=prepared, start_recorded=True)
         except RunTakenOver:
             verdict = None
         except asyncio.CancelledError:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from autoremedy.actions.base import ActionResult
-from autoremedy.engine.executor import RunVerdict
-from autoremedy.models.runs import RunStatus, StepOutcome
+from autoremedy.decide.planning import Plan, PlannedStep
+from autoremedy.engine.executor import Prepared, RunVerdict
+from autoremedy.models.runs import Run, RunStatus, StepOutcome
 from autoremedy.store.base import RunTakenOver
 from tests.support.engine_parts import Engine, engine_parts
 
@@ -152,3 +153,28 @@ async def test_a_claimed_runs_first_step_is_not_written_again_and_keeps_the_clai
         verdict = await engine.executor.execute(run, engine.ruleset, start_recorded=True)
         (ended,) = verdict.steps
         assert (ended.outcome, ended.started_at) == (StepOutcome.DONE, claimed_at)
+
+
+def _plan_of(run: Run, *, key: str, rule: str | None = None) -> Plan:
+    step = PlannedStep(0, "only", "test.script", {"key": key}, timeout_seconds=5.0, retries=0, on_failure="abort")
+    return Plan(rule or run.rule, run.playbook, run.target, False, (step,))
+
+
+async def test_a_plan_the_decider_hands_over_is_executed_as_rendered_and_another_runs_plan_is_not(
+    tmp_path: Path,
+) -> None:
+    playbooks = [
+        {"name": "handed", "target": "t1", "steps": [_step("as-recorded")]},
+        {"name": "mismatched", "target": "t2", "steps": [_step("as-recorded")]},
+    ]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("handed")
+        mine = Prepared(plan=_plan_of(run, key="from-the-decider"))
+        verdict = await engine.executor.execute(run, engine.ruleset, prepared=mine, start_recorded=True)
+        assert verdict.status is RunStatus.SUCCEEDED
+        assert engine.script.calls == {"from-the-decider": 1}  # not rendered again
+        again = await engine.claimed_run("mismatched")
+        other = Prepared(plan=_plan_of(again, key="from-the-decider", rule="another-rule"))
+        verdict = await engine.executor.execute(again, engine.ruleset, prepared=other, start_recorded=True)
+        assert verdict.status is RunStatus.SUCCEEDED
+        assert engine.script.calls == {"from-the-decider": 1, "as-recorded": 1}  # rendered from the playbook

@@ -19,9 +19,8 @@ from autoremedy.actions.base import ActionRegistry, ActionSpec
 from autoremedy.config.ruleset import load_ruleset
 from autoremedy.decide.planning import Ruleset
 from autoremedy.engine.decider import Decider, DecideSettings
-from autoremedy.engine.executor import Executor
+from autoremedy.engine.executor import Executor, Prepared
 from autoremedy.engine.worker import Worker
-from autoremedy.models.events import AlertEvent
 from autoremedy.models.guardrails import GuardrailSettings
 from autoremedy.models.runs import Run, RunStatus, StepOutcome
 from autoremedy.observability import Metrics
@@ -131,7 +130,7 @@ class DiesAfterTheCommit:
     def reserve(self, wanted: int) -> int:
         return min(wanted, 1)
 
-    def hand_over(self, runs: Sequence[tuple[Run, AlertEvent | None]], *, reserved: int) -> None:
+    def hand_over(self, runs: Sequence[tuple[Run, Prepared]], *, reserved: int) -> None:
         self.handed.extend(run for run, _ in runs)
 
 
