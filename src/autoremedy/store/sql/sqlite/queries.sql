@@ -15,3 +15,29 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (fingerprint, status, starts_at)
 DO UPDATE SET deliveries = deliveries + excluded.deliveries, last_received_at = excluded.last_received_at
 RETURNING id, deliveries, fingerprint, status, starts_at;
+
+-- name: claim_due_runs
+-- As the shared query, with each kind of due run taken from its index up to :limit before they are merged: an OR
+-- of the four made SQLite gather and sort every planned run for each claim (a storm in which every alert acts
+-- leaves thousands planned, and each claim took the worker's slots' worth of them).
+UPDATE runs SET status = 'running', started_at = coalesce(started_at, :now), owner = :owner,
+                heartbeat_at = :now,
+                takeovers = takeovers + CASE WHEN status = 'running' THEN 1 ELSE 0 END, epoch = epoch + 1
+WHERE id IN (
+    SELECT id FROM (
+        SELECT * FROM (SELECT id, created_at FROM runs WHERE status = 'planned' ORDER BY created_at, id LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT id, created_at FROM runs WHERE status IN ('delayed', 'deferred') AND not_before <= :now
+                       ORDER BY created_at, id LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT id, created_at FROM runs WHERE status = 'waiting' AND wait_until <= :now
+                       ORDER BY created_at, id LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT id, created_at FROM runs
+                       WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < :stale_before
+                         AND coalesce(owner, '') <> :owner  -- never a run the claimer itself still executes
+                       ORDER BY created_at, id LIMIT :limit)
+    )
+    ORDER BY created_at, id LIMIT :limit
+)
+RETURNING id, takeovers, epoch;
