@@ -9,7 +9,6 @@ worker retries, and the pool reconnects by itself when the database is back.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from autoremedy.store.base import InsertOutcome, StoreDataError, StoreUnavailabl
 from autoremedy.store.history import History, history_of
 from autoremedy.store.migrations import pending, renumberings
 from autoremedy.store.queries import load_queries, positional
-from autoremedy.store.rows import event_from_row
+from autoremedy.store.rows import event_from_row, event_key, fold_duplicates, labels_json
 from autoremedy.store.sqlstore import SqlStore
 from autoremedy.store.tx import Row
 
@@ -147,7 +146,7 @@ class PostgresStore(SqlStore):
     # -- the webhook's hot path -------------------------------------------------------------------------------
 
     async def insert_events(self, events: Sequence[NewEvent], *, now: datetime) -> list[InsertOutcome]:
-        keys, counts = _fold(events)
+        keys, counts = fold_duplicates(events)
         columns = _columns([events[index] for index in keys.values()], [counts[key] for key in keys])
         async with self._transaction() as connection:
             sql, args = _args("insert_events_batch", {"now": now, **columns})
@@ -158,7 +157,7 @@ class PostgresStore(SqlStore):
         stored = {(r["fingerprint"], r["status"], r["starts_at"]): (int(r["id"]), bool(r["inserted"])) for r in rows}
         outcomes, seen = [], set()
         for event in events:
-            key = (event.fingerprint, event.status, event.starts_at)
+            key = event_key(event)
             event_id, inserted = stored[key]
             outcomes.append(InsertOutcome(event_id=event_id, duplicate=key in seen or not inserted))
             seen.add(key)
@@ -173,28 +172,14 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     commits (docs/benchmarks.md)."""
 
 
-Key = tuple[str, str, str]
-
-
-def _fold(events: Sequence[NewEvent]) -> tuple[dict[Key, int], dict[Key, int]]:
-    """First index and count of each (fingerprint, status, startsAt): one row per key in one INSERT."""
-    first: dict[Key, int] = {}
-    counts: dict[Key, int] = {}
-    for index, event in enumerate(events):
-        key = (event.fingerprint, event.status, event.starts_at)
-        first.setdefault(key, index)
-        counts[key] = counts.get(key, 0) + 1
-    return first, counts
-
-
 def _columns(events: list[NewEvent], counts: list[int]) -> dict[str, list[Any]]:
     return {
         "fingerprints": [e.fingerprint for e in events],
         "statuses": [e.status for e in events],
         "starts": [e.starts_at for e in events],
         "ends": [e.ends_at for e in events],
-        "labels": [json.dumps(e.labels, sort_keys=True) for e in events],
-        "annotations": [json.dumps(e.annotations, sort_keys=True) for e in events],
+        "labels": [labels_json(e.labels) for e in events],
+        "annotations": [labels_json(e.annotations) for e in events],
         "generator_urls": [e.generator_url for e in events],
         "receivers": [e.receiver for e in events],
         "external_urls": [e.external_url for e in events],
