@@ -18,6 +18,7 @@ from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.ruleset import load_ruleset
 from autoremedy.config.secrets import configured_secrets, templating_for
 from autoremedy.config.settings import Settings
+from autoremedy.control.credentials import slack_identities
 from autoremedy.control.service import ControlService
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
@@ -211,6 +212,7 @@ def build_control(base: Foundation, worker: Worker) -> ControlService:
         instance=base.store.owner,
         clock=base.clock.now,
         config_status=base.reload_status.as_json,
+        slack_identities=slack_identities(base.settings.server.auth),
     )
 
 

@@ -55,6 +55,7 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
         on_denied=denied,
         instance="test",
         clock=lambda: NOW,
+        slack_identities={"token:ops-cli": "slack:U0OPS", "basic:admin": "slack:U0ADMIN"},
     )
     try:
         yield Harness(store, service, calls)
@@ -115,7 +116,12 @@ async def test_the_requester_cannot_decide_their_own_run(harness: Harness) -> No
     for decide_as in (harness.service.approve, harness.service.deny):
         with pytest.raises(Forbidden, match="slack:U0ADMIN requested run m1"):
             await decide_as(admin, "m1")
-    assert (await harness.service.approve(OPS, "m1")).status is RunStatus.PLANNED
+    console_login = Principal("basic:admin", ALL_SCOPES)  # the same person, signed in to the console
+    with pytest.raises(Forbidden, match="slack:U0ADMIN requested run m1"):
+        await harness.service.approve(console_login, "m1")
+    with pytest.raises(Forbidden, match="token:oncall-lead names no Slack user"):
+        await harness.service.approve(LEAD, "m1")  # may be the requester's: nothing says otherwise
+    assert (await harness.service.approve(OPS, "m1")).status is RunStatus.PLANNED  # someone else's token
 
 
 async def test_unknown_runs_rules_and_decided_runs(harness: Harness) -> None:

@@ -31,6 +31,12 @@ TOKENS = [
 USERS = [{"name": "carol", "password": "carol-pw", "scopes": ["read", "control"]}]
 AUTH = {"tokens": TOKENS, "users": USERS, "bearer_tokens": [LEGACY], "basic_users": {"am": "basic-pw"}}
 GUARDED = {**LOG_PLAYBOOK, "name": "guarded"}
+MANUAL_RULE = {
+    "name": "manual-note",
+    "matchers": ['alertname="manual"', 'autoremedy_playbook="note"'],
+    "playbook": "note",
+    "approval": "required",
+}
 RULES = [{"name": "demo", "matchers": ["alertname=DemoAppDown"], "playbook": "guarded", "approval": "required"}]
 CONFIG = {
     "server": {"auth": AUTH},
@@ -224,13 +230,7 @@ async def test_the_requester_of_a_manual_run_cannot_approve_it(
     start_daemon: StartDaemon, fake_slack: FakeSlack
 ) -> None:
     config = chatops_config(fake_slack)
-    manual_rule = {
-        "name": "manual-note",
-        "matchers": ['alertname="manual"', 'autoremedy_playbook="note"'],
-        "playbook": "note",
-        "approval": "required",
-    }
-    d = await start_daemon(rules=[manual_rule], playbooks=[LOG_PLAYBOOK], extra=config)
+    d = await start_daemon(rules=[MANUAL_RULE], playbooks=[LOG_PLAYBOOK], extra=config)
     asked = await slash(d, "run note namespace=shop app=web", "U0ADMIN")
     assert "decides it" in asked["text"], asked
     held = await held_run(d)
@@ -242,6 +242,38 @@ async def test_the_requester_of_a_manual_run_cannot_approve_it(
     assert "<@U0APPROVER> approved" in approved["text"]
     audit = await d.daemon.store.list_audit(run_id=held["id"], limit=20)
     assert [a.actor for a in audit if a.kind == "approved"] == ["slack:U0APPROVER"]
+
+
+async def test_the_requester_cannot_approve_with_a_token_of_theirs_nor_with_one_that_could_be_theirs(
+    start_daemon: StartDaemon, fake_slack: FakeSlack
+) -> None:
+    """Identities are linked across transports by `slack_user`: the requester's own token is refused as the
+    requester, a token naming nobody is refused as possibly the requester, another person's token may decide."""
+    config = chatops_config(fake_slack)
+    config["server"] = {
+        "auth": {
+            "tokens": [
+                {"name": "admin-laptop", "token": "t-admin", "scopes": ["read", "control"], "slack_user": "U0ADMIN"},
+                {"name": "shared-ops", "token": "t-shared", "scopes": ["read", "control"]},
+                {"name": "approver-cli", "token": "t-other", "scopes": ["read", "control"], "slack_user": "U0OTHER"},
+            ]
+        }
+    }
+    d = await start_daemon(rules=[MANUAL_RULE], playbooks=[LOG_PLAYBOOK], extra=config)
+    d.headers = bearer("t-other")
+    asked = await slash(d, "run note namespace=shop app=web", "U0ADMIN")
+    assert "decides it" in asked["text"], asked
+    held = await held_run(d)
+    approve = f"/api/v1/runs/{held['id']}/approve"
+    status, answer = await call(d, "POST", approve, {}, bearer("t-admin"))
+    assert status == 403 and "slack:U0ADMIN requested run" in answer["error"], answer
+    status, answer = await call(d, "POST", approve, {}, bearer("t-shared"))
+    assert status == 403 and "token:shared-ops names no Slack user" in answer["error"], answer
+    assert (await d.runs())[0]["status"] == "awaiting_approval"
+    status, answer = await call(d, "POST", approve, {"reason": "second pair of eyes"}, bearer("t-other"))
+    assert status == 200, answer
+    audit = await d.daemon.store.list_audit(run_id=held["id"], limit=20)
+    assert [a.actor for a in audit if a.kind == "approved"] == ["token:approver-cli"]
 
 
 async def autoremedy_cli(d: RunningDaemon, *args: str, token: str | None = None) -> tuple[int, str]:

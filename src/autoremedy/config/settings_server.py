@@ -5,12 +5,25 @@ from __future__ import annotations
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from autoremedy.config.settings_base import _CREDENTIAL_NAME, DEFAULT_PORT, ScopeName, _Section
 from autoremedy.models.durations import Duration
 from autoremedy.models.webhook import WebhookLimits
+
+
+def _slack_user() -> Any:
+    return Field(
+        default=None,
+        pattern=r"^[UW][A-Z0-9]{2,31}$",
+        description=(
+            "the Slack user id (U...) of the person who holds it: a manual run that person asked for in Slack cannot "
+            "be approved or denied with this credential either; a credential without it cannot decide runs asked "
+            "for in Slack (it cannot be told apart from the person who asked)"
+        ),
+    )
 
 
 class ApiToken(_Section):
@@ -22,6 +35,7 @@ class ApiToken(_Section):
     scopes: list[ScopeName] = Field(
         min_length=1, description="what it may do: ingest (POST alerts), read (runs, status), control (approve...)"
     )
+    slack_user: str | None = _slack_user()
 
     @field_validator("name")
     @classmethod
@@ -45,6 +59,7 @@ class ApiUser(_Section):
     password: SecretStr | None = Field(default=None, description="the password; or password_file, or the env")
     password_file: Path | None = Field(default=None, description="a file holding the password")
     scopes: list[ScopeName] = Field(min_length=1, description="what the user may do: ingest, read, control")
+    slack_user: str | None = _slack_user()
 
     @field_validator("name")
     @classmethod

@@ -97,6 +97,15 @@ def configured_scopes(name: str, auth: AuthSettings) -> frozenset[Scope]:
     return frozenset()
 
 
+def slack_identities(auth: AuthSettings) -> dict[str, str]:
+    """Each credential that names its holder's Slack user, as the audit names them: `token:ops-cli` ->
+    `slack:U0123`. What lets the requester of a manual run (asked in Slack) be told apart from other credentials."""
+    named = [(f"token:{t.name}", t.slack_user) for t in auth.tokens] + [
+        (f"basic:{u.name}", u.slack_user) for u in auth.users
+    ]
+    return {principal: f"slack:{user}" for principal, user in named if user is not None}
+
+
 def _bearer(given: bytes, auth: AuthSettings) -> Principal | None:
     candidates = [
         (token.token.get_secret_value(), Principal(f"token:{token.name}", frozenset(Scope(s) for s in token.scopes)))

@@ -26,6 +26,7 @@ from autoremedy.store.base import Store
 ALL: Final = "all"
 """The pause scope of all automation."""
 REQUESTER_LABEL: Final = webhook.REQUESTER_LABEL
+SLACK: Final = "slack:"
 """On a manual run's synthetic alert: the principal name of who asked for it (a webhook may not set it)."""
 
 
@@ -107,8 +108,11 @@ class ControlService:
         instance: str,
         clock: Callable[[], datetime] = SYSTEM_CLOCK.now,
         config_status: Callable[[], dict[str, Any]] = dict,
+        slack_identities: Mapping[str, str] | None = None,
     ) -> None:
         self._store = store
+        self._slack_identities = dict(slack_identities or {})
+        """`token:<name>` / `basic:<name>` -> `slack:<user>`: whose Slack user a credential is (server.auth)."""
         self._approvers = {playbook: frozenset(ids) for playbook, ids in approvers.items()}
         self._rule_names = rule_names
         self._wake = wake
@@ -154,10 +158,22 @@ class ControlService:
         return approver_refusal(principal, run.playbook, self._approvers)
 
     async def _requester_refusal(self, principal: Principal, run: Run) -> str | None:
+        """The person who asked for a manual run in Slack may not decide it, with any credential of theirs: a
+        token or console login counts as theirs when server.auth says so (`slack_user`), and as possibly theirs
+        when it names no Slack user at all."""
         event = await self._store.get_event(run.event_id)
         requester = event.labels.get(REQUESTER_LABEL) if event is not None else None
-        if requester is not None and requester == principal.name:
-            return f"{principal.name} requested run {run.id} and cannot also approve or deny it: ask someone else"
+        if requester is None:
+            return None
+        if requester in (principal.name, self._slack_identities.get(principal.name)):
+            return f"{requester} requested run {run.id} and cannot also approve or deny it: ask someone else"
+        unknown = not principal.name.startswith(SLACK) and principal.name not in self._slack_identities
+        if requester.startswith(SLACK) and unknown:
+            return (
+                f"run {run.id} was requested in Slack by {requester}, and {principal.name} names no Slack user, so "
+                "it cannot be told apart from the requester: decide it in Slack, or give the credential its "
+                "holder's slack_user in server.auth"
+            )
         return None
 
     # -- pauses and the breaker -------------------------------------------------------------------------------
