@@ -194,6 +194,16 @@ URL_CASES = [
         id="port-written-other-port",
     ),
     pytest.param("https://{{ h }}:{{ p }}/", "https://a.hooks.example.com:2375/", "port 2375", id="port-built"),
+    # A port written further on (in a query's URL) is not written after the host a tag builds with its scheme.
+    pytest.param(
+        "{{ base }}/notify?callback=https://autoremedy.example.net:8443/done",
+        "https://a.hooks.example.com:8443/notify?callback=https://autoremedy.example.net:8443/done",
+        "port 8443",
+        id="port-written-in-a-later-url",
+    ),
+    pytest.param(
+        "{{ base }}://x:2375/", "https://a.hooks.example.com:2375/?q=x://x:2375/", "port 2375", id="scheme-built"
+    ),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8443/", None, id="port-in-pattern"),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8444/", "port 8444", id="other-port-than-pattern"),
     pytest.param("http://[{{ h }}]:8080/", "http://[fd00::5]:8080/", "matches no", id="ipv6-not-allowed"),
