@@ -3,6 +3,9 @@ read a secret outside step inputs, or pass a word for a boolean."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -229,6 +232,24 @@ def test_url_refusal(template: str, rendered: str, refusal: str | None) -> None:
         assert found is None
     else:
         assert found is not None and refusal in found
+
+
+def test_long_urls_built_from_labels_are_not_kept_after_their_check() -> None:
+    # URL checks are remembered for speed; a label-built URL can be as long as every label of an alert, so the
+    # token holder could otherwise pin thousands of such URLs in memory for the daemon's lifetime.
+    template, value = "https://hooks.example.com/x?q={{ labels.blob }}", "a" * 64 * 1024
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(100):  # 6.4 MB of distinct URLs
+            assert url_refusal(template, f"https://hooks.example.com/x?q={index}{value}", POLICY) is None
+        urllib.parse.clear_cache()  # the standard library's own (128 URLs): ours is what is measured
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024
 
 
 def test_link_local_can_be_allowed() -> None:

@@ -88,9 +88,24 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return ip.ipv4_mapped or ip.sixtofour
 
 
-@lru_cache(maxsize=4096)  # every run of a playbook asks about the same URLs, at decision and at execution
+REMEMBERED_URL_LENGTH: Final = 2048
+"""URLs up to this long have their check remembered; a longer one (labels can make it megabytes) is checked afresh,
+so that hostile labels cannot pin thousands of long URLs in memory."""
+
+
 def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
     """Why `rendered` (from `template`) must not be called, or None."""
+    if len(rendered) + len(template) <= REMEMBERED_URL_LENGTH:
+        return _remembered_url_refusal(template, rendered, policy)
+    return _url_refusal(template, rendered, policy)
+
+
+@lru_cache(maxsize=4096)  # every run of a playbook asks about the same URLs, at decision and at execution
+def _remembered_url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
+    return _url_refusal(template, rendered, policy)
+
+
+def _url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
     try:
         parts = urlsplit(rendered.strip())
         host, port = (parts.hostname or "").lower(), parts.port
