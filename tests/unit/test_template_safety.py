@@ -207,6 +207,12 @@ URL_CASES = [
     pytest.param(
         "{{ base }}://x:2375/", "https://a.hooks.example.com:2375/?q=x://x:2375/", "port 2375", id="scheme-built"
     ),
+    pytest.param(
+        "https://{{ u }}@api.example.com:2375/",
+        "https://a.hooks.example.com:2375/#@api.example.com:2375/",
+        "port 2375",
+        id="port-of-the-host-after-userinfo",
+    ),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8443/", None, id="port-in-pattern"),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8444/", "port 8444", id="other-port-than-pattern"),
     pytest.param("http://[{{ h }}]:8080/", "http://[fd00::5]:8080/", "matches no", id="ipv6-not-allowed"),

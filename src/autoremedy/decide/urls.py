@@ -164,6 +164,8 @@ def _written_port(template: str) -> int | None:
         return None
     after = _WHOLE_TAG.sub("\x00", template[found_scheme.end() :])
     authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    if "@" in authority:  # the port of a host the template writes after user info, not of one a tag builds
+        return None
     found = _LITERAL_PORT.search(authority)
     return int(found.group(1)) if found else None
 
