@@ -3,6 +3,9 @@ read a secret outside step inputs, or pass a word for a boolean."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -194,6 +197,22 @@ URL_CASES = [
         id="port-written-other-port",
     ),
     pytest.param("https://{{ h }}:{{ p }}/", "https://a.hooks.example.com:2375/", "port 2375", id="port-built"),
+    # A port written further on (in a query's URL) is not written after the host a tag builds with its scheme.
+    pytest.param(
+        "{{ base }}/notify?callback=https://autoremedy.example.net:8443/done",
+        "https://a.hooks.example.com:8443/notify?callback=https://autoremedy.example.net:8443/done",
+        "port 8443",
+        id="port-written-in-a-later-url",
+    ),
+    pytest.param(
+        "{{ base }}://x:2375/", "https://a.hooks.example.com:2375/?q=x://x:2375/", "port 2375", id="scheme-built"
+    ),
+    pytest.param(
+        "https://{{ u }}@api.example.com:2375/",
+        "https://a.hooks.example.com:2375/#@api.example.com:2375/",
+        "port 2375",
+        id="port-of-the-host-after-userinfo",
+    ),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8443/", None, id="port-in-pattern"),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8444/", "port 8444", id="other-port-than-pattern"),
     pytest.param("http://[{{ h }}]:8080/", "http://[fd00::5]:8080/", "matches no", id="ipv6-not-allowed"),
@@ -219,6 +238,24 @@ def test_url_refusal(template: str, rendered: str, refusal: str | None) -> None:
         assert found is None
     else:
         assert found is not None and refusal in found
+
+
+def test_long_urls_built_from_labels_are_not_kept_after_their_check() -> None:
+    # URL checks are remembered for speed; a label-built URL can be as long as every label of an alert, so the
+    # token holder could otherwise pin thousands of such URLs in memory for the daemon's lifetime.
+    template, value = "https://hooks.example.com/x?q={{ labels.blob }}", "a" * 64 * 1024
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for index in range(100):  # 6.4 MB of distinct URLs
+            assert url_refusal(template, f"https://hooks.example.com/x?q={index}{value}", POLICY) is None
+        urllib.parse.clear_cache()  # the standard library's own (128 URLs): ours is what is measured
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 1024 * 1024
 
 
 def test_link_local_can_be_allowed() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import re
 import threading
 from typing import Any
 
@@ -169,6 +170,127 @@ def test_a_body_validated_in_one_call_keeps_and_refuses_what_alert_by_alert_woul
     assert at_once.positions == one_by_one.positions
     assert [a.model_dump() for a in at_once.payload.alerts] == [a.model_dump() for a in one_by_one.payload.alerts]
     assert at_once.problems == one_by_one.problems
+
+
+# The same, for bodies an attacker writes by hand: duplicate keys, \\u escapes (lone surrogates, control and C1
+# characters, astral characters counted as one), values that are not strings, huge numbers, times at the edges of
+# the years allowed once their offset is applied, numeric times, a BOM or another encoding. A value carries a
+# marker that no refusal may echo.
+_MARK = "Qz"
+_CHARS = [
+    "a",
+    _MARK,
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "\x85",
+    "\x9f",
+    "\u2028",
+    "\ud800",
+    "\udfff",
+    "\U0001f600",
+    "\ufeff",
+    "\n",
+]
+
+
+def _strings(fair: list[str], hostile: list[str]) -> st.SearchStrategy[str]:
+    """JSON strings, mostly fair (so that whole bodies pass and the one call keeps them), some hostile, escaped
+    (\\u0000, lone \\ud800) or written as they are (invalid UTF-8 for a lone surrogate)."""
+    fair_text = st.lists(st.sampled_from(fair), max_size=3).map("".join)
+    hostile_text = st.lists(st.sampled_from(hostile), max_size=5).map("".join)
+    return st.one_of(
+        *[fair_text.map(json.dumps)] * 6,
+        fair_text.map(lambda t: json.dumps(t, ensure_ascii=False)),
+        hostile_text.map(json.dumps),
+        hostile_text.map(lambda t: json.dumps(t, ensure_ascii=False)),
+    )
+
+
+_FAIR = ["a", "é", "\U0001f600", "\u2028"]
+_RAW_STRING = _strings([*_FAIR, _MARK], _CHARS)
+_NAME_STRING = _strings(_FAIR, [c for c in _CHARS if c != _MARK])  # a name is shown, cut short: never the mark
+_RAW_VALUE = st.one_of(
+    *[_RAW_STRING] * 8,
+    st.sampled_from(["null", "1", "-0", "1e400", "123456789012345678901234567890", "true", "{}", "[]"]),
+)
+_RAW_NAME = st.one_of(
+    *[_NAME_STRING] * 8, st.sampled_from(['"autoremedy_playbook"', '"autoremedy_requested_by"', '"ab"'])
+)
+_RAW_TIME = st.one_of(
+    *[st.just('"2026-11-26T22:15:01Z"')] * 4,
+    st.sampled_from(
+        [
+            '"2026-11-26t22:15:01z"', '"2026-11-26T22:15:01"', '"2026-11-26T22:15:01.123456789Z"',
+            '"0001-01-01T00:30:00+01:00"', '"0001-01-01T00:30:00-01:00"', '"9998-12-31T23:30:00-01:00"',
+            '"9998-12-31T23:30:00+01:00"', '"9999-01-01T00:30:00+01:00"', '"0000-12-31T23:00:00-02:00"', "0",
+            "-62135596800", "253402300799", "253370764800", "1e400", "NaN", "null", '"2026-11-26T22:15:01+24:00"',
+        ]
+    ),
+)  # fmt: skip
+_RAW_FINGERPRINT = st.one_of(
+    *[st.just('"2211ebba9d7bd2f0"')] * 4, _RAW_STRING, st.sampled_from(['"abc"', "12", '"\\u0061"'])
+)
+
+
+def _raw_object(pairs: list[tuple[str, str]]) -> str:
+    return "{" + ",".join(f"{name}:{value}" for name, value in pairs) + "}"
+
+
+_RAW_ALERT = st.tuples(
+    st.lists(st.tuples(_RAW_NAME, _RAW_VALUE), max_size=5),
+    st.lists(st.tuples(_RAW_NAME, _RAW_VALUE), max_size=2),
+    _RAW_TIME,
+    st.one_of(st.none(), _RAW_TIME),
+    _RAW_FINGERPRINT,
+    st.lists(st.sampled_from(['"status":"resolved"', '"labels":{"ab":"a"}', '"fingerprint":"x-y"']), max_size=1),
+).map(
+    lambda a: _raw_object(
+        [
+            ('"status"', '"firing"'),
+            ('"labels"', _raw_object(a[0])),
+            ('"annotations"', _raw_object(a[1])),
+            ('"startsAt"', a[2]),
+            *([('"endsAt"', a[3])] if a[3] is not None else []),
+            ('"fingerprint"', a[4]),
+            *(tuple(extra.split(":", 1)) for extra in a[5]),  # a key again, later in the object: the last one counts
+        ]
+    )
+)
+
+
+def _raw_body(alerts: list[str], encoding: str) -> bytes:
+    text = '{"version":"4","status":"firing","receiver":"r","alerts":[' + ",".join(alerts) + "]}"
+    if encoding == "bom":
+        return b"\xef\xbb\xbf" + text.encode("utf-8", "surrogatepass")
+    return text.encode(encoding, "surrogatepass")
+
+
+@settings(max_examples=600, derandomize=True, deadline=None)
+@given(
+    alerts=st.lists(_RAW_ALERT, min_size=1, max_size=3), encoding=st.sampled_from(["utf-8"] * 14 + ["bom", "utf-16"])
+)
+def test_a_hand_written_hostile_body_is_kept_or_refused_in_one_call_as_alert_by_alert(
+    alerts: list[str], encoding: str
+) -> None:
+    limits = WebhookLimits(labels_per_alert=3, label_name_length=3, value_length=4)
+    body = _raw_body(alerts, encoding)
+    try:
+        one_by_one = _alert_by_alert(body, limits)
+    except InvalidWebhook as refused:
+        with pytest.raises(InvalidWebhook) as also:
+            parse_webhook(body, limits)
+        assert also.value.problems == refused.problems
+        return
+    at_once = parse_webhook(body, limits)
+    assert at_once.positions == one_by_one.positions
+    assert [a.model_dump() for a in at_once.payload.alerts] == [a.model_dump() for a in one_by_one.payload.alerts]
+    assert at_once.problems == one_by_one.problems
+    assert not any(_MARK in p.message for p in at_once.problems)  # a refusal never echoes a value
+    for alert in at_once.payload.alerts:  # what is kept is text without control characters, within the limits
+        texts = [*alert.labels, *alert.labels.values(), *alert.annotations, alert.fingerprint]
+        assert all(isinstance(t, str) and not re.search("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", t) for t in texts)
+        assert len(alert.labels) <= 3 and all(len(v) <= 4 for v in alert.labels.values())
 
 
 def test_a_refused_string_is_named_in_words_without_its_value() -> None:

@@ -19,6 +19,7 @@ _TAG = re.compile(r"\{[{%#]")
 _WHOLE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 _PATTERN_PORT = re.compile(r"(?P<glob>.*):(?P<port>\d+)")
 _LITERAL_PORT = re.compile(r":(\d+)\Z")
+_WRITTEN_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 LINK_LOCAL_NETWORKS: Final = (
     ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local: AWS/GCP/Azure/OpenStack metadata, ECS task roles
     ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
@@ -87,9 +88,24 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return ip.ipv4_mapped or ip.sixtofour
 
 
-@lru_cache(maxsize=4096)  # every run of a playbook asks about the same URLs, at decision and at execution
+REMEMBERED_URL_LENGTH: Final = 2048
+"""URLs up to this long have their check remembered; a longer one (labels can make it megabytes) is checked afresh,
+so that hostile labels cannot pin thousands of long URLs in memory."""
+
+
 def url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
     """Why `rendered` (from `template`) must not be called, or None."""
+    if len(rendered) + len(template) <= REMEMBERED_URL_LENGTH:
+        return _remembered_url_refusal(template, rendered, policy)
+    return _url_refusal(template, rendered, policy)
+
+
+@lru_cache(maxsize=4096)  # every run of a playbook asks about the same URLs, at decision and at execution
+def _remembered_url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
+    return _url_refusal(template, rendered, policy)
+
+
+def _url_refusal(template: str, rendered: str, policy: UrlPolicy) -> str | None:
     try:
         parts = urlsplit(rendered.strip())
         host, port = (parts.hostname or "").lower(), parts.port
@@ -139,11 +155,17 @@ def _pattern_port(pattern: str) -> int | None:
 
 
 def _written_port(template: str) -> int | None:
-    """The port a template writes literally at the end of the authority it builds (`http://{{ svc }}.ns:8080/`)."""
-    if "://" not in _WHOLE_TAG.sub("", template):
+    """The port a template writes literally at the end of the authority it builds (`http://{{ svc }}.ns:8080/`).
+
+    Only after a scheme the template writes itself: a tag before the `://` may render a whole authority, and then a
+    port written further on (`{{ base }}/cb?next=https://x:8443/`) is not the port of the host the tag built."""
+    found_scheme = _WRITTEN_SCHEME.match(template)
+    if found_scheme is None:
         return None
-    after = _WHOLE_TAG.sub("\x00", template).split("://", 1)[1]
+    after = _WHOLE_TAG.sub("\x00", template[found_scheme.end() :])
     authority = re.split(r"[/?#]", after, maxsplit=1)[0]
+    if "@" in authority:  # the port of a host the template writes after user info, not of one a tag builds
+        return None
     found = _LITERAL_PORT.search(authority)
     return int(found.group(1)) if found else None
 

@@ -149,7 +149,7 @@ class Decider:
             claimed, self._claimed = self._claimed, []
             by_id = {event.id: event for event in events}
             plans, self._plans = self._plans, {}
-            prepared = [(run, Prepared(by_id.get(run.event_id), plans.get(run.id))) for run in claimed]
+            prepared = [(run, Prepared(by_id.get(run.event_id), plans.get(run.id), ruleset)) for run in claimed]
             self.runner.hand_over(prepared, reserved=reserved)
         await self._account(recorded, claimed={run.id for run in claimed})
         self._metrics.decide_batch_duration.observe(time.perf_counter() - started)

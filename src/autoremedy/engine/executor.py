@@ -58,6 +58,8 @@ class Prepared:
 
     event: AlertEvent | None = None
     plan: Plan | None = None
+    ruleset: Ruleset | None = None
+    """The ruleset the plan was rendered by: a reload since (another one in force) renders the plan again."""
 
 
 NOTHING_PREPARED = Prepared()
@@ -92,7 +94,8 @@ class Executor:
         `start_recorded`: `run` is as its claim returned it, which recorded the first step's start (fenced by the
         claim), so that start is not written again. `prepared`: what the decider that just decided the run has for
         it (its event, the plan it rendered), so the event is not read and the playbook not rendered again."""
-        plan = _prepared_plan(run, prepared.plan) or await self._replan(run, ruleset, prepared.event)
+        handed = prepared.plan if prepared.ruleset is ruleset else None  # a reload since: its rules decide
+        plan = _prepared_plan(run, handed) or await self._replan(run, ruleset, prepared.event)
         if isinstance(plan, RunVerdict):
             return _unstarted(run, plan) if start_recorded else plan
         claimed_start = start_recorded

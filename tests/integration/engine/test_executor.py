@@ -169,12 +169,27 @@ async def test_a_plan_the_decider_hands_over_is_executed_as_rendered_and_another
     ]
     async with engine_parts(tmp_path, playbooks) as engine:
         run = await engine.claimed_run("handed")
-        mine = Prepared(plan=_plan_of(run, key="from-the-decider"))
+        mine = Prepared(plan=_plan_of(run, key="from-the-decider"), ruleset=engine.ruleset)
         verdict = await engine.executor.execute(run, engine.ruleset, prepared=mine, start_recorded=True)
         assert verdict.status is RunStatus.SUCCEEDED
         assert engine.script.calls == {"from-the-decider": 1}  # not rendered again
         again = await engine.claimed_run("mismatched")
-        other = Prepared(plan=_plan_of(again, key="from-the-decider", rule="another-rule"))
+        other = Prepared(plan=_plan_of(again, key="from-the-decider", rule="another-rule"), ruleset=engine.ruleset)
         verdict = await engine.executor.execute(again, engine.ruleset, prepared=other, start_recorded=True)
         assert verdict.status is RunStatus.SUCCEEDED
         assert engine.script.calls == {"from-the-decider": 1, "as-recorded": 1}  # rendered from the playbook
+
+
+async def test_a_handed_over_plan_is_not_executed_when_a_reload_replaced_the_ruleset_it_was_rendered_by(
+    tmp_path: Path,
+) -> None:
+    # The decider renders the plan, commits, hands it over; a reload between that and the worker's start (an
+    # operator removing a rule in a hurry, or changing a step's inputs) must win, as it did when the worker rendered.
+    playbooks = [{"name": "reloaded", "target": "t", "steps": [_step("as-decided")]}]
+    async with engine_parts(tmp_path, playbooks) as engine:
+        run = await engine.claimed_run("reloaded")
+        handed = Prepared(plan=_plan_of(run, key="as-decided"), ruleset=engine.ruleset)
+        removed = dataclasses.replace(engine.ruleset, rules=())  # the reload removed the rule meanwhile
+        verdict = await engine.executor.execute(run, removed, prepared=handed, start_recorded=True)
+        assert verdict.status is RunStatus.FAILED and "no longer exists" in verdict.reason
+        assert engine.script.calls == {}  # the stale plan did not run
