@@ -167,7 +167,9 @@ def test_literal_authority(template: str, authority: str | None) -> None:
     assert literal_authority(template) == authority
 
 
-POLICY = UrlPolicy(allowed_hosts=("*.hooks.example.com", "api-prod.example.com", "alt.example.com:8443"))
+POLICY = UrlPolicy(
+    allowed_hosts=("*.hooks.example.com", "api-prod.example.com", "alt.example.com:8443", "fd00:*:1", "[fd00::9]:8443")
+)
 
 URL_CASES = [
     pytest.param("https://api.example.com{{ p }}", "https://api.example.com/v1/x", None, id="literal-host-ok"),
@@ -216,6 +218,10 @@ URL_CASES = [
     pytest.param("https://{{ h }}/", "https://alt.example.com:8443/", None, id="port-in-pattern"),
     pytest.param("https://{{ h }}/", "https://alt.example.com:8444/", "port 8444", id="other-port-than-pattern"),
     pytest.param("http://[{{ h }}]:8080/", "http://[fd00::5]:8080/", "matches no", id="ipv6-not-allowed"),
+    # An unbracketed IPv6 pattern is an address, not a host and a port: `fd00:*:1` is not `fd00:*` on port 1.
+    pytest.param("http://[{{ h }}]/", "http://[fd00::7]:1/", "matches no", id="ipv6-pattern-is-no-port"),
+    pytest.param("http://[{{ h }}]/", "http://[fd00::5:1]/", None, id="ipv6-pattern-glob"),
+    pytest.param("http://[{{ h }}]/", "http://[fd00::9]:8443/", None, id="bracketed-ipv6-pattern-port"),
     pytest.param("http://169.254.169.254/latest/", "http://169.254.169.254/latest/", "link-local", id="metadata"),
     pytest.param("http://{{ h }}/", "http://[fd00:ec2::254]/", "link-local", id="metadata-v6"),
     pytest.param("http://{{ h }}/", "http://[::ffff:169.254.169.254]/", "link-local", id="mapped-metadata"),

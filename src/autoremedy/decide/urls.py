@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 
 _TAG = re.compile(r"\{[{%#]")
 _WHOLE_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-_PATTERN_PORT = re.compile(r"(?P<glob>.*):(?P<port>\d+)")
+# A port after a name, an IPv4 address or a bracketed IPv6 one: `fd00::5` is an address, not `fd00:` port 5.
+_PATTERN_PORT = re.compile(r"(?P<glob>[^:\[\]]*|\[[^\]]*\]):(?P<port>\d+)")
 _LITERAL_PORT = re.compile(r":(\d+)\Z")
 _WRITTEN_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 LINK_LOCAL_NETWORKS: Final = (
@@ -146,7 +147,7 @@ def _host_refusal(template: str, host: str, port: int | None, *, bracketed: bool
 
 def _pattern_host(pattern: str) -> str:
     found = _PATTERN_PORT.fullmatch(pattern)
-    return (found.group("glob") if found else pattern).lower()
+    return (found.group("glob") if found else pattern).strip("[]").lower()
 
 
 def _pattern_port(pattern: str) -> int | None:
