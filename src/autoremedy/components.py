@@ -19,6 +19,7 @@ from autoremedy.config.ruleset import load_ruleset
 from autoremedy.config.secrets import configured_secrets, templating_for
 from autoremedy.config.settings import Settings
 from autoremedy.control.credentials import slack_identities
+from autoremedy.control.limiter import FailedSignIns
 from autoremedy.control.service import ControlService
 from autoremedy.decide.guardrails import compile_window
 from autoremedy.decide.planning import Ruleset, matching_rules
@@ -238,6 +239,10 @@ def build_http_app(
         rules=lambda: {c.rule.name: c.rule for c in rules.current.rules},
         verifies=lambda action: (spec := registry.get(action)) is not None and spec.verifies,
         clock=base.clock,
+        sign_ins=FailedSignIns(
+            max_failures=base.settings.server.auth.max_failures,
+            window=base.settings.server.auth.failure_window,
+        ),
     )
     return build_app(services)
 

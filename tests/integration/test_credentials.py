@@ -276,6 +276,20 @@ async def test_the_requester_cannot_approve_with_a_token_of_theirs_nor_with_one_
     assert [a.actor for a in audit if a.kind == "approved"] == ["token:approver-cli"]
 
 
+async def test_an_address_that_keeps_failing_to_sign_in_waits_on_the_api_and_the_console(
+    start_daemon: StartDaemon,
+) -> None:
+    d = await start(start_daemon, max_failures=3, failure_window="1h")
+    for _ in range(3):
+        assert (await call(d, "GET", "/api/v1/status", None, basic("carol", "guess")))[0] == 401
+    status, answer = await call(d, "GET", "/api/v1/status", None, bearer(OPS))  # even the right token waits
+    assert status == 429 and "too many failed sign-ins from 127.0.0.1" in answer["error"], answer
+    form = {"user": "carol", "secret": "carol-pw", "next": "/ui/runs"}
+    async with d.http.post(f"{d.url}/ui/login", data=form, headers={"Origin": d.url}, allow_redirects=False) as r:
+        assert r.status == 429 and int(r.headers["Retry-After"]) > 3500
+        assert "Too many failed sign-ins" in await r.text()
+
+
 async def autoremedy_cli(d: RunningDaemon, *args: str, token: str | None = None) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOREMEDY_")}
     if token is not None:

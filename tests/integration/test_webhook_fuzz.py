@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 
 from autoremedy.app import Daemon
 from autoremedy.config.settings import Settings, load_settings
-from tests.support.inprocess import DEMO_RULE, LOG_PLAYBOOK, TOKEN, fixture_payload, fresh_database, write_config
+from tests.support.inprocess import (
+    DEMO_RULE,
+    FULL_AUTH,
+    LOG_PLAYBOOK,
+    TOKEN,
+    fixture_payload,
+    fresh_database,
+    write_config,
+)
 from tests.support.postgres import PostgresServer
 
 FIRING = fixture_payload("firing.json")
@@ -91,7 +99,10 @@ def daemon(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     root: Path = tmp_path_factory.mktemp(f"fuzzed-daemon-{request.param}")
     # Backpressure is not under test: room for everything the examples store.
     # A body cut short is answered after server.body_timeout: short, so such examples stay quick.
-    extra: dict[str, Any] = {"engine": {"max_queue_depth": 10**6}, "server": {"body_timeout": "1s"}}
+    # The fuzz sends wrong credentials on purpose, thousands of times from one address: no waiting for it here
+    # (the limit itself: test_credentials.py).
+    auth = {**FULL_AUTH, "max_failures": 10**6}
+    extra: dict[str, Any] = {"engine": {"max_queue_depth": 10**6}, "server": {"body_timeout": "1s", "auth": auth}}
     if request.param == "postgresql":
         server: PostgresServer = request.getfixturevalue("shared_postgres")
         extra["store"] = {"url": asyncio.run(fresh_database(server))}

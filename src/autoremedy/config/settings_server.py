@@ -92,6 +92,13 @@ class AuthSettings(_Section):
         description="serve without credentials on a non-loopback address (anonymous callers get ingest and read)",
     )
     protect_metrics: bool = Field(default=False, description="GET /metrics needs a credential with the read scope")
+    max_failures: int = Field(
+        default=10, ge=1, description="failed sign-ins (API or console) from one address before it must wait"
+    )
+    failure_window: Duration = Field(
+        default=timedelta(minutes=10),
+        description="how long a failed sign-in counts; an address over max_failures waits until its oldest leaves",
+    )
 
     @property
     def has_credentials(self) -> bool:

@@ -3,6 +3,7 @@ last five go through the control service, which checks the scope and the approve
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from aiohttp import web
@@ -34,10 +35,18 @@ async def login(request: web.Request) -> web.StreamResponse:
     user = text_field(form, "user", limit=200) or None
     secret = form.get("secret")
     target = safe_next(text_field(form, "next", limit=2000))
+    client, now = request.remote or "unknown", services.clock.now()
+    wait = services.sign_ins.retry_after(client, now)
+    if wait is not None:
+        problem = f"Too many failed sign-ins from {client}: try again in {math.ceil(wait)} seconds."
+        response = page("login.html", status=429, title="Sign in", next=target, problem=problem, signed_in=None)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
     principal = None
     if isinstance(secret, str) and 0 < len(secret) <= SECRET_MAX:
         principal = authenticate_login(user, secret, services.settings.server.auth)
     if principal is None:
+        services.sign_ins.failed(client, now)
         problem = "Sign-in failed: unknown token, or wrong user or password."
         return page("login.html", status=401, title="Sign in", next=target, problem=problem, signed_in=None)
     if not principal.has(Scope.READ):

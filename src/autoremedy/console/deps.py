@@ -9,6 +9,7 @@ from typing import Protocol
 from aiohttp import web
 
 from autoremedy.config.settings import Settings
+from autoremedy.control.limiter import FailedSignIns
 from autoremedy.control.service import ControlService
 from autoremedy.models.clock import Clock
 from autoremedy.models.rules import Rule
@@ -24,6 +25,11 @@ class ConsoleServices(Protocol):
 
     @property
     def control(self) -> ControlService: ...
+
+    @property
+    def sign_ins(self) -> FailedSignIns:
+        """Failed sign-ins per client address (shared with the API's credentials)."""
+        ...
 
     @property
     def rules(self) -> Callable[[], Mapping[str, Rule]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import time
 import uuid
 from collections import Counter
@@ -134,6 +135,14 @@ def is_local_host(host: str) -> bool:
     return True
 
 
+def too_many_failures(client: str, wait: float) -> web.Response:
+    """429 for an address over server.auth.max_failures (control/limiter.py)."""
+    seconds = math.ceil(wait)
+    response = error_response(429, f"too many failed sign-ins from {client}: retry in {seconds} s")
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 def _unavailable(message: str = "store unavailable, retry later") -> web.Response:
     response = error_response(503, message)
     response.headers["Retry-After"] = RETRY_AFTER_SECONDS
@@ -142,8 +151,14 @@ def _unavailable(message: str = "store unavailable, retry later") -> web.Respons
 
 def _authenticated(handler: Handler, scope: Scope) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
-        principal = authenticate(request.headers.get("Authorization"), request.app[SERVICES].settings.server.auth)
+        services = request.app[SERVICES]
+        client, now = request.remote or "unknown", services.clock.now()
+        wait = services.sign_ins.retry_after(client, now)
+        if wait is not None:
+            return too_many_failures(client, wait)
+        principal = authenticate(request.headers.get("Authorization"), services.settings.server.auth)
         if principal is None:
+            services.sign_ins.failed(client, now)
             response = error_response(401, "missing or invalid credentials")
             response.headers["WWW-Authenticate"] = 'Bearer realm="autoremedy"'
             return response
