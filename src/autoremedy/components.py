@@ -239,10 +239,7 @@ def build_http_app(
         rules=lambda: {c.rule.name: c.rule for c in rules.current.rules},
         verifies=lambda action: (spec := registry.get(action)) is not None and spec.verifies,
         clock=base.clock,
-        sign_ins=FailedSignIns(
-            max_failures=base.settings.server.auth.max_failures,
-            window=base.settings.server.auth.failure_window,
-        ),
+        sign_ins=FailedSignIns.for_auth(base.settings.server.auth),
     )
     return build_app(services)
 

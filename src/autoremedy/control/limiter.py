@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 
+from autoremedy.config.settings_server import AuthSettings
+
 
 class FailedSignIns:
     def __init__(self, *, max_failures: int, window: timedelta, max_clients: int = 10_000) -> None:
@@ -20,6 +22,11 @@ class FailedSignIns:
         self._window = window
         self._max_clients = max_clients
         self._failures: dict[str, deque[datetime]] = {}
+
+    @classmethod
+    def for_auth(cls, auth: AuthSettings) -> FailedSignIns:
+        """The limits server.auth sets (max_failures within failure_window)."""
+        return cls(max_failures=auth.max_failures, window=auth.failure_window)
 
     def retry_after(self, client: str, now: datetime) -> float | None:
         """Seconds until this client may try again, or None: it may now."""

@@ -94,8 +94,7 @@ class Executor:
         `start_recorded`: `run` is as its claim returned it, which recorded the first step's start (fenced by the
         claim), so that start is not written again. `prepared`: what the decider that just decided the run has for
         it (its event, the plan it rendered), so the event is not read and the playbook not rendered again."""
-        handed = prepared.plan if prepared.ruleset is ruleset else None  # a reload since: its rules decide
-        plan = _prepared_plan(run, handed) or await self._replan(run, ruleset, prepared.event)
+        plan = _prepared_plan(run, prepared, ruleset) or await self._replan(run, ruleset, prepared.event)
         if isinstance(plan, RunVerdict):
             return _unstarted(run, plan) if start_recorded else plan
         claimed_start = start_recorded
@@ -265,9 +264,13 @@ def _attempt_limit(spec: ActionSpec, inputs: object, timeout: float) -> float:
     return timeout
 
 
-def _prepared_plan(run: Run, plan: Plan | None) -> Plan | None:
-    """The decider's plan when it is this run's (rule, playbook and steps as recorded), else None: render again."""
-    if plan is None or plan.error is not None or (plan.rule, plan.playbook) != (run.rule, run.playbook):
+def _prepared_plan(run: Run, prepared: Prepared, ruleset: Ruleset) -> Plan | None:
+    """The decider's plan when it is this run's (rule, playbook and steps as recorded) and the ruleset it was
+    rendered by is still in force, else None: render again (after a reload its rules decide)."""
+    plan = prepared.plan
+    if plan is None or prepared.ruleset is not ruleset or plan.error is not None:
+        return None
+    if (plan.rule, plan.playbook) != (run.rule, run.playbook):
         return None
     return plan if [s.action for s in plan.steps] == [s.action for s in run.steps] else None
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from autoremedy.clock import SYSTEM_CLOCK
 from autoremedy.config.settings import Settings
+from autoremedy.config.settings_server import AuthSettings
 from autoremedy.control.credentials import Principal
 from autoremedy.control.limiter import FailedSignIns
 from autoremedy.control.service import ControlService
@@ -48,9 +48,7 @@ class Services:
     """Whether an action checks that a remediation worked (ActionSpec.verifies), for the console's run page."""
     clock: Clock = SYSTEM_CLOCK
     """Where the HTTP, chat and console code read the time (the Slack replay window, sessions, audit records)."""
-    sign_ins: FailedSignIns = field(
-        default_factory=lambda: FailedSignIns(max_failures=10, window=timedelta(minutes=10))
-    )
+    sign_ins: FailedSignIns = field(default_factory=lambda: FailedSignIns.for_auth(AuthSettings()))
     """Failed sign-ins per client address, for the API's credentials and the console's sign-in."""
 
 
